@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Sammen builds, tests and runs with (idempotent).
+# Needs root (or sudo) on Debian bookworm.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libwebsockets-dev libsqlite3-dev libsodium-dev libmsgpack-dev
+      libjansson-dev libcmocka-dev sqlite3 valgrind)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "Installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

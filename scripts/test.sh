@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   1. the normal build and the whole CTest suite (unit, MLS vectors, integration, corpus replay)
+#   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. every libFuzzer target for SAMMEN_FUZZ_SECONDS (default 20) each
+# Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+JOBS=$(nproc)
+FUZZ_SECONDS=${SAMMEN_FUZZ_SECONDS:-20}
+
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+echo "== test"
+(cd build && ctest --output-on-failure -j"$JOBS")
+
+echo "== build (ASan+UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSAMMEN_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$JOBS"
+echo "== test (ASan+UBSan)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$JOBS")
+
+echo "== fuzz (${FUZZ_SECONDS}s per target)"
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+  -DSAMMEN_FUZZ=ON -DSAMMEN_TESTS=OFF -DSAMMEN_FUZZ_SECONDS="$FUZZ_SECONDS" >/dev/null
+cmake --build build-fuzz -j"$JOBS"
+(cd build-fuzz && ctest --output-on-failure -j"$JOBS")
+echo "== all tests passed"
