@@ -484,6 +484,9 @@ int mls_group_context_parse(const uint8_t *buf, size_t len, struct mls_group_con
 int mls_leaf_node_parse(const uint8_t *buf, size_t len, struct mls_leaf_node *out);
 int mls_proposal_parse(const uint8_t *buf, size_t len, struct mls_proposal *out);
 int mls_commit_parse(const uint8_t *buf, size_t len, struct mls_commit *out);
+int mls_required_capabilities_parse(const uint8_t *buf, size_t len,
+                                    struct mls_required_capabilities *out);
+int mls_external_senders_parse(const uint8_t *buf, size_t len, struct mls_external_senders *out);
 
 /* ---- deep copies (for keeping a decoded structure in long-lived state) --
  * Each returns 0 or ERR_NOMEM (then *dst is zeroed). dst must be zeroed or
