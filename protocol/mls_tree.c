@@ -692,6 +692,12 @@ static int check_leaf_against_tree(const struct mls_tree *t, const struct mls_le
     return 0;
 }
 
+int mls_tree_leaf_node_check(const struct mls_leaf_node *ln, uint8_t source, uint32_t leaf,
+                             const uint8_t *group_id, size_t group_id_len)
+{
+    return check_leaf_alone(ln, source, leaf, group_id, group_id_len);
+}
+
 int mls_tree_validate_leaf(const struct mls_tree *t, const struct mls_leaf_node *ln,
                            uint8_t source, uint32_t leaf, const uint8_t *group_id,
                            size_t group_id_len)

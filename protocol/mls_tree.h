@@ -101,6 +101,15 @@ int mls_tree_verify_parent_hashes(const struct mls_tree *t);
  * ERR_CRYPTO (a bad signature), ERR_NOMEM. */
 int mls_tree_validate(const struct mls_tree *t, const uint8_t *group_id, size_t group_id_len);
 
+/* The checks of one LeafNode that need no tree (§7.3): source equals
+ * `source`; key sizes; capabilities list MLS 1.0, suite 3, the leaf's own
+ * credential type and its non-default extension types; extensions unique;
+ * signature by its signature_key over LeafNodeTBS (with group_id and leaf
+ * for update/commit sources; ignored, may be NULL/0, for key_package).
+ * 0, ERR_INVALID, ERR_CRYPTO, ERR_NOMEM. */
+int mls_tree_leaf_node_check(const struct mls_leaf_node *ln, uint8_t source, uint32_t leaf,
+                             const uint8_t *group_id, size_t group_id_len);
+
 /* Validates one LeafNode about to enter the tree at `leaf` (§7.3) for
  * `source` (enum mls_leaf_node_source): source matches; signature (group_id
  * and leaf used for update/commit); capabilities as in mls_tree_validate

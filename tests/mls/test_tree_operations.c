@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "crypto.h"
 #include "err.h"
 #include "mls_struct.h"
 #include "mls_tree.h"
@@ -236,6 +237,8 @@ static void update_path_rejects(void **state)
 
 int main(void)
 {
+    if (crypto_init() != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tree_operations_vectors),
         cmocka_unit_test(treekem_public_paths),

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "crypto.h"
 #include "err.h"
 #include "mls_tree.h"
 #include "vectors.h"
@@ -163,6 +164,8 @@ static void tree_validation_detects_tampering(void **state)
 
 int main(void)
 {
+    if (crypto_init() != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tree_validation_vectors),
         cmocka_unit_test(tree_validation_detects_tampering),
