@@ -1,0 +1,67 @@
+/*
+ * cli.h: shared state of the `sammen` command-line client.
+ *
+ * main.c holds the command table and the conventions every command
+ * follows (exit status 0 / 1 / 2, messages on stderr, with --json one JSON
+ * document on stdout). cmd.c holds the command handlers; each one either
+ * calls cli_ok() with its JSON result or cli_fail*() with an error, and
+ * returns the exit status they give.
+ */
+#ifndef SAMMEN_CLI_H
+#define SAMMEN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "client.h"
+#include "client_args.h"
+#include "client_profile.h"
+
+#define CLI_TIMEOUT_MS 10000
+
+enum cli_exit { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+struct cli {
+    struct client_args args;
+    bool json;
+    const char *profile_dir;
+    const char *server; /* --server, or NULL */
+    const char *passphrase; /* SAMMEN_PASSPHRASE or NULL */
+    int timeout_ms;
+    struct client_profile prof;
+    struct client_ctx *ctx;
+    struct client_conn *conn;
+};
+
+/* Prints result (human form: one "key: value" line per field, arrays
+ * joined) or, with --json, the JSON document; takes the reference. Returns
+ * CLI_OK. */
+int cli_ok(struct cli *cli, json_t *result);
+/* Prints an error (code: a stable string such as "not_found" or "usage")
+ * to stderr, and with --json as {"error": {"code", "message"}} on stdout
+ * and stderr. Returns CLI_FAIL, or CLI_USAGE when code is "usage". */
+int cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same for a server's error response. */
+int cli_fail_reply(struct cli *cli, const struct client_frame *reply, int rc, const char *what);
+
+/* Converts a decoded msgpack map to a JSON object (bin values become
+ * lowercase hex strings). Returns a new reference or NULL. */
+json_t *cli_json_from_map(const struct wire_map *m);
+
+/* Command handlers (cmd.c). */
+int cmd_enroll(struct cli *cli);
+int cmd_whoami(struct cli *cli);
+int cmd_devices(struct cli *cli);
+int cmd_devices_revoke(struct cli *cli);
+int cmd_link_device(struct cli *cli);
+int cmd_admin_invite(struct cli *cli);
+int cmd_admin_department_add(struct cli *cli);
+int cmd_admin_association_add(struct cli *cli);
+int cmd_admin_departments(struct cli *cli);
+int cmd_admin_assign(struct cli *cli);
+int cmd_admin_unassign(struct cli *cli);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * main.c: `sammen`, the command-line client. Start at the command table
+ * below: each row is a command (its words, arguments, options, handler);
+ * main() parses argv against it (options anywhere after the command) and
+ * runs the handler. Output conventions are in cli_ok() / cli_fail().
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+#include "client_sync.h"
+#include "err.h"
+
+static const char *const globals[] = {"server=", "profile=", "json", "timeout=", NULL};
+static const char *const opt_enroll[] = {"label=", NULL};
+static const char *const opt_invite[] = {"role=", "name=", "department=", "association=", NULL};
+static const char *const req_invite[] = {"role", "name", NULL};
+static const char *const opt_assign[] = {"staff=", "department=", NULL};
+static const char *const req_assign[] = {"staff", "department", NULL};
+
+static int (*const handlers[])(struct cli *) = {
+    cmd_enroll,       cmd_whoami,          cmd_devices,
+    cmd_devices_revoke, cmd_link_device,   cmd_admin_invite,
+    cmd_admin_department_add, cmd_admin_association_add, cmd_admin_departments,
+    cmd_admin_assign, cmd_admin_unassign,
+};
+
+/* One row per command; tag indexes handlers[]. Issue 5's commands (thread,
+ * consent, invite relative, proxy, breakglass, agreement, ...) are rows. */
+static const struct client_cmd commands[] = {
+    {"enroll", "CODE [--label L]", 1, 1, opt_enroll, NULL,
+     "enroll this profile's device with an invitation or link code", 0},
+    {"whoami", "", 0, 0, NULL, NULL, "show this device's identity, role and departments", 1},
+    {"devices", "", 0, 0, NULL, NULL, "list this identity's devices", 2},
+    {"devices revoke", "DEVICE", 1, 1, NULL, NULL, "revoke one of this identity's devices", 3},
+    {"link-device", "", 0, 0, NULL, NULL, "make a short-lived code to enroll another device", 4},
+    {"admin invite",
+     "--role staff|citizen|volunteer|admin --name N [--department D] [--association A]", 0, 0,
+     opt_invite, req_invite, "invite a person (prints a one-time enrollment code)", 5},
+    {"admin department add", "D", 1, 1, NULL, NULL, "add a department", 6},
+    {"admin association add", "A", 1, 1, NULL, NULL, "add a volunteer association", 7},
+    {"admin departments", "", 0, 0, NULL, NULL, "list departments and associations", 8},
+    {"admin assign", "--staff ID --department D", 0, 0, opt_assign, req_assign,
+     "assign a staff member to a department", 9},
+    {"admin unassign", "--staff ID --department D", 0, 0, opt_assign, req_assign,
+     "remove a staff member from a department", 10},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sammen [--server URL] [--profile DIR] [--json] [--timeout S] COMMAND ...\n"
+               "Options may stand anywhere; identities are name@domain (a bare name means this\n"
+               "server's domain). SAMMEN_PASSPHRASE encrypts the device key.\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %s %s\n      %s\n", commands[i].words, commands[i].usage,
+                commands[i].help);
+}
+
+int cli_ok(struct cli *cli, json_t *result)
+{
+    if (cli->json) {
+        json_dumpf(result, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(result, key, v) {
+            if (json_is_array(v)) {
+                size_t i;
+                json_t *item;
+                bool objects = json_array_size(v) > 0 && json_is_object(json_array_get(v, 0));
+                if (objects) {
+                    printf("%s:\n", key);
+                    json_array_foreach(v, i, item) {
+                        char *s = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+                        printf("  %s\n", s ? s : "?");
+                        free(s);
+                    }
+                    continue;
+                }
+                printf("%s:", key);
+                json_array_foreach(v, i, item) {
+                    if (json_is_string(item))
+                        printf("%s %s", i ? "," : "", json_string_value(item));
+                }
+                printf("\n");
+            } else if (json_is_string(v)) {
+                printf("%s: %s\n", key, json_string_value(v));
+            } else {
+                char *s = json_dumps(v, JSON_ENCODE_ANY);
+                printf("%s: %s\n", key, s ? s : "?");
+                free(s);
+            }
+        }
+    }
+    fflush(stdout);
+    json_decref(result);
+    return CLI_OK;
+}
+
+int cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (cli && cli->json) {
+        json_t *doc = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+        if (doc) {
+            json_dumpf(doc, stdout, JSON_COMPACT);
+            fputc('\n', stdout);
+            json_dumpf(doc, stderr, JSON_COMPACT);
+            fputc('\n', stderr);
+            json_decref(doc);
+        }
+    } else {
+        fprintf(stderr, "sammen: %s\n", msg);
+    }
+    fflush(stdout);
+    return strcmp(code, "usage") == 0 ? CLI_USAGE : CLI_FAIL;
+}
+
+int cli_fail_reply(struct cli *cli, const struct client_frame *reply, int rc, const char *what)
+{
+    if (reply && reply->buf && !reply->msg.ok && reply->msg.kind == WIRE_RESPONSE)
+        return cli_fail(cli, reply->msg.name, "%s: %s (%.*s)", what, reply->msg.name,
+                        (int)(reply->msg.err_msg_len > 512 ? 512 : reply->msg.err_msg_len),
+                        reply->msg.err_msg ? reply->msg.err_msg : "");
+    if (rc == ERR_EXPIRED)
+        return cli_fail(cli, "timeout", "%s: no answer from the server in time", what);
+    if (rc == ERR_IO)
+        return cli_fail(cli, "io", "%s: the connection to the server failed or was closed",
+                        what);
+    return cli_fail(cli, err_str(rc), "%s: %s", what, err_str(rc));
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli;
+    char err[512], home_profile[PATH_MAX];
+    const char *v;
+    int rc;
+
+    memset(&cli, 0, sizeof(cli));
+    if (sodium_init() < 0)
+        return cli_fail(NULL, "internal", "libsodium failed to initialise");
+    /* --json is looked for first so that even a usage error is JSON */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            cli.json = true;
+    rc = client_args_parse(commands, NCOMMANDS, globals, argc, argv, &cli.args, err, sizeof(err));
+    if (rc != 0) {
+        if (!cli.json)
+            usage(stderr);
+        return cli_fail(&cli, "usage", "%s", err);
+    }
+    if (cli.args.help) {
+        if (cli.args.cmd)
+            printf("usage: sammen %s %s\n  %s\n", cli.args.cmd->words, cli.args.cmd->usage,
+                   cli.args.cmd->help);
+        else
+            usage(stdout);
+        return CLI_OK;
+    }
+    cli.server = client_args_get(&cli.args, "server");
+    cli.profile_dir = client_args_get(&cli.args, "profile");
+    if (!cli.profile_dir) {
+        const char *home = getenv("HOME");
+        if (!home || !*home)
+            return cli_fail(&cli, "usage", "no --profile given and HOME is not set");
+        if ((size_t)snprintf(home_profile, sizeof(home_profile), "%s/.sammen", home) >=
+            sizeof(home_profile))
+            return cli_fail(&cli, "usage", "HOME is too long");
+        cli.profile_dir = home_profile;
+    }
+    cli.timeout_ms = CLI_TIMEOUT_MS;
+    if ((v = client_args_get(&cli.args, "timeout")) != NULL) {
+        char *end;
+        long s = strtol(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || s < 1 || s > 3600)
+            return cli_fail(&cli, "usage", "--timeout takes 1..3600 seconds");
+        cli.timeout_ms = (int)s * 1000;
+    }
+    v = getenv("SAMMEN_PASSPHRASE");
+    cli.passphrase = v && *v ? v : NULL;
+
+    rc = handlers[cli.args.cmd->tag](&cli);
+
+    if (cli.conn) {
+        client_conn_close(cli.conn);
+        (void)client_sync_closed(cli.conn, 1000);
+        client_conn_free(cli.conn);
+    }
+    client_ctx_free(cli.ctx);
+    return rc;
+}

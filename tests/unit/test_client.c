@@ -1,0 +1,229 @@
+/* test_client.c: the client library's pure parts: the table-driven
+ * argument parser (with a table shaped like the CLI's), URL parsing, wire
+ * error code mapping, and the profile directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "client.h"
+#include "client_args.h"
+#include "client_profile.h"
+#include "err.h"
+
+static const char *const globals[] = {"server=", "profile=", "json", NULL};
+static const char *const opt_invite[] = {"role=", "name=", "department=", NULL};
+static const char *const req_invite[] = {"role", "name", NULL};
+static const struct client_cmd table[] = {
+    {"enroll", "CODE", 1, 1, NULL, NULL, "", 0},
+    {"devices", "", 0, 0, NULL, NULL, "", 1},
+    {"devices revoke", "DEVICE", 1, 1, NULL, NULL, "", 2},
+    {"admin invite", "", 0, 0, opt_invite, req_invite, "", 3},
+    {"admin department add", "D", 1, 1, NULL, NULL, "", 4},
+    {"admin departments", "", 0, 0, NULL, NULL, "", 5},
+};
+#define N (sizeof(table) / sizeof(table[0]))
+
+static int parse(struct client_args *a, char *err, size_t cap, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, cap);
+    argv[argc++] = (char *)"sammen";
+    for (char *s; (s = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = s;
+    va_end(ap);
+    return client_args_parse(table, N, globals, argc, argv, a, err, cap);
+}
+
+static void args_commands(void **state)
+{
+    (void)state;
+    struct client_args a;
+    char err[256];
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--server", "ws://x:1", "--profile", "/p",
+                           "enroll", "abcde", NULL), 0);
+    assert_int_equal(a.cmd->tag, 0);
+    assert_int_equal(a.npos, 1);
+    assert_string_equal(a.pos[0], "abcde");
+    assert_string_equal(client_args_get(&a, "server"), "ws://x:1");
+    assert_string_equal(client_args_get(&a, "profile"), "/p");
+    assert_null(client_args_get(&a, "json"));
+
+    /* longest match: "devices revoke" rather than "devices" + argument */
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "revoke", "d_1", "--json", NULL), 0);
+    assert_int_equal(a.cmd->tag, 2);
+    assert_string_equal(a.pos[0], "d_1");
+    assert_string_equal(client_args_get(&a, "json"), "");
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", NULL), 0);
+    assert_int_equal(a.cmd->tag, 1);
+
+    /* options anywhere after the command, --opt=value form */
+    assert_int_equal(parse(&a, err, sizeof(err), "admin", "--json", "invite", "--role=staff",
+                           "--name", "anna", "--profile=/q", NULL), 0);
+    assert_int_equal(a.cmd->tag, 3);
+    assert_string_equal(client_args_get(&a, "role"), "staff");
+    assert_string_equal(client_args_get(&a, "name"), "anna");
+    assert_string_equal(client_args_get(&a, "profile"), "/q");
+    assert_null(client_args_get(&a, "department"));
+
+    assert_int_equal(parse(&a, err, sizeof(err), "admin", "department", "add", "care", NULL),
+                     0);
+    assert_int_equal(a.cmd->tag, 4);
+    assert_string_equal(a.pos[0], "care");
+    /* "--" makes what follows a word even if it starts with "-" */
+    assert_int_equal(parse(&a, err, sizeof(err), "admin", "department", "add", "--", "-x",
+                           NULL), 0);
+    assert_string_equal(a.pos[0], "-x");
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--help", NULL), 0);
+    assert_true(a.help);
+    assert_null(a.cmd);
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "revoke", "-h", NULL), 0);
+    assert_true(a.help);
+    assert_int_equal(a.cmd->tag, 2);
+}
+
+static void args_usage_errors(void **state)
+{
+    (void)state;
+    struct client_args a;
+    char err[256];
+
+    assert_int_equal(parse(&a, err, sizeof(err), NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "frobnicate", NULL), ERR_INVALID);
+    assert_non_null(strstr(err, "frobnicate"));
+    assert_int_equal(parse(&a, err, sizeof(err), "enroll", NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "enroll", "a", "b", NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "revoke", NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "admin", "invite", "--role", "staff", NULL),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "--name"));
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "--bogus", NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "-x", NULL), ERR_INVALID);
+    /* an option of another command does not apply */
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "--role", "x", NULL), ERR_INVALID);
+    assert_non_null(strstr(err, "does not apply"));
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "--server", NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "--json=1", NULL), ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "devices", "--json", "--json", NULL),
+                     ERR_INVALID);
+    assert_int_equal(parse(&a, err, sizeof(err), "admin", NULL), ERR_INVALID);
+}
+
+static void urls(void **state)
+{
+    (void)state;
+    char host[64], path[64];
+    int port;
+    bool tls;
+
+    assert_int_equal(client_url_parse("ws://127.0.0.1:8480", host, sizeof(host), &port, path,
+                                      sizeof(path), &tls), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8480);
+    assert_string_equal(path, "/");
+    assert_false(tls);
+    assert_int_equal(client_url_parse("wss://chat.example.org/ws", host, sizeof(host), &port,
+                                      path, sizeof(path), &tls), 0);
+    assert_string_equal(host, "chat.example.org");
+    assert_int_equal(port, 443);
+    assert_string_equal(path, "/ws");
+    assert_true(tls);
+    assert_int_equal(client_url_parse("ws://[::1]:9/", host, sizeof(host), &port, path,
+                                      sizeof(path), &tls), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 9);
+    const char *bad[] = {"http://x", "ws://", "ws://:80", "ws://x:", "ws://x:0", "ws://x:65536",
+                         "ws://x:80x", "ws://[::1", "ws://us@er:1", "x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(client_url_parse(bad[i], host, sizeof(host), &port, path,
+                                          sizeof(path), &tls), ERR_INVALID);
+}
+
+static void error_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(client_err_from_code("denied"), ERR_DENIED);
+    assert_int_equal(client_err_from_code("expired"), ERR_EXPIRED);
+    assert_int_equal(client_err_from_code("conflict"), ERR_CONFLICT);
+    assert_int_equal(client_err_from_code("crypto"), ERR_CRYPTO);
+    assert_int_equal(client_err_from_code("not_found"), ERR_NOT_FOUND);
+    assert_int_equal(client_err_from_code("bad_request"), ERR_INVALID);
+    assert_int_equal(client_err_from_code("unknown_op"), ERR_UNSUPPORTED);
+    assert_int_equal(client_err_from_code("unauthenticated"), ERR_STATE);
+    assert_int_equal(client_err_from_code("no such thing"), ERR_INTERNAL);
+}
+
+static void profile(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/sammen-profile-XXXXXX", sub[128], path[160], cmd[200];
+    struct client_profile p, q;
+    struct stat st;
+    uint8_t seed[32], back[32];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof(sub), "%s/prof", dir);
+    assert_int_equal(client_profile_load(sub, &q), ERR_NOT_FOUND);
+    memset(&p, 0, sizeof(p));
+    strcpy(p.server, "ws://127.0.0.1:1");
+    strcpy(p.id, "anna@example.org");
+    strcpy(p.device, "d_0011223344556677");
+    strcpy(p.domain, "example.org");
+    strcpy(p.role, "admin");
+    assert_int_equal(client_profile_save(sub, &p), 0);
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(client_profile_path(sub, "profile.json", path, sizeof(path)), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(client_profile_load(sub, &q), 0);
+    assert_memory_equal(&p, &q, sizeof(p));
+    /* a profile others can read is refused */
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(client_profile_load(sub, &q), ERR_DENIED);
+    assert_int_equal(chmod(path, 0600), 0);
+    /* garbage and a wrong version are malformed */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"version\": 2}", f);
+    fclose(f);
+    assert_int_equal(client_profile_load(sub, &q), ERR_MALFORMED);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{not json", f);
+    fclose(f);
+    assert_int_equal(client_profile_load(sub, &q), ERR_MALFORMED);
+    /* the device key */
+    randombytes_buf(seed, sizeof(seed));
+    assert_int_equal(client_profile_write_key(sub, seed, NULL), 0);
+    assert_int_equal(client_profile_read_key(sub, NULL, back), 0);
+    assert_memory_equal(seed, back, 32);
+    /* a directory others may write is refused */
+    assert_int_equal(chmod(sub, 0777), 0);
+    assert_int_equal(client_profile_mkdir(sub), ERR_DENIED);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(args_commands), cmocka_unit_test(args_usage_errors),
+        cmocka_unit_test(urls),          cmocka_unit_test(error_codes),
+        cmocka_unit_test(profile),
+    };
+    if (sodium_init() < 0)
+        return 1;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
