@@ -142,35 +142,47 @@ int crypto_hkdf_expand(const uint8_t *prk, size_t prklen, const uint8_t *info, s
 }
 
 /* Writes opaque label<V> = "MLS 1.0 " + label. */
-static void put_mls_label(struct tls_writer *w, const char *label)
+static void put_mls_label_raw(struct tls_writer *w, const uint8_t *label, size_t llen)
 {
     size_t plen = sizeof(MLS_LABEL_PREFIX) - 1;
-    size_t llen = strlen(label);
 
     tls_put_varint(w, plen + llen);
     tls_put_fixed(w, (const uint8_t *)MLS_LABEL_PREFIX, plen);
-    tls_put_fixed(w, (const uint8_t *)label, llen);
+    tls_put_fixed(w, label, llen);
 }
 
-int crypto_expand_with_label(const uint8_t *secret, size_t secretlen, const char *label,
-                             const uint8_t *context, size_t ctxlen, uint8_t *out, size_t outlen)
+static void put_mls_label(struct tls_writer *w, const char *label)
+{
+    put_mls_label_raw(w, (const uint8_t *)label, strlen(label));
+}
+
+int crypto_expand_with_label_raw(const uint8_t *secret, size_t secretlen, const uint8_t *label,
+                                 size_t label_len, const uint8_t *context, size_t ctxlen,
+                                 uint8_t *out, size_t outlen)
 {
     struct tls_writer w;
     int rc;
 
     if (outlen == 0 || outlen > UINT16_MAX || outlen > CRYPTO_HKDF_MAX_OUT ||
-        strlen(label) > MAX_LABEL)
+        label_len > MAX_LABEL - (sizeof(MLS_LABEL_PREFIX) - 1))
         return ERR_INVALID;
     tls_writer_init(&w, 0);
     /* KDFLabel { uint16 length; opaque label<V>; opaque context<V>; } */
     tls_put_u16(&w, (uint16_t)outlen);
-    put_mls_label(&w, label);
+    put_mls_label_raw(&w, label, label_len);
     tls_put_opaque(&w, context, ctxlen);
     rc = tls_writer_error(&w);
     if (rc == 0)
         rc = crypto_hkdf_expand(secret, secretlen, w.buf, w.len, out, outlen);
     tls_writer_reset(&w);
     return rc;
+}
+
+int crypto_expand_with_label(const uint8_t *secret, size_t secretlen, const char *label,
+                             const uint8_t *context, size_t ctxlen, uint8_t *out, size_t outlen)
+{
+    return crypto_expand_with_label_raw(secret, secretlen, (const uint8_t *)label,
+                                        strlen(label), context, ctxlen, out, outlen);
 }
 
 int crypto_derive_secret(const uint8_t *secret, size_t secretlen, const char *label,

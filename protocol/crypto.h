@@ -99,6 +99,11 @@ int crypto_hkdf_expand(const uint8_t *prk, size_t prklen, const uint8_t *info, s
  * (bad length, label too long) or ERR_NOMEM. */
 int crypto_expand_with_label(const uint8_t *secret, size_t secretlen, const char *label,
                              const uint8_t *context, size_t ctxlen, uint8_t *out, size_t outlen);
+/* ExpandWithLabel with a label given as bytes (which may contain NULs, as
+ * MLS-Exporter labels can). label_len <= 255 - 8. */
+int crypto_expand_with_label_raw(const uint8_t *secret, size_t secretlen, const uint8_t *label,
+                                 size_t label_len, const uint8_t *context, size_t ctxlen,
+                                 uint8_t *out, size_t outlen);
 /* DeriveSecret(secret, label) = ExpandWithLabel(secret, label, "", Nh). */
 int crypto_derive_secret(const uint8_t *secret, size_t secretlen, const char *label,
                          uint8_t out[CRYPTO_HASH_LEN]);
