@@ -702,7 +702,7 @@ int mls_tree_validate_leaf(const struct mls_tree *t, const struct mls_leaf_node 
                            uint8_t source, uint32_t leaf, const uint8_t *group_id,
                            size_t group_id_len)
 {
-    if (leaf >= MLS_TREE_MAX_LEAVES)
+    if (leaf > MLS_TREE_MAX_LEAVES)
         return ERR_INVALID;
     int rc = check_leaf_alone(ln, source, leaf, group_id, group_id_len);
     if (rc == 0)
@@ -903,19 +903,58 @@ static void tree_swap(struct mls_tree *a, struct mls_tree *b)
     *b = tmp;
 }
 
-int mls_tree_apply_path(struct mls_tree *t, uint32_t sender, const struct mls_update_path *path,
-                        const uint8_t *group_id, size_t group_id_len)
+/* Installs path's keys on c's filtered direct path of sender (fdp, n_fdp)
+ * after blanking the direct path, and computes the parent hashes top down
+ * (§7.9): the topmost node's is empty; each lower node's covers the node
+ * above it and the tree hash of that node's child off the sender's path.
+ * ph/ph_len get the parent_hash the sender's new LeafNode must carry. */
+static int install_path(struct mls_tree *c, uint32_t sender, const uint32_t *fdp, size_t n_fdp,
+                        const struct mls_update_path *path, uint8_t ph[MLS_TREE_HASH_LEN],
+                        size_t *ph_len)
 {
-    struct mls_tree *c = NULL;
+    int rc;
+    *ph_len = 0;
+    blank_direct_path(c, sender);
+    for (size_t i = 0; i < n_fdp; i++) {
+        struct mls_node *nd = &c->nodes[fdp[i]];
+        rc = mls_bytes_set(&nd->parent.encryption_key, path->nodes[i].encryption_key.data,
+                           path->nodes[i].encryption_key.len);
+        if (rc != 0)
+            return rc;
+        nd->present = true;
+        nd->node_type = MLS_NODE_PARENT;
+    }
+    for (size_t i = n_fdp; i-- > 0;) {
+        struct mls_node *nd = &c->nodes[fdp[i]];
+        rc = mls_bytes_set(&nd->parent.parent_hash, ph, *ph_len);
+        if (rc != 0)
+            return rc;
+        uint32_t l = left_of(fdp[i]);
+        uint32_t sib = mls_treemath_in_subtree(l, 2 * sender) ? right_of(fdp[i]) : l;
+        uint8_t sh[MLS_TREE_HASH_LEN];
+        rc = mls_tree_node_hash(c, sib, sh);
+        if (rc == 0)
+            rc = parent_hash(&nd->parent, sh, ph);
+        if (rc != 0)
+            return rc;
+        *ph_len = MLS_TREE_HASH_LEN;
+    }
+    return 0;
+}
+
+/* Checks the path's shape against sender's filtered direct path in t and
+ * returns a clone of t with the path installed (see install_path). */
+static int path_clone(const struct mls_tree *t, uint32_t sender,
+                      const struct mls_update_path *path, struct mls_tree **out,
+                      uint8_t ph[MLS_TREE_HASH_LEN], size_t *ph_len)
+{
     uint32_t fdp[MLS_TREEMATH_MAX_DEPTH];
     size_t n_fdp = 0;
-    uint8_t ph[MLS_TREE_HASH_LEN];
-    size_t ph_len = 0;
-    int rc;
-
+    struct mls_tree *c = NULL;
+    *out = NULL;
     if (!mls_tree_leaf(t, sender))
         return ERR_INVALID;
-    rc = mls_tree_filtered_direct_path(t, sender, fdp, MLS_TREEMATH_MAX_DEPTH, &n_fdp);
+    int rc = mls_tree_filtered_direct_path(t, sender, fdp, MLS_TREEMATH_MAX_DEPTH, &n_fdp);
     if (rc != 0)
         return rc;
     if (path->n_nodes != n_fdp)
@@ -924,46 +963,45 @@ int mls_tree_apply_path(struct mls_tree *t, uint32_t sender, const struct mls_up
         if (path->nodes[i].encryption_key.len != CRYPTO_KEM_PUB_LEN)
             return ERR_INVALID;
     rc = mls_tree_clone(t, &c);
+    if (rc == 0)
+        rc = install_path(c, sender, fdp, n_fdp, path, ph, ph_len);
+    if (rc != 0) {
+        mls_tree_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int mls_tree_path_parent_hash(const struct mls_tree *t, uint32_t sender,
+                              const struct mls_update_path *path, uint8_t out[MLS_TREE_HASH_LEN],
+                              size_t *out_len)
+{
+    struct mls_tree *c = NULL;
+    int rc = path_clone(t, sender, path, &c, out, out_len);
+    mls_tree_free(c);
+    return rc;
+}
+
+int mls_tree_apply_path(struct mls_tree *t, uint32_t sender, const struct mls_update_path *path,
+                        const uint8_t *group_id, size_t group_id_len)
+{
+    struct mls_tree *c = NULL;
+    struct mls_leaf_node copy = {0};
+    uint8_t ph[MLS_TREE_HASH_LEN];
+    size_t ph_len = 0;
+    const struct mls_leaf_node *ln = &path->leaf_node;
+
+    int rc = path_clone(t, sender, path, &c, ph, &ph_len);
     if (rc != 0)
         return rc;
-    blank_direct_path(c, sender);
-    for (size_t i = 0; i < n_fdp; i++) {
-        struct mls_node *nd = &c->nodes[fdp[i]];
-        rc = mls_bytes_set(&nd->parent.encryption_key, path->nodes[i].encryption_key.data,
-                           path->nodes[i].encryption_key.len);
-        if (rc != 0)
-            goto out;
-        nd->present = true;
-        nd->node_type = MLS_NODE_PARENT;
-    }
-    /* Parent hashes top down (§7.9): the topmost node's is empty; each
-     * lower node's covers the one above it and the tree hash of that node's
-     * child off the sender's path. */
-    for (size_t i = n_fdp; i-- > 0;) {
-        struct mls_node *nd = &c->nodes[fdp[i]];
-        rc = mls_bytes_set(&nd->parent.parent_hash, ph, ph_len);
-        if (rc != 0)
-            goto out;
-        uint32_t l = left_of(fdp[i]);
-        uint32_t sib = mls_treemath_in_subtree(l, 2 * sender) ? right_of(fdp[i]) : l;
-        uint8_t sh[MLS_TREE_HASH_LEN];
-        rc = mls_tree_node_hash(c, sib, sh);
-        if (rc == 0)
-            rc = parent_hash(&nd->parent, sh, ph);
-        if (rc != 0)
-            goto out;
-        ph_len = sizeof(ph);
-    }
-    const struct mls_leaf_node *ln = &path->leaf_node;
     rc = ERR_INVALID;
     if (ln->leaf_node_source != MLS_LEAF_SOURCE_COMMIT || ln->parent_hash.len != ph_len ||
         (ph_len && crypto_memeq(ln->parent_hash.data, ph, ph_len) != 0))
         goto out;
     rc = mls_tree_validate_leaf(c, ln, MLS_LEAF_SOURCE_COMMIT, sender, group_id, group_id_len);
-    if (rc != 0)
-        goto out;
-    struct mls_leaf_node copy = {0};
-    rc = mls_leaf_node_copy(&copy, ln);
+    if (rc == 0)
+        rc = mls_leaf_node_copy(&copy, ln);
     if (rc != 0)
         goto out;
     mls_leaf_node_free(&c->nodes[2 * sender].leaf);

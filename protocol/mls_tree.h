@@ -110,7 +110,8 @@ int mls_tree_validate(const struct mls_tree *t, const uint8_t *group_id, size_t 
 int mls_tree_leaf_node_check(const struct mls_leaf_node *ln, uint8_t source, uint32_t leaf,
                              const uint8_t *group_id, size_t group_id_len);
 
-/* Validates one LeafNode about to enter the tree at `leaf` (§7.3) for
+/* Validates one LeafNode about to enter the tree at `leaf` (§7.3; leaf may
+ * be mls_tree_leaf_count(t) for a leaf not yet placed) for
  * `source` (enum mls_leaf_node_source): source matches; signature (group_id
  * and leaf used for update/commit); capabilities as in mls_tree_validate
  * against the other members; signature and encryption keys not used by any
@@ -148,6 +149,15 @@ int mls_tree_remove(struct mls_tree *t, uint32_t leaf_index);
  * is unchanged. */
 int mls_tree_apply_path(struct mls_tree *t, uint32_t sender, const struct mls_update_path *path,
                         const uint8_t *group_id, size_t group_id_len);
+
+/* The parent_hash the sender's new LeafNode must carry for `path` (whose
+ * LeafNode is ignored) on tree t (after the commit's proposals): what a
+ * committer signs into its leaf. *out_len is 0 (empty parent_hash) when the
+ * filtered direct path is empty, else MLS_TREE_HASH_LEN. Same shape errors
+ * as mls_tree_apply_path. */
+int mls_tree_path_parent_hash(const struct mls_tree *t, uint32_t sender,
+                              const struct mls_update_path *path, uint8_t out[MLS_TREE_HASH_LEN],
+                              size_t *out_len);
 
 /* ---- roster --------------------------------------------------------------- */
 struct mls_roster_entry {
