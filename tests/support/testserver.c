@@ -1,0 +1,291 @@
+/* testserver.c: start/stop the real sammen-server (see testserver.h). */
+#include "testserver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#ifndef SAMMEN_BIN_DIR
+#define SAMMEN_BIN_DIR "."
+#endif
+
+#define WAIT_MS 10000
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits for pid to exit within ms. Returns its decoded status or -2 on
+ * timeout, -1 on error. */
+static int wait_exit(pid_t pid, int ms)
+{
+    long long deadline = now_ms() + ms;
+    int status;
+
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status)
+                   : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                         : -1;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (now_ms() > deadline)
+            return -2;
+        sleep_ms(10);
+    }
+}
+
+int testserver_init(struct testserver *ts, const char *domain, bool test_clock)
+{
+    const char *bindir = getenv("SAMMEN_BIN_DIR");
+    int pipefd[2] = {-1, -1};
+    char out[8192];
+    size_t len = 0;
+    pid_t pid;
+    int rc = -1, st;
+    json_t *doc = NULL;
+
+    memset(ts, 0, sizeof(*ts));
+    snprintf(ts->bin, sizeof(ts->bin), "%s/sammen-server", bindir && *bindir ? bindir
+                                                                            : SAMMEN_BIN_DIR);
+    snprintf(ts->domain, sizeof(ts->domain), "%s", domain);
+    ts->test_clock = test_clock;
+    snprintf(ts->dir, sizeof(ts->dir), "/tmp/sammen-it-XXXXXX");
+    if (!mkdtemp(ts->dir)) {
+        fprintf(stderr, "testserver: mkdtemp: %s\n", strerror(errno));
+        ts->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(ts->data, sizeof(ts->data), "%s/data", ts->dir);
+    snprintf(ts->log, sizeof(ts->log), "%s/server.log", ts->dir);
+    if (pipe(pipefd) != 0)
+        goto out;
+    pid = fork();
+    if (pid < 0)
+        goto out;
+    if (pid == 0) {
+        int logfd = open(ts->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(pipefd[1], 1);
+        if (logfd >= 0)
+            dup2(logfd, 2);
+        close(pipefd[0]);
+        execl(ts->bin, ts->bin, "--data", ts->data, "--domain", ts->domain, "init", "--json",
+              (char *)NULL);
+        fprintf(stderr, "testserver: exec %s: %s\n", ts->bin, strerror(errno));
+        _exit(127);
+    }
+    close(pipefd[1]);
+    pipefd[1] = -1;
+    /* read stdout until EOF, bounded in time and size */
+    long long deadline = now_ms() + WAIT_MS * 3;
+    for (;;) {
+        struct pollfd p = {pipefd[0], POLLIN, 0};
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            fprintf(stderr, "testserver: init did not finish\n");
+            kill(pid, SIGKILL);
+            wait_exit(pid, WAIT_MS);
+            goto out;
+        }
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(pipefd[0], out + len, sizeof(out) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof(out) - 1)
+            break;
+    }
+    out[len] = '\0';
+    st = wait_exit(pid, WAIT_MS);
+    if (st != 0) {
+        fprintf(stderr, "testserver: init exited with %d; output: %s\n", st, out);
+        if (st == -2)
+            kill(pid, SIGKILL), wait_exit(pid, WAIT_MS);
+        goto out;
+    }
+    json_error_t jerr;
+    doc = json_loads(out, 0, &jerr);
+    const char *code = doc ? json_string_value(json_object_get(doc, "code")) : NULL;
+    if (!code || strlen(code) >= sizeof(ts->admin_code)) {
+        fprintf(stderr, "testserver: init --json gave no code: %s\n", out);
+        goto out;
+    }
+    strcpy(ts->admin_code, code);
+    rc = 0;
+out:
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]);
+    json_decref(doc);
+    return rc;
+}
+
+/* Finds the last "listening on 127.0.0.1:PORT" in the log after offset. */
+static int find_port(const struct testserver *ts, long offset)
+{
+    char *log = testserver_log(ts);
+    int port = 0;
+
+    if (!log)
+        return 0;
+    if (offset <= (long)strlen(log)) {
+        const char *p = log + offset, *hit;
+        while ((hit = strstr(p, "listening on 127.0.0.1:")) != NULL) {
+            port = atoi(hit + strlen("listening on 127.0.0.1:"));
+            p = hit + 1;
+        }
+    }
+    free(log);
+    return port;
+}
+
+int testserver_start(struct testserver *ts)
+{
+    return testserver_start_args(ts, NULL);
+}
+
+int testserver_start_args(struct testserver *ts, const char *const *extra_args)
+{
+    const char *argv[32];
+    int argc = 0;
+    struct stat st;
+    long offset = 0;
+    pid_t pid;
+
+    if (ts->pid) {
+        fprintf(stderr, "testserver: already running\n");
+        return -1;
+    }
+    if (stat(ts->log, &st) == 0)
+        offset = (long)st.st_size;
+    argv[argc++] = ts->bin;
+    argv[argc++] = "--data";
+    argv[argc++] = ts->data;
+    argv[argc++] = "--listen";
+    argv[argc++] = "127.0.0.1:0";
+    if (ts->test_clock)
+        argv[argc++] = "--test-clock";
+    for (size_t i = 0; extra_args && extra_args[i] && argc < 30; i++)
+        argv[argc++] = extra_args[i];
+    argv[argc] = NULL;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int logfd = open(ts->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int nullfd = open("/dev/null", O_RDONLY);
+        if (logfd < 0 || nullfd < 0)
+            _exit(127);
+        dup2(nullfd, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        execv(ts->bin, (char *const *)(uintptr_t)argv);
+        fprintf(stderr, "testserver: exec %s: %s\n", ts->bin, strerror(errno));
+        _exit(127);
+    }
+    ts->pid = pid;
+    long long deadline = now_ms() + WAIT_MS;
+    while (now_ms() < deadline) {
+        int port = find_port(ts, offset);
+        if (port > 0) {
+            ts->port = port;
+            snprintf(ts->url, sizeof(ts->url), "ws://127.0.0.1:%d", port);
+            return 0;
+        }
+        int status = wait_exit(pid, 0);
+        if (status != -2) {
+            char *log = testserver_log(ts);
+            fprintf(stderr, "testserver: server exited (%d) before listening; log:\n%s\n",
+                    status, log ? log + (offset <= (long)strlen(log) ? offset : 0) : "");
+            free(log);
+            ts->pid = 0;
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    fprintf(stderr, "testserver: no 'listening on' line within %d ms\n", WAIT_MS);
+    kill(pid, SIGKILL);
+    wait_exit(pid, WAIT_MS);
+    ts->pid = 0;
+    return -1;
+}
+
+int testserver_stop(struct testserver *ts, int sig)
+{
+    int status;
+
+    if (!ts->pid)
+        return -1;
+    kill(ts->pid, sig);
+    status = wait_exit(ts->pid, WAIT_MS);
+    if (status == -2) {
+        fprintf(stderr, "testserver: no exit within %d ms of signal %d; killing\n", WAIT_MS,
+                sig);
+        kill(ts->pid, SIGKILL);
+        wait_exit(ts->pid, WAIT_MS);
+        status = -1;
+    }
+    ts->pid = 0;
+    ts->port = 0;
+    ts->url[0] = '\0';
+    return status;
+}
+
+char *testserver_log(const struct testserver *ts)
+{
+    FILE *f = fopen(ts->log, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf) {
+            size_t got = fread(buf, 1, (size_t)n, f);
+            buf[got] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+void testserver_cleanup(struct testserver *ts)
+{
+    char cmd[256];
+
+    if (ts->pid)
+        testserver_stop(ts, SIGKILL);
+    if (ts->dir[0] && strncmp(ts->dir, "/tmp/sammen-it-", 15) == 0 &&
+        !getenv("SAMMEN_KEEP_TEST_DIR")) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ts->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "testserver: could not remove %s\n", ts->dir);
+    }
+    ts->dir[0] = '\0';
+}
