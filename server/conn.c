@@ -1,0 +1,262 @@
+/*
+ * conn.c: per-connection state (see conn.h): frame reassembly up to
+ * max_frame, the bounded outbound queue, and ending sessions.
+ *
+ * Queue bound: q_bytes counts the payload bytes waiting in q_head..q_tail.
+ * A message that would take it past max_outq kills the connection (a slow
+ * reader cannot grow server memory without bound); the kill is scheduled
+ * with lws_set_timeout(LWS_TO_KILL_ASYNC), which is safe from any callback
+ * on the service thread and needs no writable socket.
+ */
+#include "conn.h"
+
+#include "lws_inc.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "handle.h"
+#include "log.h"
+#include "wire.h"
+
+static uint64_t next_serial = 1;
+
+struct conn *conn_new(struct lws *wsi)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->wsi = wsi;
+    c->serial = next_serial++;
+    if (!lws_get_peer_simple(wsi, c->peer, sizeof(c->peer)))
+        snprintf(c->peer, sizeof(c->peer), "?");
+    c->next = srv.conns;
+    srv.conns = c;
+    srv.nconns++;
+    return c;
+}
+
+static void free_queue(struct conn *c)
+{
+    struct outmsg *m = c->q_head;
+    while (m) {
+        struct outmsg *n = m->next;
+        free(m);
+        m = n;
+    }
+    c->q_head = c->q_tail = NULL;
+    c->q_bytes = 0;
+}
+
+void conn_detach(struct conn *c)
+{
+    for (struct conn **pp = &srv.conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            srv.nconns--;
+            break;
+        }
+    }
+    c->wsi = NULL;
+    c->authed = false;
+    free_queue(c);
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+    c->next = srv.dead;
+    srv.dead = c;
+}
+
+void conn_free(struct conn *c)
+{
+    if (!c)
+        return;
+    free_queue(c);
+    free(c->rx);
+    free(c);
+}
+
+static void kill_conn(struct conn *c, const char *why)
+{
+    if (c->killed || !c->wsi)
+        return;
+    log_warn("conn %llu %s: closing: %s", (unsigned long long)c->serial, c->peer, why);
+    c->killed = true;
+    c->authed = false;
+    free_queue(c);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void conn_enqueue(struct conn *c, struct outmsg *m)
+{
+    m->next = NULL;
+    m->conn = NULL;
+    if (!c->wsi || c->killed) {
+        free(m);
+        return;
+    }
+    if (c->q_bytes + m->len > srv.cfg.max_outq) {
+        free(m);
+        kill_conn(c, "outbound queue full (slow reader)");
+        return;
+    }
+    if (c->q_tail)
+        c->q_tail->next = m;
+    else
+        c->q_head = m;
+    c->q_tail = m;
+    c->q_bytes += m->len;
+    lws_callback_on_writable(c->wsi);
+}
+
+int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
+              bool close_after)
+{
+    if (!c->wsi || c->killed)
+        return 0;
+    struct outmsg *m = malloc(sizeof(*m) + LWS_PRE + len);
+    if (!m) {
+        kill_conn(c, "out of memory");
+        return ERR_NOMEM;
+    }
+    memset(m, 0, sizeof(*m));
+    m->id = id;
+    m->is_ok = is_ok;
+    m->close_after = close_after;
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, data, len);
+    if (store_in_txn(srv.store)) {
+        /* held until the iteration's transaction commits (server_commit) */
+        m->conn = c;
+        if (srv.held_tail)
+            srv.held_tail->next = m;
+        else
+            srv.held_head = m;
+        srv.held_tail = m;
+        return 0;
+    }
+    conn_enqueue(c, m);
+    return c->killed ? ERR_LIMIT : 0;
+}
+
+void conn_send_err(struct conn *c, uint32_t id, const char *code, const char *msg,
+                   bool close_after)
+{
+    struct wire_enc e;
+    const uint8_t *data;
+    size_t len;
+    wire_enc_init(&e);
+    wire_enc_err(&e, id, code, msg);
+    if (wire_enc_finish(&e, &data, &len) == 0)
+        (void)conn_send(c, data, len, id, false, close_after);
+    else
+        kill_conn(c, "cannot encode error");
+    wire_enc_reset(&e);
+    if (close_after)
+        c->closing = true; /* ignore further input */
+}
+
+void conn_end_session(struct conn *c, const char *reason)
+{
+    if (!c->wsi || c->killed)
+        return;
+    log_info("conn %llu %s: session %s/%s ended: %s", (unsigned long long)c->serial, c->peer,
+             c->identity, c->device, reason);
+    c->authed = false;
+    c->closing = true;
+    struct wire_enc e;
+    const uint8_t *data;
+    size_t len;
+    wire_enc_init(&e);
+    wire_enc_event(&e, "session.ended", 1);
+    wire_kv_str(&e, "reason", reason);
+    if (wire_enc_finish(&e, &data, &len) == 0)
+        (void)conn_send(c, data, len, 0, false, true);
+    else
+        kill_conn(c, "cannot encode event");
+    wire_enc_reset(&e);
+    /* backstop: a peer that never reads cannot keep the session open */
+    if (c->wsi && !c->killed)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+}
+
+int conn_writeable(struct conn *c)
+{
+    if (c->killed)
+        return -1;
+    struct outmsg *m = c->q_head;
+    if (!m) {
+        if (c->closing) {
+            lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+            return -1;
+        }
+        return 0;
+    }
+    c->q_head = m->next;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    c->q_bytes -= m->len;
+    int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
+    bool close_after = m->close_after;
+    free(m);
+    if (n < 0) {
+        log_warn("conn %llu %s: write failed", (unsigned long long)c->serial, c->peer);
+        return -1;
+    }
+    if (close_after)
+        c->closing = true;
+    if (c->q_head || c->closing)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool final,
+                 bool binary)
+{
+    if (c->closing || c->killed)
+        return 0; /* answered already; the rest is ignored until we close */
+    if (first) {
+        c->rx_len = 0;
+        if (!binary) {
+            log_warn("conn %llu %s: text frame refused", (unsigned long long)c->serial,
+                     c->peer);
+            conn_send_err(c, 0, "malformed", "text frames are not accepted; send binary msgpack",
+                          true);
+            return 0;
+        }
+    }
+    if (len > srv.cfg.max_frame - c->rx_len) {
+        log_warn("conn %llu %s: frame over max_frame (%llu)", (unsigned long long)c->serial,
+                 c->peer, (unsigned long long)srv.cfg.max_frame);
+        conn_send_err(c, 0, "too_big", "frame exceeds the server's max_frame", true);
+        return 0;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 4096;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        if (cap > srv.cfg.max_frame)
+            cap = srv.cfg.max_frame;
+        uint8_t *nb = realloc(c->rx, cap);
+        if (!nb) {
+            kill_conn(c, "out of memory");
+            return -1;
+        }
+        c->rx = nb;
+        c->rx_cap = cap;
+    }
+    if (len)
+        memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!final)
+        return 0;
+    handle_frame(c, c->rx, c->rx_len);
+    c->rx_len = 0;
+    if (c->rx_cap > 65536) {
+        /* do not keep a large frame's buffer for the life of the connection */
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * conn.h: one WebSocket connection: inbound frame reassembly, the bounded
+ * outbound queue, login state, and deferred free.
+ *
+ * A conn is created by ws.c on ESTABLISHED and detached on CLOSED (wsi set
+ * to NULL, moved to srv.dead); it is freed by server_commit() at the end of
+ * the loop iteration, never inside its own callback, so held responses and
+ * handlers may keep pointers to it for the rest of the iteration.
+ */
+#ifndef SAMMEN_CONN_H
+#define SAMMEN_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+#include "store.h"
+
+struct conn {
+    struct conn *next;
+    struct lws *wsi;            /* NULL once closed */
+    uint64_t serial;            /* for logs */
+    char peer[64];
+    /* inbound */
+    uint8_t *rx;
+    size_t rx_len, rx_cap;
+    /* outbound: sent in order from WRITEABLE */
+    struct outmsg *q_head, *q_tail;
+    size_t q_bytes;
+    bool closing;               /* send what is queued, then close */
+    bool killed;                /* overflow or unsafe: closed without flushing */
+    /* login */
+    bool authed;
+    char identity[STORE_ID_MAX];
+    char device[32];
+    char role[16];
+    uint8_t nonce[32];
+    uint64_t nonce_expires;     /* 0: no challenge outstanding */
+};
+
+/* Allocates a conn for wsi and links it into srv.conns. NULL on ENOMEM. */
+struct conn *conn_new(struct lws *wsi);
+/* Called on CLOSED: unlinks from srv.conns, moves to srv.dead. */
+void conn_detach(struct conn *c);
+/* Frees a detached conn (its queues and buffers). NULL ok. */
+void conn_free(struct conn *c);
+
+/* Inbound bytes of one WebSocket fragment. Returns 0, or -1 when the
+ * connection must close now (the error answer, if any, is queued). */
+int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool final,
+                 bool binary);
+
+/* Queues an encoded message (copied). While a write transaction is open it
+ * is held until commit (server.c). id/is_ok describe a response (is_ok
+ * false for errors and events). close_after: close once sent. Returns 0 or
+ * ERR_NOMEM / ERR_LIMIT (outbound queue overflow: the connection is being
+ * killed). */
+int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
+              bool close_after);
+/* Appends a held message to c's queue (after commit). */
+void conn_enqueue(struct conn *c, struct outmsg *m);
+/* Sends an error response {id, err:{code,msg}}. */
+void conn_send_err(struct conn *c, uint32_t id, const char *code, const char *msg,
+                   bool close_after);
+/* Sends session.ended {reason}, ends the login at once, and closes after. */
+void conn_end_session(struct conn *c, const char *reason);
+/* LWS_CALLBACK_SERVER_WRITEABLE: sends one queued message. Returns -1 to
+ * close the connection. */
+int conn_writeable(struct conn *c);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * main.c: sammen-server's entry point: parse the command line and config,
+ * validate, and run one command (run, init, audit-verify; see server.h).
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    if (sodium_init() < 0) {
+        fprintf(stderr, "sammen-server: libsodium failed to initialise\n");
+        return 1;
+    }
+    umask(077); /* the database, its WAL and the key are for our eyes only */
+    cfg_defaults(&srv.cfg);
+    struct cfg_cli cli;
+    if (cfg_parse_args(&srv.cfg, &cli, argc, argv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sammen-server: %s (see --help)\n", err);
+        return 2;
+    }
+    if (cli.help) {
+        cfg_usage();
+        return 0;
+    }
+    if (cfg_validate(&srv.cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sammen-server: %s\n", err);
+        return 2;
+    }
+    enum log_level lvl = LOG_INFO;
+    (void)log_parse_level(srv.cfg.log_level, &lvl); /* validated above */
+    log_set_level(lvl);
+    if (!strcmp(cli.command, "init")) {
+        if (lvl < LOG_WARN)
+            log_set_level(LOG_WARN); /* init's output is for people and scripts */
+        return server_cmd_init(&srv.cfg, cli.admin_name, cli.json);
+    }
+    if (!strcmp(cli.command, "audit-verify"))
+        return server_cmd_audit_verify(&srv.cfg);
+    return server_cmd_run();
+}

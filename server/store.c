@@ -1,0 +1,729 @@
+/*
+ * store.c: SQLite storage (see store.h). Start with `migrations[]` (the
+ * schema, in order) and `stmt_sql[]` (every statement, prepared at open).
+ *
+ * Identifiers are strings that carry their domain (`name@domain`), so that
+ * federation can later store remote identities in the same tables. Every
+ * table has a `v` (record version) column for future record changes.
+ */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+
+/* Ordered migrations: migrations[i] brings the schema from version i to
+ * i + 1. Never edit a shipped migration; append a new one. */
+static const char *const migrations[] = {
+    /* 0 -> 1: foundation */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE identities(id TEXT PRIMARY KEY, name TEXT NOT NULL, domain TEXT NOT NULL,"
+    "  role TEXT NOT NULL, created INTEGER NOT NULL, v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE devices(id TEXT PRIMARY KEY, identity TEXT NOT NULL REFERENCES identities(id),"
+    "  pubkey BLOB NOT NULL UNIQUE, label TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL,"
+    "  last_seen INTEGER, revoked INTEGER, v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE INDEX devices_identity ON devices(identity);"
+    "CREATE TABLE codes(hash BLOB PRIMARY KEY, kind TEXT NOT NULL, identity TEXT NOT NULL,"
+    "  role TEXT NOT NULL DEFAULT '', department TEXT NOT NULL DEFAULT '',"
+    "  association TEXT NOT NULL DEFAULT '', created_by TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL, expires INTEGER NOT NULL, used INTEGER,"
+    "  v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE departments(name TEXT PRIMARY KEY, domain TEXT NOT NULL,"
+    "  created INTEGER NOT NULL, v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE associations(name TEXT PRIMARY KEY, domain TEXT NOT NULL,"
+    "  created INTEGER NOT NULL, v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE staff_assignments(identity TEXT NOT NULL REFERENCES identities(id),"
+    "  department TEXT NOT NULL REFERENCES departments(name), created INTEGER NOT NULL,"
+    "  v INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(identity, department));"
+    "CREATE TABLE association_members(identity TEXT NOT NULL REFERENCES identities(id),"
+    "  association TEXT NOT NULL REFERENCES associations(name), created INTEGER NOT NULL,"
+    "  v INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(identity, association));"
+    "CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,"
+    "  prev BLOB NOT NULL, hash BLOB NOT NULL, v INTEGER NOT NULL DEFAULT 1);"
+    /* append-only: the database refuses to change or delete audit rows */
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;",
+};
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+_Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
+
+enum stmt {
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
+    S_META_GET, S_META_SET,
+    S_ID_ADD, S_ID_GET,
+    S_DEV_ADD, S_DEV_GET, S_DEV_TOUCH, S_DEV_REVOKE, S_DEV_EACH,
+    S_CODE_ADD, S_CODE_GET, S_CODE_USE,
+    S_DEPT_ADD, S_DEPT_GET, S_DEPT_EACH, S_ASSOC_ADD, S_ASSOC_GET, S_ASSOC_EACH,
+    S_ASSIGN_ADD, S_ASSIGN_DEL, S_ASSIGN_EACH, S_MEMBER_ADD, S_MEMBER_DEL, S_MEMBER_EACH,
+    S_AUDIT_LAST, S_AUDIT_ADD, S_AUDIT_EACH,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT req",
+    [S_RELEASE] = "RELEASE req",
+    [S_ROLLBACK_TO] = "ROLLBACK TO req",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [S_ID_ADD] = "INSERT INTO identities(id, name, domain, role, created) VALUES(?1,?2,?3,?4,?5)",
+    [S_ID_GET] = "SELECT role FROM identities WHERE id = ?1",
+    [S_DEV_ADD] = "INSERT INTO devices(id, identity, pubkey, label, created) VALUES(?1,?2,?3,?4,?5)",
+    [S_DEV_GET] = "SELECT id, identity, pubkey, label, created, last_seen, revoked FROM devices"
+                  " WHERE id = ?1",
+    [S_DEV_TOUCH] = "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
+    [S_DEV_REVOKE] = "UPDATE devices SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+    [S_DEV_EACH] = "SELECT id, identity, pubkey, label, created, last_seen, revoked FROM devices"
+                   " WHERE identity = ?1 ORDER BY created, id",
+    [S_CODE_ADD] = "INSERT INTO codes(hash, kind, identity, role, department, association,"
+                   " created_by, created, expires) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [S_CODE_GET] = "SELECT kind, identity, role, department, association, created_by, created,"
+                   " expires, used FROM codes WHERE hash = ?1",
+    [S_CODE_USE] = "UPDATE codes SET used = ?2 WHERE hash = ?1 AND used IS NULL",
+    [S_DEPT_ADD] = "INSERT INTO departments(name, domain, created) VALUES(?1,?2,?3)",
+    [S_DEPT_GET] = "SELECT 1 FROM departments WHERE name = ?1",
+    [S_DEPT_EACH] = "SELECT name FROM departments ORDER BY name",
+    [S_ASSOC_ADD] = "INSERT INTO associations(name, domain, created) VALUES(?1,?2,?3)",
+    [S_ASSOC_GET] = "SELECT 1 FROM associations WHERE name = ?1",
+    [S_ASSOC_EACH] = "SELECT name FROM associations ORDER BY name",
+    [S_ASSIGN_ADD] = "INSERT INTO staff_assignments(identity, department, created) VALUES(?1,?2,?3)",
+    [S_ASSIGN_DEL] = "DELETE FROM staff_assignments WHERE identity = ?1 AND department = ?2",
+    [S_ASSIGN_EACH] = "SELECT department FROM staff_assignments WHERE identity = ?1"
+                      " ORDER BY department",
+    [S_MEMBER_ADD] = "INSERT INTO association_members(identity, association, created)"
+                     " VALUES(?1,?2,?3)",
+    [S_MEMBER_DEL] = "DELETE FROM association_members WHERE identity = ?1 AND association = ?2",
+    [S_MEMBER_EACH] = "SELECT association FROM association_members WHERE identity = ?1"
+                      " ORDER BY association",
+    [S_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    [S_AUDIT_ADD] = "INSERT INTO audit(seq, time, actor, action, subject, detail, prev, hash)"
+                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [S_AUDIT_EACH] = "SELECT seq, time, actor, action, subject, detail, prev, hash FROM audit"
+                     " ORDER BY seq",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *s[S_COUNT];
+    bool in_txn;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static int db_err(struct store *st, const char *what, int rc)
+{
+    log_error("store: %s: %s (%d)", what, sqlite3_errmsg(st->db), rc);
+    return ERR_IO;
+}
+
+/* Resets and clears a statement; returns it for binding. */
+static sqlite3_stmt *use(struct store *st, enum stmt i)
+{
+    sqlite3_stmt *s = st->s[i];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static int bind_text(struct store *st, sqlite3_stmt *s, int i, const char *v)
+{
+    int rc = sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    return rc == SQLITE_OK ? 0 : db_err(st, "bind", rc);
+}
+
+static int bind_blob(struct store *st, sqlite3_stmt *s, int i, const uint8_t *v, size_t n)
+{
+    int rc = sqlite3_bind_blob(s, i, v, (int)n, SQLITE_TRANSIENT);
+    return rc == SQLITE_OK ? 0 : db_err(st, "bind", rc);
+}
+
+static int bind_u64(struct store *st, sqlite3_stmt *s, int i, uint64_t v)
+{
+    int rc = sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+    return rc == SQLITE_OK ? 0 : db_err(st, "bind", rc);
+}
+
+/* Runs a statement that returns no rows. A UNIQUE/PRIMARY KEY violation
+ * gives ERR_CONFLICT, other constraint failures ERR_INVALID. */
+static int run(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    int ext = sqlite3_extended_errcode(st->db);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc == SQLITE_CONSTRAINT) {
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return ERR_CONFLICT;
+        log_warn("store: %s: %s", what, sqlite3_errmsg(st->db));
+        return ERR_INVALID;
+    }
+    return db_err(st, what, rc);
+}
+
+/* Steps a query: 0 with a row, ERR_NOT_FOUND when done, ERR_IO. */
+static int row(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return ERR_NOT_FOUND;
+    return db_err(st, what, rc);
+}
+
+static void col_text(sqlite3_stmt *s, int i, char *buf, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
+    if (n >= cap)
+        n = cap - 1; /* all our columns are length-checked on the way in */
+    if (n)
+        memcpy(buf, t, n);
+    buf[n] = 0;
+}
+
+static int col_blob(sqlite3_stmt *s, int i, uint8_t *buf, size_t len)
+{
+    const void *b = sqlite3_column_blob(s, i);
+    if (!b || (size_t)sqlite3_column_bytes(s, i) != len)
+        return ERR_INTERNAL;
+    memcpy(buf, b, len);
+    return 0;
+}
+
+static uint64_t col_u64(sqlite3_stmt *s, int i)
+{
+    sqlite3_int64 v = sqlite3_column_int64(s, i);
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
+static int exec(struct store *st, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return ERR_IO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- open / close */
+
+static int get_version(struct store *st, int *version)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT max(version) FROM schema_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(st, "schema_version", rc);
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(s, 0);
+    else
+        err = db_err(st, "schema_version", rc);
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int migrate(struct store *st)
+{
+    int rc = exec(st, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY,"
+                      " applied INTEGER NOT NULL)");
+    if (rc)
+        return rc;
+    int version = 0;
+    rc = get_version(st, &version);
+    if (rc)
+        return rc;
+    if (version > (int)NMIGRATIONS) {
+        log_error("store: database schema version %d is newer than this server (%d)", version,
+                  (int)NMIGRATIONS);
+        return ERR_UNSUPPORTED;
+    }
+    for (int v = version; v < (int)NMIGRATIONS; v++) {
+        /* each migration in its own transaction with its version row */
+        rc = exec(st, "BEGIN IMMEDIATE");
+        if (rc)
+            return rc;
+        rc = exec(st, migrations[v]);
+        if (!rc) {
+            char sql[128];
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO schema_version(version, applied) VALUES(%d, strftime('%%s','now'))",
+                     v + 1);
+            rc = exec(st, sql);
+        }
+        if (rc) {
+            (void)exec(st, "ROLLBACK");
+            return rc;
+        }
+        rc = exec(st, "COMMIT");
+        if (rc)
+            return rc;
+        log_info("store: migrated schema to version %d", v + 1);
+    }
+    return 0;
+}
+
+int store_open(const char *path, bool create, struct store **out)
+{
+    *out = NULL;
+    struct store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return ERR_NOMEM;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    int err = 0;
+    if (rc != SQLITE_OK) {
+        if (!create && (rc == SQLITE_CANTOPEN)) {
+            err = ERR_NOT_FOUND;
+        } else {
+            log_error("store: open %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "no memory");
+            err = ERR_IO;
+        }
+        goto out;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    if ((rc = sqlite3_busy_timeout(st->db, 5000)) != SQLITE_OK) {
+        err = db_err(st, "busy_timeout", rc);
+        goto out;
+    }
+    /* WAL for concurrent readers (audit-verify, sqlite3 shell); FULL: a
+     * committed transaction survives power loss, which our acks promise. */
+    err = exec(st, "PRAGMA journal_mode=WAL");
+    if (!err)
+        err = exec(st, "PRAGMA synchronous=FULL");
+    if (!err)
+        err = exec(st, "PRAGMA foreign_keys=ON");
+    if (!err)
+        err = migrate(st);
+    if (err)
+        goto out;
+    for (int i = 0; i < S_COUNT; i++) {
+        rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->s[i],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            err = db_err(st, stmt_sql[i], rc);
+            goto out;
+        }
+    }
+    *out = st;
+    st = NULL;
+out:
+    store_close(st);
+    return err;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->in_txn)
+        store_rollback(st);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->s[i]);
+    if (st->db) {
+        int rc = sqlite3_close(st->db);
+        if (rc != SQLITE_OK)
+            log_error("store: close: %s", sqlite3_errstr(rc));
+    }
+    free(st);
+}
+
+struct sqlite3 *store_db(struct store *st)
+{
+    return st->db;
+}
+
+int store_schema_version(struct store *st, int *version)
+{
+    return get_version(st, version);
+}
+
+/* ------------------------------------------------------- transactions */
+
+int store_begin(struct store *st)
+{
+    if (st->in_txn)
+        return 0;
+    int rc = run(st, use(st, S_BEGIN), "begin");
+    if (rc == 0)
+        st->in_txn = true;
+    return rc;
+}
+
+bool store_in_txn(const struct store *st)
+{
+    return st->in_txn;
+}
+
+int store_commit(struct store *st)
+{
+    if (!st->in_txn)
+        return 0;
+    int rc = run(st, use(st, S_COMMIT), "commit");
+    if (rc) {
+        store_rollback(st);
+        return rc;
+    }
+    st->in_txn = false;
+    return 0;
+}
+
+void store_rollback(struct store *st)
+{
+    if (!st->in_txn)
+        return;
+    /* after a failed COMMIT SQLite may already have rolled back */
+    if (!sqlite3_get_autocommit(st->db))
+        (void)run(st, use(st, S_ROLLBACK), "rollback");
+    st->in_txn = false;
+}
+
+int store_savepoint(struct store *st)
+{
+    return run(st, use(st, S_SAVEPOINT), "savepoint");
+}
+
+int store_release(struct store *st)
+{
+    return run(st, use(st, S_RELEASE), "release");
+}
+
+void store_rollback_to(struct store *st)
+{
+    if (run(st, use(st, S_ROLLBACK_TO), "rollback to") == 0)
+        (void)run(st, use(st, S_RELEASE), "release");
+}
+
+/* ------------------------------------------------------------- meta */
+
+int store_meta_get(struct store *st, const char *key, char *buf, size_t cap)
+{
+    sqlite3_stmt *s = use(st, S_META_GET);
+    int rc = bind_text(st, s, 1, key);
+    if (!rc)
+        rc = row(st, s, "meta get");
+    if (!rc)
+        col_text(s, 0, buf, cap);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_meta_set(struct store *st, const char *key, const char *value)
+{
+    sqlite3_stmt *s = use(st, S_META_SET);
+    int rc = bind_text(st, s, 1, key);
+    if (!rc)
+        rc = bind_text(st, s, 2, value);
+    return rc ? rc : run(st, s, "meta set");
+}
+
+/* -------------------------------------------------------- identities */
+
+int store_identity_add(struct store *st, const char *id, const char *name, const char *domain,
+                       const char *role, uint64_t now)
+{
+    sqlite3_stmt *s = use(st, S_ID_ADD);
+    int rc = bind_text(st, s, 1, id);
+    if (!rc) rc = bind_text(st, s, 2, name);
+    if (!rc) rc = bind_text(st, s, 3, domain);
+    if (!rc) rc = bind_text(st, s, 4, role);
+    if (!rc) rc = bind_u64(st, s, 5, now);
+    return rc ? rc : run(st, s, "identity add");
+}
+
+int store_identity_get(struct store *st, const char *id, char *role, size_t cap)
+{
+    sqlite3_stmt *s = use(st, S_ID_GET);
+    int rc = bind_text(st, s, 1, id);
+    if (!rc)
+        rc = row(st, s, "identity get");
+    if (!rc && role)
+        col_text(s, 0, role, cap);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ----------------------------------------------------------- devices */
+
+int store_device_add(struct store *st, const char *id, const char *identity,
+                     const uint8_t pk[32], const char *label, uint64_t now)
+{
+    sqlite3_stmt *s = use(st, S_DEV_ADD);
+    int rc = bind_text(st, s, 1, id);
+    if (!rc) rc = bind_text(st, s, 2, identity);
+    if (!rc) rc = bind_blob(st, s, 3, pk, 32);
+    if (!rc) rc = bind_text(st, s, 4, label);
+    if (!rc) rc = bind_u64(st, s, 5, now);
+    return rc ? rc : run(st, s, "device add");
+}
+
+static int read_device(sqlite3_stmt *s, struct store_device *d)
+{
+    memset(d, 0, sizeof(*d));
+    col_text(s, 0, d->id, sizeof(d->id));
+    col_text(s, 1, d->identity, sizeof(d->identity));
+    int rc = col_blob(s, 2, d->pk, 32);
+    col_text(s, 3, d->label, sizeof(d->label));
+    d->created = col_u64(s, 4);
+    d->last_seen = col_u64(s, 5);
+    d->revoked = col_u64(s, 6);
+    return rc;
+}
+
+int store_device_get(struct store *st, const char *id, struct store_device *out)
+{
+    sqlite3_stmt *s = use(st, S_DEV_GET);
+    int rc = bind_text(st, s, 1, id);
+    if (!rc)
+        rc = row(st, s, "device get");
+    if (!rc)
+        rc = read_device(s, out);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_device_touch(struct store *st, const char *id, uint64_t now)
+{
+    sqlite3_stmt *s = use(st, S_DEV_TOUCH);
+    int rc = bind_text(st, s, 1, id);
+    if (!rc) rc = bind_u64(st, s, 2, now);
+    return rc ? rc : run(st, s, "device touch");
+}
+
+int store_device_revoke(struct store *st, const char *id, uint64_t now)
+{
+    sqlite3_stmt *s = use(st, S_DEV_REVOKE);
+    int rc = bind_text(st, s, 1, id);
+    if (!rc) rc = bind_u64(st, s, 2, now);
+    if (!rc) rc = run(st, s, "device revoke");
+    if (!rc && sqlite3_changes(st->db) == 0)
+        rc = ERR_CONFLICT;
+    return rc;
+}
+
+int store_device_each(struct store *st, const char *identity,
+                      int (*fn)(void *ctx, const struct store_device *d), void *ctx)
+{
+    sqlite3_stmt *s = use(st, S_DEV_EACH);
+    int rc = bind_text(st, s, 1, identity);
+    while (!rc) {
+        rc = row(st, s, "device each");
+        if (rc == ERR_NOT_FOUND) {
+            rc = 0;
+            break;
+        }
+        struct store_device d;
+        if (!rc)
+            rc = read_device(s, &d);
+        if (!rc)
+            rc = fn(ctx, &d);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------- codes */
+
+int store_code_add(struct store *st, const struct store_code *c)
+{
+    sqlite3_stmt *s = use(st, S_CODE_ADD);
+    int rc = bind_blob(st, s, 1, c->hash, 32);
+    if (!rc) rc = bind_text(st, s, 2, c->kind);
+    if (!rc) rc = bind_text(st, s, 3, c->identity);
+    if (!rc) rc = bind_text(st, s, 4, c->role);
+    if (!rc) rc = bind_text(st, s, 5, c->department);
+    if (!rc) rc = bind_text(st, s, 6, c->association);
+    if (!rc) rc = bind_text(st, s, 7, c->created_by);
+    if (!rc) rc = bind_u64(st, s, 8, c->created);
+    if (!rc) rc = bind_u64(st, s, 9, c->expires);
+    return rc ? rc : run(st, s, "code add");
+}
+
+int store_code_get(struct store *st, const uint8_t hash[32], struct store_code *out)
+{
+    sqlite3_stmt *s = use(st, S_CODE_GET);
+    int rc = bind_blob(st, s, 1, hash, 32);
+    if (!rc)
+        rc = row(st, s, "code get");
+    if (!rc) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->hash, hash, 32);
+        col_text(s, 0, out->kind, sizeof(out->kind));
+        col_text(s, 1, out->identity, sizeof(out->identity));
+        col_text(s, 2, out->role, sizeof(out->role));
+        col_text(s, 3, out->department, sizeof(out->department));
+        col_text(s, 4, out->association, sizeof(out->association));
+        col_text(s, 5, out->created_by, sizeof(out->created_by));
+        out->created = col_u64(s, 6);
+        out->expires = col_u64(s, 7);
+        out->used = col_u64(s, 8);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_code_use(struct store *st, const uint8_t hash[32], uint64_t now)
+{
+    sqlite3_stmt *s = use(st, S_CODE_USE);
+    int rc = bind_blob(st, s, 1, hash, 32);
+    if (!rc) rc = bind_u64(st, s, 2, now);
+    if (!rc) rc = run(st, s, "code use");
+    if (!rc && sqlite3_changes(st->db) == 0)
+        rc = ERR_CONFLICT;
+    return rc;
+}
+
+/* ------------------------------------------------ departments, associations */
+
+int store_unit_add(struct store *st, enum store_unit kind, const char *name, const char *domain,
+                   uint64_t now)
+{
+    sqlite3_stmt *s = use(st, kind == STORE_DEPARTMENT ? S_DEPT_ADD : S_ASSOC_ADD);
+    int rc = bind_text(st, s, 1, name);
+    if (!rc) rc = bind_text(st, s, 2, domain);
+    if (!rc) rc = bind_u64(st, s, 3, now);
+    return rc ? rc : run(st, s, "unit add");
+}
+
+int store_unit_exists(struct store *st, enum store_unit kind, const char *name)
+{
+    sqlite3_stmt *s = use(st, kind == STORE_DEPARTMENT ? S_DEPT_GET : S_ASSOC_GET);
+    int rc = bind_text(st, s, 1, name);
+    if (!rc)
+        rc = row(st, s, "unit get");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int each_name(struct store *st, sqlite3_stmt *s, int (*fn)(void *, const char *),
+                     void *ctx)
+{
+    int rc = 0;
+    while (!rc) {
+        rc = row(st, s, "list");
+        if (rc == ERR_NOT_FOUND) {
+            rc = 0;
+            break;
+        }
+        if (!rc) {
+            char name[STORE_NAME_MAX];
+            col_text(s, 0, name, sizeof(name));
+            rc = fn(ctx, name);
+        }
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_unit_each(struct store *st, enum store_unit kind,
+                    int (*fn)(void *ctx, const char *name), void *ctx)
+{
+    return each_name(st, use(st, kind == STORE_DEPARTMENT ? S_DEPT_EACH : S_ASSOC_EACH), fn,
+                     ctx);
+}
+
+int store_member_add(struct store *st, enum store_unit kind, const char *identity,
+                     const char *name, uint64_t now)
+{
+    sqlite3_stmt *s = use(st, kind == STORE_DEPARTMENT ? S_ASSIGN_ADD : S_MEMBER_ADD);
+    int rc = bind_text(st, s, 1, identity);
+    if (!rc) rc = bind_text(st, s, 2, name);
+    if (!rc) rc = bind_u64(st, s, 3, now);
+    return rc ? rc : run(st, s, "member add");
+}
+
+int store_member_remove(struct store *st, enum store_unit kind, const char *identity,
+                        const char *name)
+{
+    sqlite3_stmt *s = use(st, kind == STORE_DEPARTMENT ? S_ASSIGN_DEL : S_MEMBER_DEL);
+    int rc = bind_text(st, s, 1, identity);
+    if (!rc) rc = bind_text(st, s, 2, name);
+    if (!rc) rc = run(st, s, "member remove");
+    if (!rc && sqlite3_changes(st->db) == 0)
+        rc = ERR_NOT_FOUND;
+    return rc;
+}
+
+int store_member_each(struct store *st, enum store_unit kind, const char *identity,
+                      int (*fn)(void *ctx, const char *name), void *ctx)
+{
+    sqlite3_stmt *s = use(st, kind == STORE_DEPARTMENT ? S_ASSIGN_EACH : S_MEMBER_EACH);
+    int rc = bind_text(st, s, 1, identity);
+    if (rc)
+        return rc;
+    return each_name(st, s, fn, ctx);
+}
+
+/* ------------------------------------------------------------- audit */
+
+int store_audit_last(struct store *st, int64_t *seq, uint8_t hash[32])
+{
+    sqlite3_stmt *s = use(st, S_AUDIT_LAST);
+    int rc = row(st, s, "audit last");
+    if (!rc) {
+        *seq = sqlite3_column_int64(s, 0);
+        rc = col_blob(s, 1, hash, 32);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_audit_insert(struct store *st, const struct store_audit *r)
+{
+    sqlite3_stmt *s = use(st, S_AUDIT_ADD);
+    int rc = sqlite3_bind_int64(s, 1, r->seq) == SQLITE_OK ? 0 : db_err(st, "bind", 0);
+    if (!rc) rc = bind_u64(st, s, 2, r->time);
+    if (!rc) rc = bind_text(st, s, 3, r->actor);
+    if (!rc) rc = bind_text(st, s, 4, r->action);
+    if (!rc) rc = bind_text(st, s, 5, r->subject);
+    if (!rc) rc = bind_text(st, s, 6, r->detail);
+    if (!rc) rc = bind_blob(st, s, 7, r->prev, 32);
+    if (!rc) rc = bind_blob(st, s, 8, r->hash, 32);
+    return rc ? rc : run(st, s, "audit insert");
+}
+
+int store_audit_each(struct store *st, int (*fn)(void *ctx, const struct store_audit *r),
+                     void *ctx)
+{
+    sqlite3_stmt *s = use(st, S_AUDIT_EACH);
+    int rc = 0;
+    while (!rc) {
+        rc = row(st, s, "audit each");
+        if (rc == ERR_NOT_FOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc)
+            break;
+        struct store_audit r;
+        memset(&r, 0, sizeof(r));
+        r.seq = sqlite3_column_int64(s, 0);
+        r.time = col_u64(s, 1);
+        col_text(s, 2, r.actor, sizeof(r.actor));
+        col_text(s, 3, r.action, sizeof(r.action));
+        col_text(s, 4, r.subject, sizeof(r.subject));
+        col_text(s, 5, r.detail, sizeof(r.detail));
+        /* a tampered row may have a wrong-sized hash: leave it zero, the
+         * chain check then fails on it */
+        (void)col_blob(s, 6, r.prev, 32);
+        (void)col_blob(s, 7, r.hash, 32);
+        rc = fn(ctx, &r);
+    }
+    sqlite3_reset(s);
+    return rc;
+}

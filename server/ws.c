@@ -1,0 +1,141 @@
+/*
+ * ws.c: libwebsockets glue. protocols[0] catches HTTP and WebSocket
+ * upgrades without our subprotocol (refused); protocols[1] is "sammen.v1".
+ * The callback only translates lws events into conn_* calls: it never
+ * frees a conn (CLOSED detaches it; server_commit() frees it later) and
+ * sends only from SERVER_WRITEABLE.
+ */
+#include "ws.h"
+
+#include "lws_inc.h"
+#include <string.h>
+
+#include "conn.h"
+#include "err.h"
+#include "log.h"
+#include "server.h"
+
+struct pss {
+    struct conn *c;
+};
+
+static int cb_default(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) {
+        char peer[64] = "?";
+        lws_get_peer_simple(wsi, peer, sizeof(peer));
+        log_warn("%s: WebSocket without subprotocol sammen.v1 refused", peer);
+        return 1;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static int cb_sammen(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    struct pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (srv.stopping)
+            return 1;
+        if (srv.nconns >= srv.cfg.max_connections) {
+            char peer[64] = "?";
+            lws_get_peer_simple(wsi, peer, sizeof(peer));
+            log_warn("%s: refused: max_connections (%llu) reached", peer,
+                     (unsigned long long)srv.cfg.max_connections);
+            return 1;
+        }
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!pss)
+            return -1;
+        pss->c = conn_new(wsi);
+        if (!pss->c) {
+            log_error("out of memory for a new connection");
+            return -1;
+        }
+        log_info("conn %llu %s: connected", (unsigned long long)pss->c->serial, pss->c->peer);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (!pss || !pss->c)
+            return -1;
+        return conn_receive(pss->c, in, len, lws_is_first_fragment(wsi) != 0,
+                            lws_is_final_fragment(wsi) != 0, lws_frame_is_binary(wsi) != 0);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!pss || !pss->c)
+            return -1;
+        return conn_writeable(pss->c);
+    case LWS_CALLBACK_CLOSED:
+        if (pss && pss->c) {
+            log_info("conn %llu %s: closed", (unsigned long long)pss->c->serial, pss->c->peer);
+            conn_detach(pss->c);
+            pss->c = NULL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", cb_default, 0, 0, 0, NULL, 0},
+    {"sammen.v1", cb_sammen, sizeof(struct pss), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (level & LLL_ERR)
+        log_error("lws: %.*s", (int)n, line);
+    else
+        log_warn("lws: %.*s", (int)n, line);
+}
+
+int ws_start(uint16_t *port)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    const char *host = srv.cfg.host;
+    if (!strcmp(host, "localhost"))
+        host = "127.0.0.1";
+    info.port = srv.cfg.port;
+    info.iface = host;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.vhost_name = "sammen";
+    if (!strchr(host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (srv.cfg.tls_cert[0]) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = srv.cfg.tls_cert;
+        info.ssl_private_key_filepath = srv.cfg.tls_key;
+    }
+    srv.ctx = lws_create_context(&info);
+    if (!srv.ctx) {
+        log_error("cannot listen on %s (address in use, bad address or TLS files?)",
+                  srv.cfg.listen);
+        return ERR_IO;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "sammen");
+    int p = vh ? lws_get_vhost_listen_port(vh) : -1;
+    if (p <= 0 || p > 65535) {
+        log_error("cannot find the listening port");
+        ws_stop();
+        return ERR_IO;
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
+void ws_stop(void)
+{
+    if (srv.ctx)
+        lws_context_destroy(srv.ctx);
+    srv.ctx = NULL;
+}

@@ -1,0 +1,17 @@
+/*
+ * ws.h: the libwebsockets side: protocols[] ("sammen.v1"), the callback
+ * that hands bytes to conn.c, and context creation.
+ */
+#ifndef SAMMEN_WS_H
+#define SAMMEN_WS_H
+
+#include <stdint.h>
+
+/* Creates the lws context and the listening vhost from srv.cfg; sets
+ * *port to the bound port (the real one when cfg.port is 0). Returns 0 or
+ * ERR_IO. */
+int ws_start(uint16_t *port);
+/* Destroys the context (closing every connection). */
+void ws_stop(void);
+
+#endif
