@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "mls_ks.h"
 
 #define TRY(expr)                                                              \
     do {                                                                       \
@@ -424,5 +425,55 @@ out:
         mls_framed_content_free(content);
         mls_framed_content_auth_data_free(auth);
     }
+    return rc;
+}
+
+/* ---- with the secret tree ----------------------------------------------- */
+
+static enum mls_ks_ratchet ratchet_for(uint8_t content_type)
+{
+    return content_type == MLS_CONTENT_APPLICATION ? MLS_KS_APPLICATION : MLS_KS_HANDSHAKE;
+}
+
+int mls_framing_private_seal(const struct mls_framed_content *content,
+                             const struct mls_framed_content_auth_data *auth,
+                             const uint8_t sender_data_secret[CRYPTO_HASH_LEN],
+                             struct mls_ks_tree *tree, size_t padding,
+                             struct mls_private_message *out)
+{
+    struct mls_ks_key k;
+    int rc;
+    memset(out, 0, sizeof(*out));
+    memset(&k, 0, sizeof(k));
+    if (content->sender.sender_type != MLS_SENDER_MEMBER)
+        return ERR_INVALID;
+    TRY(mls_ks_tree_next_key(tree, content->sender.leaf_index,
+                             ratchet_for(content->content_type), &k));
+    TRY(mls_framing_private_encrypt(content, auth, sender_data_secret, k.generation, k.key,
+                                    k.nonce, padding, out));
+out:
+    mls_ks_key_wipe(&k);
+    return rc;
+}
+
+int mls_framing_private_open(const struct mls_private_message *pm,
+                             const uint8_t sender_data_secret[CRYPTO_HASH_LEN],
+                             struct mls_ks_tree *tree, struct mls_sender_data *sd,
+                             struct mls_framed_content *content,
+                             struct mls_framed_content_auth_data *auth)
+{
+    struct mls_ks_key k;
+    int rc;
+    memset(&k, 0, sizeof(k));
+    memset(content, 0, sizeof(*content));
+    memset(auth, 0, sizeof(*auth));
+    TRY(mls_framing_private_decrypt_sender_data(pm, sender_data_secret, sd));
+    TRY(mls_ks_tree_key(tree, sd->leaf_index, ratchet_for(pm->content_type), sd->generation,
+                        &k));
+    TRY(mls_framing_private_decrypt_content(pm, sd, k.key, k.nonce, content, auth));
+out:
+    mls_ks_key_wipe(&k);
+    if (rc)
+        crypto_wipe(sd, sizeof(*sd));
     return rc;
 }

@@ -135,4 +135,32 @@ int mls_framing_private_decrypt_content(const struct mls_private_message *pm,
                                         struct mls_framed_content *content,
                                         struct mls_framed_content_auth_data *auth);
 
+/* ---- with the secret tree (mls_ks.h) ----------------------------------
+ * The two PrivateMessage halves glued to a struct mls_ks_tree: the key and
+ * nonce come from the sender's handshake ratchet (proposal, commit) or
+ * application ratchet (application data), are used once and wiped.
+ *
+ * mls_framing_private_seal: takes the next generation of the sender's
+ * ratchet (content->sender.leaf_index) and encrypts as
+ * mls_framing_private_encrypt. Errors as that, plus the tree's (ERR_LIMIT
+ * when the ratchet is exhausted, ERR_INVALID for a leaf out of range).
+ *
+ * mls_framing_private_open: decrypts the sender data, fetches the key of
+ * (leaf, ratchet, generation) from the tree (so out-of-order messages within
+ * the tree's window work, and a replayed generation is ERR_STATE), and
+ * decrypts the content. *sd tells the caller which leaf sent it; the caller
+ * then checks that leaf is a member and verifies the signature with its
+ * key (mls_framing_verify, MLS_WF_PRIVATE_MESSAGE). */
+struct mls_ks_tree;
+int mls_framing_private_seal(const struct mls_framed_content *content,
+                             const struct mls_framed_content_auth_data *auth,
+                             const uint8_t sender_data_secret[CRYPTO_HASH_LEN],
+                             struct mls_ks_tree *tree, size_t padding,
+                             struct mls_private_message *out);
+int mls_framing_private_open(const struct mls_private_message *pm,
+                             const uint8_t sender_data_secret[CRYPTO_HASH_LEN],
+                             struct mls_ks_tree *tree, struct mls_sender_data *sd,
+                             struct mls_framed_content *content,
+                             struct mls_framed_content_auth_data *auth);
+
 #endif
