@@ -897,13 +897,32 @@ void mls_proposal_free(struct mls_proposal *x)
 {
     if (!x)
         return;
-    mls_key_package_free(&x->add);
-    mls_leaf_node_free(&x->update);
-    mls_pre_shared_key_id_free(&x->psk);
-    mls_reinit_free(&x->reinit);
-    mls_bytes_free(&x->external_init);
-    mls_extension_list_free(&x->gce);
-    mls_bytes_free(&x->other);
+    /* The members share storage: free only the one the type names. */
+    switch (x->proposal_type) {
+    case MLS_PROPOSAL_ADD:
+        mls_key_package_free(&x->add);
+        break;
+    case MLS_PROPOSAL_UPDATE:
+        mls_leaf_node_free(&x->update);
+        break;
+    case MLS_PROPOSAL_REMOVE:
+        break;
+    case MLS_PROPOSAL_PSK:
+        mls_pre_shared_key_id_free(&x->psk);
+        break;
+    case MLS_PROPOSAL_REINIT:
+        mls_reinit_free(&x->reinit);
+        break;
+    case MLS_PROPOSAL_EXTERNAL_INIT:
+        mls_bytes_free(&x->external_init);
+        break;
+    case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
+        mls_extension_list_free(&x->gce);
+        break;
+    default:
+        mls_bytes_free(&x->other);
+        break;
+    }
     memset(x, 0, sizeof(*x));
 }
 

@@ -274,18 +274,23 @@ struct mls_reinit {
     struct mls_extension_list extensions;
 };
 
-/* Proposal: proposal_type selects the meaningful member. Unknown types keep
- * their opaque<V> body in `other`. */
+/* Proposal: proposal_type selects the member of the anonymous union that is
+ * meaningful (a union keeps the struct small: a Commit may hold many).
+ * mls_proposal_free() frees the member proposal_type names, so set the type
+ * before filling a member, and do not change it afterwards. Unknown types
+ * keep their opaque<V> body in `other`. */
 struct mls_proposal {
     uint16_t proposal_type;
-    struct mls_key_package add;            /* add: key_package */
-    struct mls_leaf_node update;           /* update: leaf_node */
-    uint32_t remove;                       /* remove: removed leaf index */
-    struct mls_pre_shared_key_id psk;      /* psk */
-    struct mls_reinit reinit;              /* reinit */
-    struct mls_bytes external_init;        /* external_init: kem_output */
-    struct mls_extension_list gce;         /* group_context_extensions */
-    struct mls_bytes other;                /* unknown type */
+    union {
+        struct mls_key_package add;       /* add: key_package */
+        struct mls_leaf_node update;      /* update: leaf_node */
+        uint32_t remove;                  /* remove: removed leaf index */
+        struct mls_pre_shared_key_id psk; /* psk */
+        struct mls_reinit reinit;         /* reinit */
+        struct mls_bytes external_init;   /* external_init: kem_output */
+        struct mls_extension_list gce;    /* group_context_extensions */
+        struct mls_bytes other;           /* unknown type */
+    };
 };
 
 struct mls_proposal_or_ref {
