@@ -162,7 +162,7 @@ static int run(struct store *st, sqlite3_stmt *s, const char *what)
     sqlite3_reset(s);
     if (rc == SQLITE_DONE)
         return 0;
-    if (rc == SQLITE_CONSTRAINT) {
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) { /* extended result codes are on */
         if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
             return ERR_CONFLICT;
         log_warn("store: %s: %s", what, sqlite3_errmsg(st->db));
@@ -288,7 +288,7 @@ int store_open(const char *path, bool create, struct store **out)
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     int err = 0;
     if (rc != SQLITE_OK) {
-        if (!create && (rc == SQLITE_CANTOPEN)) {
+        if (!create && (rc & 0xff) == SQLITE_CANTOPEN) {
             err = ERR_NOT_FOUND;
         } else {
             log_error("store: open %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "no memory");
