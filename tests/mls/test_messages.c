@@ -293,6 +293,93 @@ static void malformed_inputs(void **state)
     assert_int_equal(mls_u16_list_decode(&r, &l), ERR_MALFORMED);
 }
 
+/* Decodes buf as a `name`, re-encodes, compares; or expects error `want`. */
+#define EXPECT_RT(name, bytes_, want)                                             \
+    do {                                                                       \
+        struct tls_reader r_;                                                  \
+        struct mls_##name x_;                                                  \
+        tls_reader_init(&r_, (bytes_), sizeof(bytes_));                              \
+        int rc_ = mls_##name##_decode(&r_, &x_);                               \
+        assert_int_equal(rc_, (want));                                         \
+        if (rc_ == 0) {                                                        \
+            struct tls_writer w_;                                              \
+            assert_true(tls_reader_done(&r_));                                 \
+            tls_writer_init(&w_, 0);                                           \
+            mls_##name##_encode(&w_, &x_);                                     \
+            assert_int_equal(tls_writer_error(&w_), 0);                        \
+            assert_int_equal(w_.len, sizeof(bytes_));                             \
+            assert_memory_equal(w_.buf, (bytes_), sizeof(bytes_));                   \
+            tls_writer_reset(&w_);                                             \
+            mls_##name##_free(&x_);                                            \
+        }                                                                      \
+    } while (0)
+
+/* Credentials of every kind, and the select values that must be refused. */
+static void selects(void **state)
+{
+    (void)state;
+    /* x509 with two certificates */
+    static const uint8_t x509[] = {0x00, 0x02, 0x07, 0x02, 0xaa, 0xbb, 0x03, 0x01, 0x02, 0x03};
+    EXPECT_RT(credential, x509, 0);
+    /* x509 whose certificate list is cut short inside */
+    static const uint8_t x509_bad[] = {0x00, 0x02, 0x03, 0x03, 0xaa, 0xbb};
+    EXPECT_RT(credential, x509_bad, ERR_MALFORMED);
+    /* unknown (GREASE) credential type: opaque body */
+    static const uint8_t grease_cred[] = {0x1a, 0x1a, 0x02, 0x00, 0x01};
+    EXPECT_RT(credential, grease_cred, 0);
+    /* GREASE extension inside a list */
+    static const uint8_t ext_list[] = {0x07, 0x3a, 0x3a, 0x01, 0xff, 0x00, 0x01, 0x00};
+    EXPECT_RT(extension_list, ext_list, 0);
+    /* sender types: 3 and 4 carry nothing, 5 is unknown */
+    static const uint8_t s_nmp[] = {0x03};
+    static const uint8_t s_bad[] = {0x05};
+    static const uint8_t s_ext[] = {0x02, 0, 0, 0, 9};
+    EXPECT_RT(sender, s_nmp, 0);
+    EXPECT_RT(sender, s_ext, 0);
+    EXPECT_RT(sender, s_bad, ERR_MALFORMED);
+    /* PreSharedKeyID: resumption (branch usage) ok, psktype 3 refused */
+    static const uint8_t psk_res[] = {0x02, 0x03, 0x01, 'g', 0, 0, 0, 0, 0, 0, 0, 4, 0x01, 'n'};
+    static const uint8_t psk_bad[] = {0x03, 0x00, 0x00};
+    EXPECT_RT(pre_shared_key_id, psk_res, 0);
+    EXPECT_RT(pre_shared_key_id, psk_bad, ERR_MALFORMED);
+    /* ProposalOrRef: reference ok, type 3 refused */
+    static const uint8_t por_ref[] = {0x02, 0x02, 0xde, 0xad};
+    static const uint8_t por_bad[] = {0x03, 0x00};
+    EXPECT_RT(proposal_or_ref, por_ref, 0);
+    EXPECT_RT(proposal_or_ref, por_bad, ERR_MALFORMED);
+    /* optional<Node>: blank; a parent; node_type 3 refused */
+    static const uint8_t blank[] = {0x00};
+    static const uint8_t parent[] = {0x01, 0x02, 0x01, 0xee, 0x00, 0x04, 0, 0, 0, 1};
+    static const uint8_t node_bad[] = {0x01, 0x03};
+    EXPECT_RT(node, blank, 0);
+    EXPECT_RT(node, parent, 0);
+    EXPECT_RT(node, node_bad, ERR_MALFORMED);
+    /* unmerged_leaves not a multiple of 4 */
+    static const uint8_t parent_bad[] = {0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 1};
+    EXPECT_RT(node, parent_bad, ERR_MALFORMED);
+    /* LeafNode with leaf_node_source 4 (after keys, basic credential and
+     * empty capabilities) */
+    static const uint8_t leaf_bad[] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                       0x00, 0x00, 0x00, 0x04, 0x00, 0x00};
+    EXPECT_RT(leaf_node, leaf_bad, ERR_MALFORMED);
+    /* the same with source update, empty extensions and signature: fine */
+    static const uint8_t leaf_upd[] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                       0x00, 0x00, 0x00, 0x02, 0x00, 0x00};
+    EXPECT_RT(leaf_node, leaf_upd, 0);
+    /* ... and its LeafNodeTBS carries group_id and leaf_index */
+    struct mls_leaf_node ln;
+    struct tls_writer w;
+    assert_int_equal(mls_leaf_node_parse(leaf_upd, sizeof(leaf_upd), &ln), 0);
+    tls_writer_init(&w, 0);
+    mls_leaf_node_encode_tbs(&w, &ln, (const uint8_t *)"g", 1, 7);
+    static const uint8_t tbs[] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                  0x00, 0x02, 0x00, 0x01, 'g',  0,    0,    0,    7};
+    assert_int_equal(w.len, sizeof(tbs));
+    assert_memory_equal(w.buf, tbs, sizeof(tbs));
+    tls_writer_reset(&w);
+    mls_leaf_node_free(&ln);
+}
+
 /* Copies and extension helpers on a hand-built GroupContext. */
 static void copy_and_extensions(void **state)
 {
@@ -339,6 +426,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(messages_vectors),
         cmocka_unit_test(malformed_inputs),
+        cmocka_unit_test(selects),
         cmocka_unit_test(copy_and_extensions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
