@@ -1,0 +1,194 @@
+// ts-mls interop peer for Sammen's MLS tests (test-only; never shipped).
+//
+// Speaks a line protocol on stdin/stdout: one JSON object per line in, one
+// per line out. Byte strings are lower-case hex. Every reply has "ok": true
+// plus results, or "ok": false and "error". Each identity ("id") holds at most
+// one pending KeyPackage and one group. Cipher suite 3 only
+// (MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519).
+//
+// Commands ("cmd"):
+//   key_package {id}                      -> {key_package: MLSMessage(KeyPackage)}
+//   create_group {id, group_id}           -> {epoch}
+//   add {id, key_packages: [MLSMessage]}  -> {commit, welcome, ratchet_tree, epoch}
+//   remove {id, leaves: [n]}              -> {commit, epoch}
+//   update {id}                           -> {commit, epoch}     (empty commit with a path)
+//   join {id, welcome, ratchet_tree?}     -> {epoch}
+//   process {id, message}                 -> {kind: "handshake", epoch} or {kind: "application", data, aad}
+//   encrypt {id, data, aad?}              -> {message}
+//   state {id}                            -> {epoch, epoch_authenticator, tree_hash, leaf_index,
+//                                             exporter, members: [{leaf, identity}]}
+//   quit                                  -> exits
+// Commits are created as PublicMessage with the ratchet tree in the Welcome's
+// GroupInfo, as Sammen does. The external_senders extension is never used
+// (ts-mls 1.6.4 encodes it in a non-RFC way).
+import { createInterface } from "node:readline";
+import {
+  createApplicationMessage, createCommit, createGroup, joinGroup, processMessage,
+  getCiphersuiteImpl, getCiphersuiteFromName, defaultCapabilities, defaultLifetime,
+  emptyPskIndex, generateKeyPackage, encodeMlsMessage, decodeMlsMessage, acceptAll,
+  mlsExporter, zeroOutUint8Array,
+} from "ts-mls";
+import { encodeRatchetTree, decodeRatchetTree } from "ts-mls/ratchetTree.js";
+
+const SUITE = "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function hex(b) { return Buffer.from(b).toString("hex"); }
+function unhex(s) {
+  if (typeof s !== "string" || s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s))
+    throw new Error("bad hex");
+  return new Uint8Array(Buffer.from(s, "hex"));
+}
+function decodeWhole(bytes, what) {
+  const r = decodeMlsMessage(bytes, 0);
+  if (r === undefined || r[1] !== bytes.length) throw new Error(`cannot decode ${what}`);
+  return r[0];
+}
+
+const impl = await getCiphersuiteImpl(getCiphersuiteFromName(SUITE));
+const clients = new Map(); // id -> {kp: {publicPackage, privatePackage}, state}
+
+function client(id) {
+  if (typeof id !== "string" || id.length === 0) throw new Error("missing id");
+  let c = clients.get(id);
+  if (!c) { c = { kp: undefined, state: undefined }; clients.set(id, c); }
+  return c;
+}
+function groupOf(id) {
+  const c = client(id);
+  if (!c.state) throw new Error(`${id} has no group`);
+  return c;
+}
+function wipe(list) { for (const b of list ?? []) zeroOutUint8Array(b); }
+
+function members(state) {
+  const out = [];
+  state.ratchetTree.forEach((node, i) => {
+    if (i % 2 === 0 && node && node.nodeType === "leaf") {
+      const cred = node.leaf.credential;
+      out.push({ leaf: i / 2, identity: cred.credentialType === "basic" ? hex(cred.identity) : "" });
+    }
+  });
+  return out;
+}
+
+async function commit(c, proposals, withTree) {
+  const r = await createCommit({ state: c.state, cipherSuite: impl },
+    { extraProposals: proposals, wireAsPublicMessage: true, ratchetTreeExtension: withTree });
+  c.state = r.newState;
+  wipe(r.consumed);
+  const out = { commit: hex(encodeMlsMessage(r.commit)), epoch: Number(c.state.groupContext.epoch) };
+  if (r.welcome) {
+    out.welcome = hex(encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: r.welcome }));
+    out.ratchet_tree = hex(encodeRatchetTree(c.state.ratchetTree));
+  }
+  return out;
+}
+
+const handlers = {
+  async key_package(m) {
+    const c = client(m.id);
+    const cred = { credentialType: "basic", identity: enc.encode(m.id) };
+    c.kp = await generateKeyPackage(cred, defaultCapabilities(), defaultLifetime, [], impl);
+    return { key_package: hex(encodeMlsMessage({ version: "mls10", wireformat: "mls_key_package",
+                                                  keyPackage: c.kp.publicPackage })) };
+  },
+  async create_group(m) {
+    const c = client(m.id);
+    if (!c.kp) throw new Error("make a key_package first");
+    c.state = await createGroup(unhex(m.group_id), c.kp.publicPackage, c.kp.privatePackage, [], impl);
+    c.kp = undefined;
+    return { epoch: Number(c.state.groupContext.epoch) };
+  },
+  async add(m) {
+    const c = groupOf(m.id);
+    const proposals = (m.key_packages ?? []).map((h) => {
+      const msg = decodeWhole(unhex(h), "key package");
+      if (msg.wireformat !== "mls_key_package") throw new Error("not a key package");
+      return { proposalType: "add", add: { keyPackage: msg.keyPackage } };
+    });
+    return commit(c, proposals, true);
+  },
+  async remove(m) {
+    const c = groupOf(m.id);
+    return commit(c, (m.leaves ?? []).map((n) => ({ proposalType: "remove", remove: { removed: n } })), false);
+  },
+  async update(m) {
+    return commit(groupOf(m.id), [], false);
+  },
+  async join(m) {
+    const c = client(m.id);
+    if (!c.kp) throw new Error("no key package to join with");
+    const msg = decodeWhole(unhex(m.welcome), "welcome");
+    if (msg.wireformat !== "mls_welcome") throw new Error("not a welcome");
+    let tree;
+    if (m.ratchet_tree) {
+      const bytes = unhex(m.ratchet_tree);
+      const r = decodeRatchetTree(bytes, 0);
+      if (r === undefined || r[1] !== bytes.length) throw new Error("cannot decode ratchet tree");
+      tree = r[0];
+    }
+    c.state = await joinGroup(msg.welcome, c.kp.publicPackage, c.kp.privatePackage, emptyPskIndex, impl, tree);
+    c.kp = undefined;
+    return { epoch: Number(c.state.groupContext.epoch) };
+  },
+  async process(m) {
+    const c = groupOf(m.id);
+    const msg = decodeWhole(unhex(m.message), "message");
+    if (msg.wireformat !== "mls_private_message" && msg.wireformat !== "mls_public_message")
+      throw new Error(`cannot process ${msg.wireformat}`);
+    const r = await processMessage(msg, c.state, emptyPskIndex, acceptAll, impl);
+    c.state = r.newState;
+    wipe(r.consumed);
+    if (r.kind === "applicationMessage") {
+      const aad = msg.wireformat === "mls_private_message" ? msg.privateMessage.authenticatedData : new Uint8Array();
+      return { kind: "application", data: hex(r.message), aad: hex(aad ?? new Uint8Array()) };
+    }
+    return { kind: "handshake", epoch: Number(c.state.groupContext.epoch) };
+  },
+  async encrypt(m) {
+    const c = groupOf(m.id);
+    const aad = m.aad ? unhex(m.aad) : undefined;
+    const r = await createApplicationMessage(c.state, unhex(m.data), impl, aad);
+    c.state = r.newState;
+    wipe(r.consumed);
+    return { message: hex(encodeMlsMessage({ version: "mls10", wireformat: "mls_private_message",
+                                              privateMessage: r.privateMessage })) };
+  },
+  async state(m) {
+    const s = groupOf(m.id).state;
+    const exporter = await mlsExporter(s.keySchedule.exporterSecret, "sammen interop",
+                                       enc.encode("ctx"), 32, impl);
+    return {
+      epoch: Number(s.groupContext.epoch),
+      epoch_authenticator: hex(s.keySchedule.epochAuthenticator),
+      tree_hash: hex(s.groupContext.treeHash),
+      group_id: hex(s.groupContext.groupId),
+      leaf_index: s.privatePath.leafIndex,
+      exporter: hex(exporter),
+      members: members(s),
+    };
+  },
+};
+
+const rl = createInterface({ input: process.stdin, terminal: false });
+// Commands are handled strictly one at a time, in order.
+let chain = Promise.resolve();
+rl.on("line", (line) => {
+  chain = chain.then(async () => {
+    let reply;
+    try {
+      const m = JSON.parse(line);
+      if (m.cmd === "quit") { process.exit(0); }
+      const h = Object.hasOwn(handlers, m.cmd) ? handlers[m.cmd] : undefined;
+      if (!h) throw new Error(`unknown command ${m.cmd}`);
+      reply = { ok: true, ...(await h(m)) };
+    } catch (e) {
+      reply = { ok: false, error: String(e && e.message ? e.message : e) };
+    }
+    process.stdout.write(JSON.stringify(reply) + "\n");
+  });
+});
+rl.on("close", () => { chain.then(() => process.exit(0)); });
+void dec;
