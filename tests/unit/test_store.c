@@ -1,0 +1,247 @@
+/* test_store.c: the server store and audit chain: migrations and the
+ * schema version, reopen, unique keys, savepoints, the append-only
+ * triggers, and audit-verify finding a row tampered with behind SQLite's
+ * back (triggers dropped, as an attacker with file access could). Also the
+ * one-time code format and the shiftable clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "audit.h"
+#include "clock.h"
+#include "code.h"
+#include "err.h"
+#include "store.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    if (sodium_init() < 0)
+        return -1;
+    snprintf(dir, sizeof(dir), "/tmp/sammen-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/sammen.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void open_migrate_reopen(void **state)
+{
+    (void)state;
+    struct store *st;
+    assert_int_equal(store_open(path, false, &st), ERR_NOT_FOUND);
+    assert_int_equal(store_open(path, true, &st), 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(st, &v), 0);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    /* WAL and FULL sync are on */
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(store_db(st), "PRAGMA journal_mode", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_prepare_v2(store_db(st), "PRAGMA synchronous", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 2); /* FULL */
+    sqlite3_finalize(s);
+
+    assert_int_equal(store_begin(st), 0);
+    assert_int_equal(store_meta_set(st, "domain", "x.test"), 0);
+    assert_int_equal(store_identity_add(st, "a@x.test", "a", "x.test", "admin", 1), 0);
+    assert_int_equal(store_identity_add(st, "a@x.test", "a", "x.test", "admin", 1), ERR_CONFLICT);
+    assert_int_equal(store_commit(st), 0);
+    store_close(st);
+
+    /* reopen: no migration re-run, data there */
+    assert_int_equal(store_open(path, false, &st), 0);
+    char buf[64];
+    assert_int_equal(store_meta_get(st, "domain", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "x.test");
+    assert_int_equal(store_identity_get(st, "a@x.test", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "admin");
+    assert_int_equal(store_identity_get(st, "b@x.test", buf, sizeof(buf)), ERR_NOT_FOUND);
+    store_close(st);
+}
+
+static void savepoints_and_rows(void **state)
+{
+    (void)state;
+    struct store *st;
+    assert_int_equal(store_open(path, true, &st), 0);
+    assert_int_equal(store_begin(st), 0);
+    /* a failed request's writes vanish; the iteration's others stay */
+    assert_int_equal(store_savepoint(st), 0);
+    assert_int_equal(store_unit_add(st, STORE_DEPARTMENT, "kept", "x.test", 1), 0);
+    assert_int_equal(store_release(st), 0);
+    assert_int_equal(store_savepoint(st), 0);
+    assert_int_equal(store_unit_add(st, STORE_DEPARTMENT, "dropped", "x.test", 1), 0);
+    store_rollback_to(st);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_unit_exists(st, STORE_DEPARTMENT, "kept"), 0);
+    assert_int_equal(store_unit_exists(st, STORE_DEPARTMENT, "dropped"), ERR_NOT_FOUND);
+
+    /* devices and codes */
+    uint8_t pk[32] = {1, 2, 3};
+    assert_int_equal(store_begin(st), 0);
+    assert_int_equal(store_device_add(st, "d_1", "a@x.test", pk, "phone", 10), 0);
+    assert_int_equal(store_device_add(st, "d_2", "a@x.test", pk, "dup key", 10), ERR_CONFLICT);
+    assert_int_equal(store_device_add(st, "d_3", "nobody@x.test", (uint8_t[32]){9}, "", 10),
+                     ERR_INVALID); /* foreign key */
+    assert_int_equal(store_device_revoke(st, "d_1", 20), 0);
+    assert_int_equal(store_device_revoke(st, "d_1", 21), ERR_CONFLICT);
+    struct store_device d;
+    assert_int_equal(store_device_get(st, "d_1", &d), 0);
+    assert_int_equal(d.revoked, 20);
+    assert_memory_equal(d.pk, pk, 32);
+    assert_string_equal(d.label, "phone");
+    struct store_code c;
+    memset(&c, 0, sizeof(c));
+    c.hash[0] = 7;
+    strcpy(c.kind, "invite");
+    strcpy(c.identity, "z@x.test");
+    strcpy(c.role, "staff");
+    c.created = 1;
+    c.expires = 100;
+    assert_int_equal(store_code_add(st, &c), 0);
+    assert_int_equal(store_code_use(st, c.hash, 50), 0);
+    assert_int_equal(store_code_use(st, c.hash, 51), ERR_CONFLICT);
+    struct store_code got;
+    assert_int_equal(store_code_get(st, c.hash, &got), 0);
+    assert_int_equal(got.used, 50);
+    assert_string_equal(got.role, "staff");
+    assert_int_equal(store_commit(st), 0);
+    store_close(st);
+}
+
+static int exec_sql(const char *sql)
+{
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+static void audit_chain_and_tampering(void **state)
+{
+    (void)state;
+    struct store *st;
+    assert_int_equal(store_open(path, true, &st), 0);
+    assert_int_equal(store_begin(st), 0);
+    for (int i = 0; i < 5; i++) {
+        char subject[32];
+        snprintf(subject, sizeof(subject), "user%d@x.test", i);
+        assert_int_equal(audit_append(st, 1000 + (uint64_t)i, "admin@x.test", "invite", subject,
+                                      "role staff"),
+                         0);
+    }
+    assert_int_equal(store_commit(st), 0);
+    int64_t bad = -1, rows = 0;
+    assert_int_equal(audit_verify(st, &bad, &rows), 0);
+    assert_int_equal(bad, 0);
+    assert_int_equal(rows, 5);
+    store_close(st);
+
+    /* the database itself refuses updates and deletes */
+    assert_int_not_equal(exec_sql("UPDATE audit SET actor = 'eve' WHERE seq = 3"), SQLITE_OK);
+    assert_int_not_equal(exec_sql("DELETE FROM audit WHERE seq = 3"), SQLITE_OK);
+    /* an attacker with the file drops the trigger and edits row 3 */
+    assert_int_equal(exec_sql("DROP TRIGGER audit_no_update;"
+                              "UPDATE audit SET subject = 'eve@x.test' WHERE seq = 3"),
+                     SQLITE_OK);
+    assert_int_equal(store_open(path, false, &st), 0);
+    assert_int_equal(audit_verify(st, &bad, &rows), 0);
+    assert_int_equal(bad, 3);
+    store_close(st);
+    /* deleting a middle row is found at the next row */
+    assert_int_equal(exec_sql("UPDATE audit SET subject = 'user2@x.test' WHERE seq = 3;"
+                              "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2"),
+                     SQLITE_OK);
+    assert_int_equal(store_open(path, false, &st), 0);
+    assert_int_equal(audit_verify(st, &bad, &rows), 0);
+    assert_int_equal(bad, 3);
+    store_close(st);
+}
+
+static void codes(void **state)
+{
+    (void)state;
+    char shown[CODE_SHOWN + 1];
+    uint8_t h1[32], h2[32];
+    code_new(shown, h1);
+    assert_int_equal(strlen(shown), 23);
+    assert_int_equal(shown[5], '-');
+    assert_int_equal(shown[11], '-');
+    assert_int_equal(code_hash(shown, strlen(shown), h2), 0);
+    assert_memory_equal(h1, h2, 32);
+    /* case, dashes and spaces do not matter */
+    char typed[40];
+    size_t o = 0;
+    for (size_t i = 0; shown[i]; i++) {
+        if (shown[i] == '-') {
+            typed[o++] = ' ';
+            continue;
+        }
+        typed[o++] = (char)(shown[i] >= 'a' && shown[i] <= 'z' ? shown[i] - 32 : shown[i]);
+    }
+    typed[o] = 0;
+    assert_int_equal(code_hash(typed, o, h2), 0);
+    assert_memory_equal(h1, h2, 32);
+    assert_int_equal(code_hash("abcde", 5, h2), ERR_INVALID);
+    assert_int_equal(code_hash("abcde-fghjk-mnpqr-stuv0", 23, h2), ERR_INVALID); /* 0 */
+    assert_int_equal(code_hash("abcde-fghjk-mnpqr-stuvwx", 24, h2), ERR_INVALID);
+    assert_int_equal(code_hash("abcde-fghjk-mnpqr-stuvw", 23, h2), 0);
+    /* known answer: SHA-256 of the 20 normalized characters */
+    uint8_t want[32];
+    crypto_hash_sha256(want, (const uint8_t *)"abcdefghjkmnpqrstuvw", 20);
+    assert_memory_equal(h2, want, 32);
+}
+
+static void clock_shifts(void **state)
+{
+    (void)state;
+    uint64_t t0 = clock_now();
+    assert_true(t0 >= (uint64_t)time(NULL) - 1 && t0 <= (uint64_t)time(NULL) + 1);
+    clock_shift(86400);
+    assert_true(clock_now() >= t0 + 86400);
+    assert_int_equal(clock_offset(), 86400);
+    clock_shift(-86400);
+    assert_int_equal(clock_offset(), 0);
+    assert_true(clock_now() < t0 + 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(open_migrate_reopen),
+        cmocka_unit_test(savepoints_and_rows),
+        cmocka_unit_test(audit_chain_and_tampering),
+        cmocka_unit_test(codes),
+        cmocka_unit_test(clock_shifts),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
