@@ -315,8 +315,8 @@ int crypto_aead_open(const uint8_t key[CRYPTO_AEAD_KEY_LEN],
 {
     if (ctlen < CRYPTO_AEAD_TAG_LEN)
         return ERR_CRYPTO;
-    /* libsodium verifies the tag before writing any plaintext and zeroes
-     * nothing on failure; pt is untouched then, so nothing partial leaks. */
+    /* libsodium checks the tag before decrypting anything and clears pt
+     * when the check fails, so no unauthenticated plaintext is released. */
     if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, ctlen, aad, aadlen, nonce,
                                                   key) != 0)
         return ERR_CRYPTO;
