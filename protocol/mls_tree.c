@@ -266,6 +266,13 @@ const struct mls_leaf_node *mls_tree_leaf(const struct mls_tree *t, uint32_t lea
     return &t->nodes[2 * leaf].leaf;
 }
 
+const struct mls_node *mls_tree_node(const struct mls_tree *t, uint32_t node)
+{
+    if (node >= width(t) || !t->nodes[node].present)
+        return NULL;
+    return &t->nodes[node];
+}
+
 bool mls_tree_has_group_bound_leaf(const struct mls_tree *t)
 {
     for (uint32_t i = 0; i < t->n_leaves; i++) {

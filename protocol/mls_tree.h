@@ -41,6 +41,7 @@
 #define MLS_TREE_CIPHER_SUITE 3
 
 struct mls_tree;
+struct mls_node;
 struct mls_leaf_node;
 struct mls_update_path;
 
@@ -68,6 +69,10 @@ uint32_t mls_tree_root(const struct mls_tree *t);
 /* The LeafNode at leaf index `leaf`, or NULL when that leaf is blank or
  * outside the tree. Valid until the tree changes. */
 const struct mls_leaf_node *mls_tree_leaf(const struct mls_tree *t, uint32_t leaf);
+/* Node `node` (leaf or parent, see node_type), or NULL when it is blank or
+ * outside the tree. Valid until the tree changes. (Added for the group
+ * state machine, which needs parent public keys and unmerged leaves.) */
+const struct mls_node *mls_tree_node(const struct mls_tree *t, uint32_t node);
 /* True when some non-blank leaf has source update or commit (its signature
  * binds the group_id). */
 bool mls_tree_has_group_bound_leaf(const struct mls_tree *t);
