@@ -2,8 +2,8 @@
  * crypto.h: the MLS cipher-suite primitives (RFC 9420 §5) for suite 3,
  * MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519, on libsodium 1.0.18.
  *
- * crypto.c is the one file that includes <sodium.h>; every other module
- * (hpke.c, mls_ks*.c, framing, tree) goes through these wrappers.
+ * crypto.c is the only MLS crypto file that includes <sodium.h>: hpke.c,
+ * mls_ks*.c and the MLS modules above them go through these wrappers.
  *
  * Where to start:
  *   crypto_init()                  once per process, before anything else
@@ -135,7 +135,8 @@ void crypto_sig_public(const uint8_t priv[CRYPTO_SIGN_PRIV_LEN],
 int crypto_sign_with_label(const uint8_t priv[CRYPTO_SIGN_PRIV_LEN], const char *label,
                            const uint8_t *content, size_t len, uint8_t sig[CRYPTO_SIG_LEN]);
 /* VerifyWithLabel: 0 when sig is a valid signature by pub; ERR_CRYPTO when
- * not (including a signature of the wrong length); ERR_NOMEM. */
+ * not (including a signature of the wrong length); ERR_INVALID for a label
+ * over 255 bytes; ERR_NOMEM. */
 int crypto_verify_with_label(const uint8_t pub[CRYPTO_SIGN_PUB_LEN], const char *label,
                              const uint8_t *content, size_t len, const uint8_t *sig,
                              size_t siglen);

@@ -263,6 +263,49 @@ static void mac_and_aead(void **state)
     assert_int_equal(crypto_x25519(key, zero, shared), ERR_CRYPTO);
 }
 
+/* Argument limits of the label functions. */
+static void label_limits(void **state)
+{
+    (void)state;
+    uint8_t secret[32] = {1}, out[64], sig[CRYPTO_SIG_LEN], pub[32], priv[32];
+    char longlabel[300];
+    memset(longlabel, 'a', sizeof(longlabel) - 1);
+    longlabel[sizeof(longlabel) - 1] = 0;
+
+    assert_int_equal(crypto_expand_with_label(secret, 32, "x", NULL, 0, out, 0), ERR_INVALID);
+    assert_int_equal(crypto_expand_with_label(secret, 32, longlabel, NULL, 0, out, 32),
+                     ERR_INVALID);
+    assert_int_equal(crypto_ref_hash(longlabel, secret, 32, out), ERR_INVALID);
+    crypto_sig_keygen(pub, priv);
+    assert_int_equal(crypto_sign_with_label(priv, longlabel, secret, 32, sig), ERR_INVALID);
+    assert_int_equal(crypto_sign_with_label(priv, "L", secret, 32, sig), 0);
+    assert_int_equal(crypto_verify_with_label(pub, "L", secret, 32, sig, sizeof(sig)), 0);
+    assert_int_equal(crypto_verify_with_label(pub, longlabel, secret, 32, sig, sizeof(sig)),
+                     ERR_INVALID);
+    /* Byte labels may hold NULs and differ from the truncated C string. */
+    static const uint8_t nul_label[] = {'a', 0, 'b'};
+    uint8_t a[32], b[32];
+    assert_int_equal(
+        crypto_expand_with_label_raw(secret, 32, nul_label, sizeof(nul_label), NULL, 0, a, 32), 0);
+    assert_int_equal(crypto_expand_with_label(secret, 32, "a", NULL, 0, b, 32), 0);
+    assert_memory_not_equal(a, b, 32);
+    /* DeriveSecret is ExpandWithLabel with an empty context and Nh bytes. */
+    assert_int_equal(crypto_derive_secret(secret, 32, "x", a), 0);
+    assert_int_equal(crypto_expand_with_label(secret, 32, "x", NULL, 0, b, 32), 0);
+    assert_memory_equal(a, b, 32);
+    /* Two-part hash equals the one-shot hash of the concatenation. */
+    uint8_t cat[6] = {1, 2, 3, 4, 5, 6};
+    crypto_sha256(cat, sizeof(cat), a);
+    crypto_sha256_2(cat, 2, cat + 2, 4, b);
+    assert_memory_equal(a, b, 32);
+    /* Guarded memory. */
+    uint8_t *g = crypto_secure_alloc(100);
+    assert_non_null(g);
+    memset(g, 0x55, 100);
+    crypto_secure_free(g);
+    crypto_secure_free(NULL);
+}
+
 int main(void)
 {
     assert_int_equal(crypto_init(), 0);
@@ -270,6 +313,7 @@ int main(void)
         cmocka_unit_test(crypto_basics_vectors),
         cmocka_unit_test(hkdf_rfc5869),
         cmocka_unit_test(mac_and_aead),
+        cmocka_unit_test(label_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

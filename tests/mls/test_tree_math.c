@@ -135,11 +135,55 @@ static void paths_by_hand(void **state)
     assert_int_equal(mls_treemath_node_to_leaf(10), 5);
 }
 
+/* Relations that must hold for every node of every tree up to 2^10 leaves. */
+static void properties(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 1024; n *= 2) {
+        uint32_t w = mls_treemath_node_width(n), root = 0;
+        assert_int_equal(mls_treemath_root(n, &root), 0);
+        for (uint32_t x = 0; x < w; x++) {
+            uint32_t a, b, p, s, s2;
+            uint32_t dp[MLS_TREEMATH_MAX_DEPTH], cp[MLS_TREEMATH_MAX_DEPTH];
+            size_t ndp, ncp;
+            if (!mls_treemath_is_leaf(x)) {
+                assert_int_equal(mls_treemath_left(x, &a), 0);
+                assert_int_equal(mls_treemath_right(x, &b), 0);
+                assert_int_equal(mls_treemath_parent(a, n, &p), 0);
+                assert_int_equal(p, x);
+                assert_int_equal(mls_treemath_parent(b, n, &p), 0);
+                assert_int_equal(p, x);
+                assert_true(a < x && x < b);
+                assert_int_equal(mls_treemath_level(a) + 1, mls_treemath_level(x));
+            }
+            assert_int_equal(mls_treemath_direct_path(x, n, dp, MLS_TREEMATH_MAX_DEPTH, &ndp), 0);
+            assert_int_equal(mls_treemath_copath(x, n, cp, MLS_TREEMATH_MAX_DEPTH, &ncp), 0);
+            assert_int_equal(ndp, ncp);
+            if (x == root) {
+                assert_int_equal(ndp, 0);
+                continue;
+            }
+            assert_int_equal(dp[ndp - 1], root);
+            assert_int_equal(mls_treemath_sibling(x, n, &s), 0);
+            assert_int_equal(mls_treemath_sibling(s, n, &s2), 0);
+            assert_int_equal(s2, x);
+            assert_int_equal(cp[0], s);
+            for (size_t i = 0; i < ndp; i++) {
+                assert_true(mls_treemath_in_subtree(dp[i], x));
+                assert_false(mls_treemath_in_subtree(cp[i], x));
+                assert_int_equal(mls_treemath_common_ancestor(x, cp[i]), dp[i]);
+            }
+            assert_int_equal(mls_treemath_common_ancestor(x, root), root);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tree_math_vectors),
         cmocka_unit_test(paths_by_hand),
+        cmocka_unit_test(properties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
