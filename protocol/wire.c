@@ -381,6 +381,7 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
         rc = get_body(&top, "args", &out->body);
     } else if (wire_has(&top, "ev")) {
         out->kind = WIRE_EVENT;
+        out->id = 0; /* events are never answered: an id is ignored */
         rc = get_name(&top, "ev", out->name);
         if (rc)
             return rc;
