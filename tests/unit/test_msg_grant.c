@@ -1,0 +1,284 @@
+/* test_msg_grant.c: known answers for protocol/msg_grant.c: GrantTBS and
+ * RevocationTBS round trips and exact bytes, every field rule refused,
+ * truncation / trailing bytes / oversize refused, signatures bound to their
+ * label and key, grant ids, receipts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "err.h"
+#include "msg_grant.h"
+
+static void base_grant(struct msg_grant *g)
+{
+    msg_grant_init(g);
+    memset(g->nonce, 0xab, sizeof(g->nonce));
+    strcpy(g->citizen, "karen@kommune.test");
+    strcpy(g->grantee, "department:hjemmepleje@kommune.test");
+    strcpy(g->scope, "care");
+    strcpy(g->basis, "consent");
+    strcpy(g->purpose, "Pleje og omsorg \xc3\xa6\xc3\xb8\xc3\xa5");
+    g->issued_at = 1700000000;
+    g->expires_at = 0;
+    g->form = MSG_GRANT_FORM_CITIZEN;
+    strcpy(g->granter, "karen@kommune.test");
+    strcpy(g->granter_device, "d_0123456789abcdef");
+}
+
+static void grant_roundtrip(void **state)
+{
+    (void)state;
+    struct msg_grant g, d;
+    uint8_t *buf = NULL;
+    size_t len;
+    base_grant(&g);
+    assert_int_equal(msg_grant_encode(&g, &buf, &len), 0);
+    /* version, nonce, then citizen with a 1-byte varint header */
+    assert_int_equal(buf[0], 0);
+    assert_int_equal(buf[1], 1);
+    assert_int_equal(buf[2], 0xab);
+    assert_int_equal(buf[18], strlen("karen@kommune.test"));
+    assert_memory_equal(buf + 19, "karen@kommune.test", 18);
+    assert_int_equal(msg_grant_decode(buf, len, &d), 0);
+    assert_memory_equal(&g, &d, sizeof(g));
+    /* re-encoding gives the same bytes (canonical) */
+    uint8_t *buf2 = NULL;
+    size_t len2;
+    assert_int_equal(msg_grant_encode(&d, &buf2, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    /* every strict prefix is refused, and so is a trailing byte */
+    for (size_t i = 0; i < len; i++)
+        assert_int_not_equal(msg_grant_decode(buf, i, &d), 0);
+    uint8_t *longer = malloc(len + 1);
+    assert_non_null(longer);
+    memcpy(longer, buf, len);
+    longer[len] = 0;
+    assert_int_equal(msg_grant_decode(longer, len + 1, &d), ERR_MALFORMED);
+    /* wrong version */
+    longer[1] = 2;
+    assert_int_equal(msg_grant_decode(longer, len, &d), ERR_UNSUPPORTED);
+    free(longer);
+    free(buf);
+    free(buf2);
+}
+
+static int enc_rc(const struct msg_grant *g)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    int rc = msg_grant_encode(g, &buf, &len);
+    free(buf);
+    return rc;
+}
+
+static void grant_rules(void **state)
+{
+    (void)state;
+    struct msg_grant g;
+#define BAD(stmt)                                                                          \
+    do {                                                                                   \
+        base_grant(&g);                                                                    \
+        stmt;                                                                              \
+        assert_int_equal(msg_grant_check(&g), ERR_INVALID);                                \
+        assert_int_equal(enc_rc(&g), ERR_INVALID);                                         \
+    } while (0)
+    base_grant(&g);
+    assert_int_equal(msg_grant_check(&g), 0);
+    BAD(strcpy(g.citizen, "karen"));
+    BAD(strcpy(g.citizen, "Karen@kommune.test"));
+    BAD(strcpy(g.citizen, "karen@"));
+    BAD(strcpy(g.grantee, "karen@kommune.test")); /* grantee == citizen */
+    BAD(strcpy(g.grantee, "team:x@kommune.test"));
+    BAD(strcpy(g.grantee, "department:@kommune.test"));
+    BAD(strcpy(g.scope, "everything"));
+    BAD(strcpy(g.scope, "thread:t_0123"));
+    BAD(strcpy(g.scope, "thread:t_0123456789ABCDEF0123456789abcdef"));
+    BAD(g.basis[0] = '\0');
+    BAD(strcpy(g.purpose, "bad \xc3(utf8"));
+    BAD(strcpy(g.purpose, "overlong \xc0\xaf"));
+    BAD(strcpy(g.purpose, "surrogate \xed\xa0\x80"));
+    BAD(g.expires_at = g.issued_at);
+    BAD(g.form = 0);
+    BAD(g.form = 4);
+    BAD(strcpy(g.granter, "mette@kommune.test")); /* form citizen, granter != citizen */
+    BAD(strcpy(g.granter_device, "d_0123"));
+    BAD(strcpy(g.reason, "she said so")); /* reason on a signed form */
+    BAD(g.version = 2);
+    /* oral: needs staff granter and a reason */
+    base_grant(&g);
+    g.form = MSG_GRANT_FORM_ORAL;
+    strcpy(g.granter, "mette@kommune.test");
+    assert_int_equal(msg_grant_check(&g), ERR_INVALID);
+    strcpy(g.reason, "Karen said yes at the home visit, 3 March; no device");
+    assert_int_equal(msg_grant_check(&g), 0);
+    strcpy(g.granter, "karen@kommune.test"); /* oral granted by the citizen */
+    assert_int_equal(msg_grant_check(&g), ERR_INVALID);
+    /* good variants */
+    base_grant(&g);
+    strcpy(g.scope, "thread:t_0123456789abcdef0123456789abcdef");
+    strcpy(g.grantee, "association:demens@forening.test");
+    g.expires_at = g.issued_at + 1;
+    assert_int_equal(msg_grant_check(&g), 0);
+#undef BAD
+}
+
+static void grant_decode_limits(void **state)
+{
+    (void)state;
+    struct msg_grant g;
+    /* too large as a whole */
+    uint8_t *big = calloc(1, MSG_GRANT_TBS_MAX + 1);
+    assert_non_null(big);
+    assert_int_equal(msg_grant_decode(big, MSG_GRANT_TBS_MAX + 1, &g), ERR_TOO_BIG);
+    free(big);
+    /* a field longer than its array: citizen of 400 bytes */
+    uint8_t buf[2 + 16 + 2 + 400];
+    memset(buf, 'a', sizeof(buf));
+    buf[0] = 0;
+    buf[1] = 1;
+    buf[18] = 0x40 | (400 >> 8);
+    buf[19] = 400 & 0xff;
+    assert_int_equal(msg_grant_decode(buf, sizeof(buf), &g), ERR_TOO_BIG);
+    /* a declared length beyond the input */
+    buf[19] = 0xff;
+    buf[18] = 0x7f;
+    assert_int_equal(msg_grant_decode(buf, 40, &g), ERR_MALFORMED);
+    /* a non-minimal varint */
+    uint8_t nm[] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x01, 'a'};
+    assert_int_equal(msg_grant_decode(nm, sizeof(nm), &g), ERR_MALFORMED);
+    /* an embedded NUL in a string field */
+    struct msg_grant ok;
+    uint8_t *enc = NULL;
+    size_t len;
+    base_grant(&ok);
+    assert_int_equal(msg_grant_encode(&ok, &enc, &len), 0);
+    enc[19] = 0; /* first byte of citizen */
+    assert_int_equal(msg_grant_decode(enc, len, &g), ERR_INVALID);
+    free(enc);
+}
+
+static void grant_signatures(void **state)
+{
+    (void)state;
+    uint8_t seed[32], pk[32], sk[64], seed2[32], pk2[32];
+    randombytes_buf(seed, sizeof(seed));
+    randombytes_buf(seed2, sizeof(seed2));
+    assert_int_equal(crypto_sign_seed_keypair(pk, sk, seed), 0);
+    assert_int_equal(crypto_sign_seed_keypair(pk2, sk, seed2), 0);
+    struct msg_grant g;
+    uint8_t *tbs = NULL, sig[64];
+    size_t len;
+    base_grant(&g);
+    assert_int_equal(msg_grant_encode(&g, &tbs, &len), 0);
+    assert_int_equal(msg_grant_sign(seed, tbs, len, sig), 0);
+    assert_int_equal(msg_grant_verify(pk, tbs, len, sig), 0);
+    assert_int_equal(msg_grant_verify(pk2, tbs, len, sig), ERR_CRYPTO);
+    /* the exact signed bytes: "sammen-grant-v1" 0x00 tbs */
+    uint8_t *m = malloc(16 + len);
+    assert_non_null(m);
+    memcpy(m, "sammen-grant-v1", 15);
+    m[15] = 0;
+    memcpy(m + 16, tbs, len);
+    assert_int_equal(crypto_sign_verify_detached(sig, m, 16 + len, pk), 0);
+    free(m);
+    /* a grant signature is not a revocation signature */
+    assert_int_equal(msg_revocation_verify(pk, tbs, len, sig), ERR_CRYPTO);
+    tbs[len - 1] ^= 1;
+    assert_int_equal(msg_grant_verify(pk, tbs, len, sig), ERR_CRYPTO);
+    tbs[len - 1] ^= 1;
+
+    /* id = "g_" + hex(SHA-256(tbs || sig)[0..8]) */
+    char gid[MSG_GRANT_GID_LEN + 1];
+    uint8_t h[32], h2[32];
+    msg_grant_id(tbs, len, sig, gid);
+    assert_true(msg_grant_id_valid(gid));
+    msg_grant_hash(tbs, len, sig, h);
+    uint8_t *cat = malloc(len + 64);
+    assert_non_null(cat);
+    memcpy(cat, tbs, len);
+    memcpy(cat + len, sig, 64);
+    crypto_hash_sha256(h2, cat, len + 64);
+    free(cat);
+    assert_memory_equal(h, h2, 32);
+    char hex[17];
+    sodium_bin2hex(hex, sizeof(hex), h, 8);
+    assert_string_equal(gid + 2, hex);
+
+    /* receipt */
+    uint8_t rc[64];
+    assert_int_equal(msg_grant_receipt_sign(seed2, gid, h, 1700000100, rc), 0);
+    assert_int_equal(msg_grant_receipt_verify(pk2, gid, h, 1700000100, rc), 0);
+    assert_int_equal(msg_grant_receipt_verify(pk2, gid, h, 1700000101, rc), ERR_CRYPTO);
+    assert_int_equal(msg_grant_receipt_verify(pk, gid, h, 1700000100, rc), ERR_CRYPTO);
+    assert_int_equal(msg_grant_receipt_sign(seed2, "g_xyz", h, 1, rc), ERR_INVALID);
+    free(tbs);
+}
+
+static void revocation(void **state)
+{
+    (void)state;
+    struct msg_revocation v, d;
+    uint8_t *buf = NULL, seed[32], pk[32], sk[64], sig[64];
+    size_t len;
+    randombytes_buf(seed, sizeof(seed));
+    assert_int_equal(crypto_sign_seed_keypair(pk, sk, seed), 0);
+    msg_revocation_init(&v);
+    strcpy(v.grant, "g_00112233445566ff");
+    strcpy(v.revoker, "karen@kommune.test");
+    strcpy(v.revoker_device, "d_0123456789abcdef");
+    v.revoked_at = 1700000200;
+    assert_int_equal(msg_revocation_encode(&v, &buf, &len), 0);
+    assert_int_equal(len, 2 + 1 + 18 + 1 + 18 + 1 + 18 + 8);
+    assert_int_equal(msg_revocation_decode(buf, len, &d), 0);
+    assert_memory_equal(&v, &d, sizeof(v));
+    for (size_t i = 0; i < len; i++)
+        assert_int_not_equal(msg_revocation_decode(buf, i, &d), 0);
+    assert_int_equal(msg_revocation_sign(seed, buf, len, sig), 0);
+    assert_int_equal(msg_revocation_verify(pk, buf, len, sig), 0);
+    assert_int_equal(msg_grant_verify(pk, buf, len, sig), ERR_CRYPTO);
+    free(buf);
+    strcpy(v.grant, "g_00112233445566FF");
+    assert_int_equal(msg_revocation_encode(&v, &buf, &len), ERR_INVALID);
+    assert_null(buf);
+}
+
+static void grantee_parse(void **state)
+{
+    (void)state;
+    enum msg_grantee_kind k;
+    char name[65], dom[256];
+    assert_int_equal(msg_grant_grantee_parse("department:hjemmepleje@k.test", &k, name,
+                                             sizeof(name), dom, sizeof(dom)),
+                     0);
+    assert_int_equal(k, MSG_GRANTEE_DEPARTMENT);
+    assert_string_equal(name, "hjemmepleje");
+    assert_string_equal(dom, "k.test");
+    assert_int_equal(msg_grant_grantee_parse("ole@k.test", &k, name, sizeof(name), NULL, 0), 0);
+    assert_int_equal(k, MSG_GRANTEE_PERSON);
+    assert_string_equal(name, "ole");
+    assert_int_equal(msg_grant_grantee_parse("association:x@k.test", &k, NULL, 0, NULL, 0), 0);
+    assert_int_equal(k, MSG_GRANTEE_ASSOCIATION);
+    assert_int_equal(msg_grant_grantee_parse("ole", &k, NULL, 0, NULL, 0), ERR_INVALID);
+    assert_int_equal(msg_grant_grantee_parse("ole@-k.test", &k, NULL, 0, NULL, 0), ERR_INVALID);
+    assert_string_equal(msg_grant_form_name(2), "proxy");
+    assert_null(msg_grant_form_name(9));
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(grant_roundtrip),    cmocka_unit_test(grant_rules),
+        cmocka_unit_test(grant_decode_limits), cmocka_unit_test(grant_signatures),
+        cmocka_unit_test(revocation),          cmocka_unit_test(grantee_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
