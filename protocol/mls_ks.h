@@ -213,7 +213,8 @@ int mls_ks_tree_next_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratch
  * skipped generations' keys are kept (within the window) and the ratchet
  * moves past `generation`. Behind it: a kept key is handed out and erased.
  * ERR_STATE: already used, or fell out of the window; ERR_LIMIT: more than
- * MLS_KS_MAX_FORWARD ahead; ERR_INVALID: leaf out of range. */
+ * MLS_KS_MAX_FORWARD ahead; ERR_INVALID: leaf out of range; ERR_NOMEM (the
+ * ratchet may then have moved on without keeping every skipped key). */
 int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet which,
                     uint32_t generation, struct mls_ks_key *out);
 

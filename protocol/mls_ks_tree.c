@@ -331,7 +331,7 @@ int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet wh
         struct mls_ks_key k;
         rc = ratchet_step(t, r, &k);
         /* Generations older than the window would be purged at once. */
-        if (rc == 0 && k.generation + MLS_KS_WINDOW >= generation)
+        if (rc == 0 && (uint64_t)k.generation + MLS_KS_WINDOW >= generation)
             rc = skip_add(t, leaf, (uint8_t)which, &k);
         mls_ks_key_wipe(&k);
         if (rc != 0)
