@@ -56,6 +56,7 @@ struct client_conn {
     bool close_requested;
     bool user_released;
     bool detached; /* lws has let go of the wsi */
+    bool freeing;  /* inside client_conn_free() */
     int in_cb;
     struct client_conn_cbs cbs;
     void *user;
@@ -297,7 +298,7 @@ static int enqueue(struct client_conn *c, const uint8_t *frame, size_t len)
 {
     struct outframe *f;
 
-    if (c->state == CLIENT_CLOSED || c->close_requested)
+    if (c->state == CLIENT_CLOSED || c->close_requested || c->freeing)
         return ERR_STATE;
     if (len > c->ctx->max_outq || c->out_bytes > c->ctx->max_outq - len)
         return ERR_LIMIT;
@@ -569,6 +570,17 @@ void client_ctx_free(struct client_ctx *ctx)
 {
     if (!ctx)
         return;
+    /* First close every connection the user still holds, so pending
+     * requests fail and on_close runs while callbacks may still run.
+     * Callbacks may free connections: rescan from the head each time. */
+    for (;;) {
+        struct client_conn *c = ctx->conns;
+        while (c && (c->state == CLIENT_CLOSED || c->user_released))
+            c = c->next;
+        if (!c)
+            break;
+        mark_closed(c, ERR_IO);
+    }
     /* Destroying the lws context closes every wsi (callbacks detach the
      * connections); then free whatever the user had not released. */
     for (struct client_conn *c = ctx->conns; c; c = c->next)
@@ -659,16 +671,14 @@ void client_conn_close(struct client_conn *c)
 
 void client_conn_free(struct client_conn *c)
 {
-    if (!c)
+    if (!c || c->user_released || c->freeing)
         return;
+    /* Fail what is pending while the user's callbacks may still run (an
+     * asynchronous flow frees its state there); a callback that frees c
+     * again is a no-op thanks to `freeing`. */
+    c->freeing = true;
+    fail_pending(c, ERR_IO);
     c->user_released = true;
-    /* drop pending callbacks silently: the user no longer wants them */
-    while (c->pending) {
-        struct pending *p = c->pending;
-        c->pending = p->next;
-        free(p);
-    }
-    c->npending = 0;
     if (maybe_destroy(c))
         return;
     if (c->wsi && !c->close_requested) {
@@ -711,7 +721,7 @@ int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, s
     struct pending *p;
     int rc;
 
-    if (c->state == CLIENT_CLOSED || c->close_requested)
+    if (c->state == CLIENT_CLOSED || c->close_requested || c->freeing)
         return ERR_STATE;
     for (p = c->pending; p; p = p->next)
         if (p->id == id)

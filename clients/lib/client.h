@@ -11,7 +11,11 @@
  * client_sync.h; the login and enrollment exchanges are client_auth.h; the
  * on-disk profile is client_profile.h.
  *
- * Threading: a context and its connections belong to one thread.
+ * Threading: a context and its connections belong to one thread. Use one
+ * context per process: with libwebsockets 4.1 and OpenSSL 3, destroying a
+ * second context while another lives leaks the first one's certificate
+ * store (seen under LeakSanitizer), and one context carries any number of
+ * connections anyway.
  *
  * Ownership:
  * - client_ctx_new() / client_ctx_free(). Freeing the context closes and
@@ -83,7 +87,9 @@ typedef void client_response_fn(struct client_conn *c, const struct client_frame
 /* Creates a client context. opts may be NULL (defaults). Returns 0,
  * ERR_NOMEM, ERR_INTERNAL (libwebsockets refused). */
 int client_ctx_new(const struct client_ctx_opts *opts, struct client_ctx **out);
-/* Closes and frees every connection still on ctx, then ctx. NULL is a no-op. */
+/* Closes and frees every connection still on ctx, then ctx: connections the
+ * user still holds first fail their pending requests (ERR_IO) and get
+ * on_close; their pointers are invalid afterwards. NULL is a no-op. */
 void client_ctx_free(struct client_ctx *ctx);
 /* Runs the event loop once: waits at most timeout_ms for network activity
  * and runs the callbacks due. Returns 0 or ERR_INTERNAL. */
@@ -102,8 +108,8 @@ int client_url_parse(const char *url, char *host, size_t host_cap, int *port, ch
 int client_conn_open(struct client_ctx *ctx, const char *url, const struct client_conn_cbs *cbs,
                      void *user, struct client_conn **out);
 /* Closes (if open) and releases the connection; see Ownership. NULL is a
- * no-op. Pending requests are failed with ERR_IO (their callbacks run now
- * unless the connection had already closed). */
+ * no-op. Pending requests are failed with ERR_IO: their callbacks run
+ * inside this call (on_close does not). */
 void client_conn_free(struct client_conn *c);
 /* Asks to close the connection; on_close follows from the event loop. */
 void client_conn_close(struct client_conn *c);

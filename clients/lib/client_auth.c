@@ -1,6 +1,7 @@
 /* client_auth.c: enrollment and login (see client_auth.h and PROTOCOL.md). */
 #include "client_auth.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -138,5 +139,100 @@ out:
         *reply = r;
     else
         client_frame_free(&r);
+    return rc;
+}
+
+/* ---- asynchronous login ---- */
+
+struct login_flow {
+    client_login_fn *cb;
+    void *user;
+    uint8_t seed[32];
+    char identity[CLIENT_ID_MAX + 1];
+};
+
+static void flow_end(struct login_flow *f, struct client_conn *c, int rc,
+                     const struct client_frame *reply)
+{
+    f->cb(c, rc, reply, f->user);
+    sodium_memzero(f->seed, sizeof(f->seed));
+    free(f);
+}
+
+static void on_login(struct client_conn *c, const struct client_frame *resp, int rc, void *user)
+{
+    flow_end(user, c, rc, resp);
+}
+
+static void on_challenge(struct client_conn *c, const struct client_frame *resp, int rc,
+                         void *user)
+{
+    struct login_flow *f = user;
+    struct wire_enc e;
+    const uint8_t *nonce, *data;
+    size_t nlen, len;
+    char domain[CLIENT_DOMAIN_MAX + 1], dev[KEYS_ID_DEVICE_LEN + 1];
+    uint8_t sig[64];
+    uint32_t id;
+
+    if (rc != 0) {
+        flow_end(f, c, rc, resp);
+        return;
+    }
+    if (wire_get_bin(&resp->msg.body, "nonce", &nonce, &nlen) != 0 ||
+        nlen != CLIENT_NONCE_LEN ||
+        wire_get_cstr(&resp->msg.body, "domain", domain, sizeof(domain)) != 0) {
+        flow_end(f, c, ERR_MALFORMED, resp);
+        return;
+    }
+    rc = client_auth_sign_login(f->seed, domain, nonce, dev, sig);
+    if (rc != 0) {
+        flow_end(f, c, rc, NULL);
+        return;
+    }
+    id = client_conn_next_id(c);
+    wire_enc_init(&e);
+    wire_enc_request(&e, id, "auth.login", 3);
+    wire_kv_str(&e, "id", f->identity);
+    wire_kv_str(&e, "device", dev);
+    wire_kv_bin(&e, "sig", sig, sizeof(sig));
+    rc = wire_enc_finish(&e, &data, &len);
+    if (rc == 0)
+        rc = client_conn_send(c, id, data, len, on_login, f);
+    wire_enc_reset(&e);
+    if (rc != 0)
+        flow_end(f, c, rc, NULL);
+}
+
+int client_auth_login_start(struct client_conn *c, const char *identity, const uint8_t seed[32],
+                            client_login_fn *cb, void *user)
+{
+    struct login_flow *f;
+    struct wire_enc e;
+    const uint8_t *data;
+    size_t len;
+    uint32_t id;
+    int rc;
+
+    if (strlen(identity) > CLIENT_ID_MAX)
+        return ERR_INVALID;
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        return ERR_NOMEM;
+    f->cb = cb;
+    f->user = user;
+    memcpy(f->seed, seed, sizeof(f->seed));
+    strcpy(f->identity, identity);
+    id = client_conn_next_id(c);
+    wire_enc_init(&e);
+    wire_enc_request(&e, id, "auth.challenge", 0);
+    rc = wire_enc_finish(&e, &data, &len);
+    if (rc == 0)
+        rc = client_conn_send(c, id, data, len, on_challenge, f);
+    wire_enc_reset(&e);
+    if (rc != 0) {
+        sodium_memzero(f->seed, sizeof(f->seed));
+        free(f);
+    }
     return rc;
 }

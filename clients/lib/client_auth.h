@@ -42,6 +42,22 @@ int client_auth_send_login(struct client_conn *c, const char *identity, const ch
 int client_auth_login(struct client_conn *c, const char *identity, const uint8_t seed[32],
                       int timeout_ms, struct client_frame *reply);
 
+/* The outcome of client_auth_login_start(): rc as for client_sync_call()
+ * (0: logged in); reply is the response that ended the flow (the login's,
+ * or the challenge's on failure), NULL when the connection closed first;
+ * valid only during the call. */
+typedef void client_login_fn(struct client_conn *c, int rc, const struct client_frame *reply,
+                             void *user);
+
+/* Starts the same login without blocking, for programs running many
+ * connections on one context: auth.challenge now; when its answer comes,
+ * the signature and auth.login; then cb, exactly once (also when the
+ * connection closes or is freed first). seed and identity are copied (the
+ * copy of seed is wiped when the flow ends). Returns 0, or ERR_NOMEM /
+ * the client_conn_send() error (cb is not called then). */
+int client_auth_login_start(struct client_conn *c, const char *identity, const uint8_t seed[32],
+                            client_login_fn *cb, void *user);
+
 /* enroll {code, key, label, sig} with the device key of seed. label may be
  * NULL. On `ok` the connection is logged in as the new device and the
  * reply holds {id, device, role, domain}. */
