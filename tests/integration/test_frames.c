@@ -1,7 +1,7 @@
 /*
  * test_frames.c: the real sammen-server against bad frames. Malformed,
  * oversized, text, unknown-op, wrong-version, fragmented and "huge count"
- * frames are answered with the right error codes; connections are closed
+ * frames are answered (and a valid frame near max_frame is reassembled) with the right error codes; connections are closed
  * only where continuing is unsafe (no readable id, text, oversized); a
  * second connection carries on throughout, and the server still serves and
  * exits cleanly (status 0 on SIGTERM) afterwards.
@@ -15,7 +15,7 @@
 
 #include "wsraw.h"
 
-#define MAX_FRAME 4096
+#define MAX_FRAME 300000
 
 static struct tsrv S;
 
@@ -52,7 +52,7 @@ static int setup(void **state)
     (void)state;
     if (tsrv_init(&S, "frames.test") != 0)
         return -1;
-    static const char *const extra[] = {"--max-frame", "4096", "--max-outq", "65536", NULL};
+    static const char *const extra[] = {"--max-frame", "300000", "--max-outq", "1M", NULL};
     if (tsrv_start(&S, extra) != 0)
         return -1;
     return wsc_global_init();
@@ -190,8 +190,8 @@ static void text_and_oversized_frames(void **state)
 
     /* oversized in fragments: the limit applies to the reassembled frame */
     b = wsc_open(S.port);
-    assert_int_equal(wsc_write(b, big, 3000, LWS_WRITE_BINARY | LWS_WRITE_NO_FIN), 0);
-    assert_int_equal(wsc_write(b, big, 3000, LWS_WRITE_CONTINUATION), 0);
+    assert_int_equal(wsc_write(b, big, 160000, LWS_WRITE_BINARY | LWS_WRITE_NO_FIN), 0);
+    assert_int_equal(wsc_write(b, big, 160000, LWS_WRITE_CONTINUATION), 0);
     expect_err(b, 0, "too_big");
     assert_true(wsc_wait_closed(b, 5000));
     wsc_free(b);
@@ -220,6 +220,35 @@ static void fragmented_request_reassembled(void **state)
     assert_true(r.msg.ok);
     assert_int_equal(r.msg.id, 30);
     wsresp_free(&r);
+    wsc_free(a);
+}
+
+/* A valid frame just under max_frame (delivered by lws in several chunks)
+ * is reassembled and answered; unknown keys are ignored. */
+static void large_valid_frame(void **state)
+{
+    (void)state;
+    struct wsc *a = wsc_open(S.port);
+    size_t pad = MAX_FRAME - 100;
+    uint8_t *p = calloc(1, pad);
+    assert_non_null(p);
+    struct wire_enc e;
+    wire_enc_init(&e);
+    wire_enc_request(&e, 50, "ping", 1);
+    wire_kv_bin(&e, "padding", p, pad);
+    free(p);
+    const uint8_t *d;
+    size_t len;
+    assert_int_equal(wire_enc_finish(&e, &d, &len), 0);
+    assert_true(len <= MAX_FRAME);
+    assert_int_equal(wsc_send(a, d, len), 0);
+    wire_enc_reset(&e);
+    struct wsresp r;
+    assert_int_equal(wsc_next(a, &r, 5000), 0);
+    assert_true(r.msg.ok);
+    assert_int_equal(r.msg.id, 50);
+    wsresp_free(&r);
+    expect_alive(a, 51);
     wsc_free(a);
 }
 
@@ -269,6 +298,7 @@ int main(void)
         cmocka_unit_test(bad_fields_with_id_keep_connection),
         cmocka_unit_test(text_and_oversized_frames),
         cmocka_unit_test(fragmented_request_reassembled),
+        cmocka_unit_test(large_valid_frame),
         cmocka_unit_test(no_subprotocol_refused),
         cmocka_unit_test(many_requests_in_one_burst),
     };
