@@ -197,6 +197,8 @@ struct wsc {
 };
 
 static struct lws_context *wsc_ctx;
+/* Set to connect with TLS (accepting a self-signed certificate). */
+static bool wsc_use_tls;
 static lws_sorted_usec_list_t wsc_tick;
 
 static void wsc_tick_cb(lws_sorted_usec_list_t *sul)
@@ -278,6 +280,7 @@ static WSRAW_UNUSED int wsc_global_init(void)
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = wsc_protocols;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.gid = -1;
     info.uid = -1;
     wsc_ctx = lws_create_context(&info);
@@ -324,6 +327,9 @@ static WSRAW_UNUSED struct wsc *wsc_open_proto(uint16_t port, const char *proto)
     ci.protocol = proto && !proto[0] ? NULL : (proto ? proto : "sammen.v1");
     ci.local_protocol_name = "sammen.v1";
     ci.opaque_user_data = c;
+    if (wsc_use_tls)
+        ci.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+                            LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     c->state = WSC_CONNECTING;
     c->wsi = lws_client_connect_via_info(&ci);
     if (!c->wsi)
