@@ -15,8 +15,11 @@
 //   join {id, welcome, ratchet_tree?}     -> {epoch}
 //   process {id, message}                 -> {kind: "handshake", epoch} or {kind: "application", data, aad}
 //   encrypt {id, data, aad?}              -> {message}
-//   state {id}                            -> {epoch, epoch_authenticator, tree_hash, leaf_index,
-//                                             exporter, members: [{leaf, identity}]}
+//   state {id}                            -> {epoch, epoch_authenticator, tree_hash, group_context,
+//                                             leaf_index, exporter ("sammen interop", "ctx", 32),
+//                                             members: [{leaf, identity}]}
+//   group_info {id}                       -> {group_info: MLSMessage(GroupInfo), with the
+//                                             ratchet_tree and external_pub extensions}
 //   quit                                  -> exits
 // Commits are created as PublicMessage with the ratchet tree in the Welcome's
 // GroupInfo, as Sammen does. The external_senders extension is never used
@@ -26,13 +29,13 @@ import {
   createApplicationMessage, createCommit, createGroup, joinGroup, processMessage,
   getCiphersuiteImpl, getCiphersuiteFromName, defaultCapabilities, defaultLifetime,
   emptyPskIndex, generateKeyPackage, encodeMlsMessage, decodeMlsMessage, acceptAll,
-  mlsExporter, zeroOutUint8Array,
+  mlsExporter, zeroOutUint8Array, createGroupInfoWithExternalPubAndRatchetTree,
 } from "ts-mls";
 import { encodeRatchetTree, decodeRatchetTree } from "ts-mls/ratchetTree.js";
+import { encodeGroupContext } from "ts-mls/groupContext.js";
 
 const SUITE = "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519";
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 function hex(b) { return Buffer.from(b).toString("hex"); }
 function unhex(s) {
@@ -156,6 +159,11 @@ const handlers = {
     return { message: hex(encodeMlsMessage({ version: "mls10", wireformat: "mls_private_message",
                                               privateMessage: r.privateMessage })) };
   },
+  async group_info(m) {
+    const c = groupOf(m.id);
+    const gi = await createGroupInfoWithExternalPubAndRatchetTree(c.state, [], impl);
+    return { group_info: hex(encodeMlsMessage({ version: "mls10", wireformat: "mls_group_info", groupInfo: gi })) };
+  },
   async state(m) {
     const s = groupOf(m.id).state;
     const exporter = await mlsExporter(s.keySchedule.exporterSecret, "sammen interop",
@@ -164,6 +172,7 @@ const handlers = {
       epoch: Number(s.groupContext.epoch),
       epoch_authenticator: hex(s.keySchedule.epochAuthenticator),
       tree_hash: hex(s.groupContext.treeHash),
+      group_context: hex(encodeGroupContext(s.groupContext)),
       group_id: hex(s.groupContext.groupId),
       leaf_index: s.privatePath.leafIndex,
       exporter: hex(exporter),
@@ -191,4 +200,3 @@ rl.on("line", (line) => {
   });
 });
 rl.on("close", () => { chain.then(() => process.exit(0)); });
-void dec;
