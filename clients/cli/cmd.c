@@ -112,7 +112,15 @@ static int full_identity(const struct cli *cli, const char *s, char *out, size_t
 
 static int connect_to(struct cli *cli, const char *url)
 {
-    int rc = client_ctx_new(NULL, &cli->ctx);
+    struct client_ctx_opts opts;
+    const char *ca = getenv("SAMMEN_CA_FILE");
+    int rc;
+
+    /* wss: SAMMEN_CA_FILE names a PEM bundle to trust instead of the
+     * system's (a private CA, or a test certificate) */
+    memset(&opts, 0, sizeof(opts));
+    opts.ca_file = ca && *ca ? ca : NULL;
+    rc = client_ctx_new(&opts, &cli->ctx);
     if (rc != 0)
         return cli_fail(cli, err_str(rc), "cannot create the network context");
     rc = client_sync_open(cli->ctx, url, cli->timeout_ms, &cli->conn);
@@ -122,7 +130,9 @@ static int connect_to(struct cli *cli, const char *url)
     if (rc != 0)
         return cli_fail(cli, rc == ERR_EXPIRED ? "timeout" : "io",
                         "cannot connect to %s: %s", url,
-                        rc == ERR_EXPIRED ? "timed out" : "connection failed");
+                        rc == ERR_EXPIRED                      ? "timed out"
+                        : client_ctx_last_error(cli->ctx)[0] ? client_ctx_last_error(cli->ctx)
+                                                               : "connection failed");
     return 0;
 }
 

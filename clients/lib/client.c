@@ -80,6 +80,7 @@ struct client_ctx {
     struct client_conn *conns;
     size_t max_frame, max_outq;
     bool allow_selfsigned;
+    char last_error[160]; /* why the last connection attempt failed */
 };
 
 /* ---- frames and errors ---- */
@@ -505,6 +506,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        /* lws says why (refused, TLS verification, bad handshake...) */
+        if (in)
+            snprintf(c->ctx->last_error, sizeof(c->ctx->last_error), "%.*s",
+                     (int)(len > 0 && len < 150 ? len : strnlen(in, 150)), (const char *)in);
+        else
+            snprintf(c->ctx->last_error, sizeof(c->ctx->last_error), "connection failed");
+        /* fall through */
     case LWS_CALLBACK_CLIENT_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
         /* lws is done with this wsi: detach before anything else so no
@@ -592,6 +600,11 @@ void client_ctx_free(struct client_ctx *ctx)
         conn_destroy(ctx->conns);
     }
     free(ctx);
+}
+
+const char *client_ctx_last_error(const struct client_ctx *ctx)
+{
+    return ctx->last_error;
 }
 
 int client_ctx_service(struct client_ctx *ctx, int timeout_ms)

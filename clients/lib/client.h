@@ -95,6 +95,10 @@ void client_ctx_free(struct client_ctx *ctx);
  * and runs the callbacks due. Returns 0 or ERR_INTERNAL. */
 int client_ctx_service(struct client_ctx *ctx, int timeout_ms);
 
+/* Why the last connection attempt on ctx failed, as libwebsockets put it
+ * ("" when none failed). Valid until the next failure. */
+const char *client_ctx_last_error(const struct client_ctx *ctx);
+
 /* ---- connections ---- */
 
 /* Splits a ws:// or wss:// URL. host gets the host (without brackets for an
