@@ -54,11 +54,42 @@ static int copy_field(json_t *root, const char *key, char *dst, size_t cap, int 
     return 0;
 }
 
+int client_profile_parse(const char *buf, size_t len, struct client_profile *p)
+{
+    json_t *root = NULL, *v;
+    json_error_t jerr;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    if (len > PROFILE_MAX_BYTES)
+        return ERR_TOO_BIG;
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        rc = ERR_MALFORMED;
+        goto out;
+    }
+    v = json_object_get(root, "version");
+    if (!json_is_integer(v) || json_integer_value(v) != CLIENT_PROFILE_VERSION) {
+        rc = ERR_MALFORMED;
+        goto out;
+    }
+    if ((rc = copy_field(root, "server", p->server, sizeof(p->server), 0)) != 0 ||
+        (rc = copy_field(root, "id", p->id, sizeof(p->id), 0)) != 0 ||
+        (rc = copy_field(root, "device", p->device, sizeof(p->device), 0)) != 0 ||
+        (rc = copy_field(root, "domain", p->domain, sizeof(p->domain), 0)) != 0 ||
+        (rc = copy_field(root, "role", p->role, sizeof(p->role), 0)) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0)
+        memset(p, 0, sizeof(*p));
+    json_decref(root);
+    return rc;
+}
+
 int client_profile_load(const char *dir, struct client_profile *p)
 {
     char path[PATH_MAX], *buf = NULL;
-    json_t *root = NULL;
-    json_error_t jerr;
     struct stat st;
     ssize_t n;
     size_t len = 0;
@@ -100,25 +131,8 @@ int client_profile_load(const char *dir, struct client_profile *p)
             break;
         len += (size_t)n;
     }
-    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        rc = ERR_MALFORMED;
-        goto out;
-    }
-    json_t *v = json_object_get(root, "version");
-    if (!json_is_integer(v) || json_integer_value(v) != CLIENT_PROFILE_VERSION) {
-        rc = ERR_MALFORMED;
-        goto out;
-    }
-    if ((rc = copy_field(root, "server", p->server, sizeof(p->server), 0)) != 0 ||
-        (rc = copy_field(root, "id", p->id, sizeof(p->id), 0)) != 0 ||
-        (rc = copy_field(root, "device", p->device, sizeof(p->device), 0)) != 0 ||
-        (rc = copy_field(root, "domain", p->domain, sizeof(p->domain), 0)) != 0 ||
-        (rc = copy_field(root, "role", p->role, sizeof(p->role), 0)) != 0)
-        goto out;
-    rc = 0;
+    rc = client_profile_parse(buf, len, p);
 out:
-    json_decref(root);
     free(buf);
     close(fd);
     return rc;

@@ -33,6 +33,11 @@ struct client_profile {
  * long), ERR_DENIED (profile readable by others), ERR_IO. */
 int client_profile_load(const char *dir, struct client_profile *p);
 
+/* Decodes the text of a profile.json (at most 16 KiB; JSON with a
+ * `version` of CLIENT_PROFILE_VERSION, string fields that fit; unknown keys
+ * ignored). Returns 0, ERR_MALFORMED, ERR_TOO_BIG; *p is zeroed on error. */
+int client_profile_parse(const char *buf, size_t len, struct client_profile *p);
+
 /* Creates DIR (0700) if needed and writes DIR/profile.json (0600).
  * Returns 0, ERR_IO, ERR_NOMEM. */
 int client_profile_save(const char *dir, const struct client_profile *p);

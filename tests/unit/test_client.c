@@ -204,6 +204,19 @@ static void profile(void **state)
     fputs("{not json", f);
     fclose(f);
     assert_int_equal(client_profile_load(sub, &q), ERR_MALFORMED);
+    /* the decoder itself */
+    static const char ok[] = "{\"version\": 1, \"id\": \"a@b\", \"extra\": [1, 2]}";
+    assert_int_equal(client_profile_parse(ok, strlen(ok), &q), 0);
+    assert_string_equal(q.id, "a@b");
+    assert_string_equal(q.server, "");
+    static const char longdev[] = "{\"version\": 1, \"device\": \"d_00112233445566778\"}";
+    assert_int_equal(client_profile_parse(longdev, strlen(longdev), &q), ERR_TOO_BIG);
+    static const char badtype[] = "{\"version\": 1, \"role\": 7}";
+    assert_int_equal(client_profile_parse(badtype, strlen(badtype), &q), ERR_MALFORMED);
+    static const char dup[] = "{\"version\": 1, \"id\": \"x\", \"id\": \"y\"}";
+    assert_int_equal(client_profile_parse(dup, strlen(dup), &q), ERR_MALFORMED);
+    assert_int_equal(client_profile_parse("[]", 2, &q), ERR_MALFORMED);
+    assert_int_equal(client_profile_parse("", 0, &q), ERR_MALFORMED);
     /* the device key */
     randombytes_buf(seed, sizeof(seed));
     assert_int_equal(client_profile_write_key(sub, seed, NULL), 0);
