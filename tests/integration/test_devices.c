@@ -283,11 +283,38 @@ static void many_connections(void **state)
         client_conn_free(c[i]);
 }
 
+/* An answer larger than libwebsockets' receive buffer arrives in pieces:
+ * 60 linked devices make device.list several kilobytes, which the client
+ * must reassemble into one message. */
+static void large_answer(void **state)
+{
+    struct st *s = *state;
+    enum { M = 60 };
+    struct client_conn *a = it_login(s->ctx, s->ts.url, s->id, s->seed);
+    struct client_frame r;
+    struct wire_array arr;
+
+    for (int i = 0; i < M; i++) {
+        char code[64], id[CLIENT_ID_MAX + 1], dev[19];
+        uint8_t seed[32];
+        it_ok(a, "device.link_code", NULL, "code", code, sizeof(code));
+        struct client_conn *n = it_enroll(s->ctx, s->ts.url, code, seed, id, sizeof(id), dev);
+        client_conn_free(n);
+    }
+    assert_int_equal(it_call(a, "device.list", NULL, &r), 0);
+    assert_true(r.len > 8192);
+    assert_int_equal(wire_get_array(&r.msg.body, "devices", &arr), 0);
+    assert_true(arr.n >= M + 1);
+    client_frame_free(&r);
+    client_conn_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(link_and_revoke),
         cmocka_unit_test(many_connections),
+        cmocka_unit_test(large_answer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
