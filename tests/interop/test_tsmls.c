@@ -21,8 +21,8 @@
  *       processed by ts-mls.
  * After every epoch change both sides must agree on the epoch, the
  * serialized GroupContext, the epoch authenticator, an exporter value and
- * the roster. A tampered ts-mls message must be refused without changing
- * the group.
+ * the roster. Tampered ts-mls messages (SenderData, content, signature),
+ * replays and commits of old epochs are refused without changing the group.
  *
  * Skipped (exit 77) only when node/npm are missing.
  */
@@ -45,6 +45,7 @@
 #include "mls_kp.h"
 #include "mls_struct.h"
 #include "mls_tree.h"
+#include "tls.h"
 #include "tsmls_peer.h"
 
 #ifndef TSMLS_PEER_DIR
@@ -340,25 +341,74 @@ static void follower_agrees(const struct mls_follower *f, const struct mls_group
     }
 }
 
-/* A copy of msg with one byte flipped near the end (inside the ciphertext
- * or signature): must be refused and leave the group as it was. */
-static void c_refuses_tampered(struct mls_group *g, const uint8_t *msg, size_t len)
+/* Processing bad must fail and leave g's epoch and authenticator as they
+ * were. */
+static void c_refuses(struct mls_group *g, const uint8_t *bad, size_t len)
 {
-    uint8_t *bad = malloc(len), ea[CRYPTO_HASH_LEN], ea2[CRYPTO_HASH_LEN];
+    uint8_t ea[CRYPTO_HASH_LEN], ea2[CRYPTO_HASH_LEN];
     struct mls_group_event ev;
     uint64_t epoch = mls_group_epoch(g);
 
-    assert_non_null(bad);
-    memcpy(bad, msg, len);
-    bad[len - 5] ^= 0x40;
     memset(&ev, 0, sizeof(ev));
     assert_int_equal(mls_group_epoch_authenticator(g, ea), 0);
     assert_true(mls_group_process(g, bad, len, now_s, &ev) < 0);
+    assert_null(ev.data);
     mls_group_event_reset(&ev);
     assert_int_equal(mls_group_epoch(g), epoch);
     assert_int_equal(mls_group_epoch_authenticator(g, ea2), 0);
     assert_memory_equal(ea, ea2, sizeof(ea));
+}
+
+/* msg re-encoded with one byte of a field flipped: for a PrivateMessage the
+ * encrypted SenderData (at_end false) or the content ciphertext (at_end
+ * true); for a PublicMessage a byte of the signature. *len gets the size. */
+static uint8_t *tampered(const uint8_t *msg, size_t msg_len, bool at_end, size_t *len)
+{
+    struct mls_message m;
+    struct tls_writer w;
+    uint8_t *out = NULL;
+
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(mls_message_parse(msg, msg_len, &m), 0);
+    if (m.wire_format == MLS_WF_PRIVATE_MESSAGE) {
+        struct mls_bytes *b = at_end ? &m.private_message.ciphertext
+                                     : &m.private_message.encrypted_sender_data;
+        assert_true(b->len > 20);
+        b->data[at_end ? b->len - 3 : 2] ^= 0x20;
+    } else {
+        assert_int_equal(m.wire_format, MLS_WF_PUBLIC_MESSAGE);
+        assert_true(m.public_message.auth.signature.len > 10);
+        m.public_message.auth.signature.data[5] ^= 0x20;
+    }
+    tls_writer_init(&w, 0);
+    mls_message_encode(&w, &m);
+    assert_int_equal(tls_writer_take(&w, &out, len), 0);
+    mls_message_free(&m);
+    return out;
+}
+
+/* A forged copy of msg is refused, before (SenderData or signature) and
+ * after (content ciphertext: then also a replay) msg itself is accepted by
+ * `accept`, which must run exactly once. A content-tampered copy is not
+ * tried before the genuine message: mls_framing_private_open consumes the
+ * generation's key before the content AEAD check (reported). */
+static void c_refuses_tampered(struct mls_group *g, const uint8_t *msg, size_t len)
+{
+    size_t blen = 0;
+    uint8_t *bad = tampered(msg, len, false, &blen);
+
+    c_refuses(g, bad, blen);
     free(bad);
+}
+
+static void c_refuses_tampered_after(struct mls_group *g, const uint8_t *msg, size_t len)
+{
+    size_t blen = 0;
+    uint8_t *bad = tampered(msg, len, true, &blen);
+
+    c_refuses(g, bad, blen);
+    free(bad);
+    c_refuses(g, msg, len); /* the genuine one again: a replay */
 }
 
 /* Identity string (NUL-terminated) of a Sammen device for user. */
@@ -432,6 +482,7 @@ static void test_sammen_creates(void **state)
     peer_encrypt("bob", "hello alice, from ts-mls", "bob-ad", &msg, &len);
     c_refuses_tampered(alice.g, msg, len);
     c_expect_app(alice.g, msg, len, "hello alice, from ts-mls", "bob-ad");
+    c_refuses_tampered_after(alice.g, msg, len);
     free(msg);
     /* Out of order: three messages delivered last first. */
     peer_encrypt("bob", "one", NULL, &msg, &len);
@@ -440,13 +491,7 @@ static void test_sammen_creates(void **state)
     c_expect_app(alice.g, m3, l3, "three", NULL);
     c_expect_app(alice.g, msg, len, "one", NULL);
     c_expect_app(alice.g, m2, l2, "two", NULL);
-    /* A replay is refused. */
-    {
-        struct mls_group_event ev;
-        memset(&ev, 0, sizeof(ev));
-        assert_true(mls_group_process(alice.g, m2, l2, now_s, &ev) < 0);
-        mls_group_event_reset(&ev);
-    }
+    c_refuses(alice.g, m2, l2); /* a replay */
     free(msg);
     free(m2);
     free(m3);
@@ -457,6 +502,7 @@ static void test_sammen_creates(void **state)
     json_decref(r);
     c_refuses_tampered(alice.g, pcommit, pc_len);
     c_expect_commit(alice.g, pcommit, pc_len, false);
+    c_refuses(alice.g, pcommit, pc_len); /* now a commit of an old epoch */
     follow(fol, pcommit, pc_len);
     free(pcommit);
     pcommit = NULL;
