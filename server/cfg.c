@@ -40,6 +40,8 @@ static const struct directive directives[] = {
     {"max_connections", CFG_UINT, "1024", 1, 100000, F(max_connections), "simultaneous connections"},
     {"max_outq", CFG_UINT, "4194304", 4096, 1u << 30, F(max_outq), "per-connection outbound queue, bytes"},
     {"login_per_minute", CFG_UINT, "60", 1, 100000, F(login_per_minute), "login attempts per identity and per address per minute"},
+    {"offline_days", CFG_UINT, "30", 1, 3650, F(offline_days), "days a message waits for an offline device before it is dropped and reported missed"},
+    {"kp_claims_per_minute", CFG_UINT, "60", 1, 100000, F(kp_claims_per_minute), "kp.claim calls per device per minute"},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level), "debug, info, warn or error"},
     {"test_clock", CFG_BOOL, "no", 0, 0, F(test_clock), "tests only (loopback): shiftable clock"},
 };
@@ -164,53 +166,75 @@ static char *trim(char *s)
     return s;
 }
 
-int cfg_load_file(struct cfg *cfg, const char *path, char *err, size_t errlen)
+int cfg_load_text(struct cfg *cfg, const char *text, size_t len, const char *name, char *err,
+                  size_t errlen)
 {
-    int rc = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
-        return ERR_IO;
-    }
     char line[CFG_STR_MAX + 128];
     unsigned lineno = 0;
-    while (fgets(line, sizeof(line), f)) {
+    size_t pos = 0;
+    while (pos < len) {
         lineno++;
-        size_t n = strlen(line);
-        if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
-            rc = fail(err, errlen, "%s:%u: line too long", path, lineno);
-            goto out;
-        }
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        if (n >= sizeof(line))
+            return fail(err, errlen, "%s:%u: line too long", name, lineno);
+        memcpy(line, text + pos, n);
+        line[n] = 0;
+        pos += n + (nl ? 1 : 0);
+        if (strlen(line) != n)
+            return fail(err, errlen, "%s:%u: NUL byte in line", name, lineno);
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
         char *s = trim(line);
         if (!*s)
             continue;
-        char *name = s;
+        char *dname = s;
         while (*s && !isspace((unsigned char)*s))
             s++;
         if (*s)
             *s++ = 0;
         char *value = trim(s);
-        const struct directive *d = find(name);
-        if (!d) {
-            rc = fail(err, errlen, "%s:%u: unknown directive '%s'", path, lineno, name);
-            goto out;
-        }
-        if (!*value) {
-            rc = fail(err, errlen, "%s:%u: %s needs a value", path, lineno, name);
-            goto out;
-        }
+        const struct directive *d = find(dname);
+        if (!d)
+            return fail(err, errlen, "%s:%u: unknown directive '%s'", name, lineno, dname);
+        if (!*value)
+            return fail(err, errlen, "%s:%u: %s needs a value", name, lineno, dname);
         char e2[256];
-        if (apply(cfg, d, value, e2, sizeof(e2)) != 0) {
-            rc = fail(err, errlen, "%s:%u: %s", path, lineno, e2);
-            goto out;
-        }
+        if (apply(cfg, d, value, e2, sizeof(e2)) != 0)
+            return fail(err, errlen, "%s:%u: %s", name, lineno, e2);
     }
-    if (ferror(f))
-        rc = fail(err, errlen, "%s: read error", path);
+    return 0;
+}
+
+int cfg_load_file(struct cfg *cfg, const char *path, char *err, size_t errlen)
+{
+    int rc = 0;
+    char *buf = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        return ERR_IO;
+    }
+    /* a config file is small: refuse anything over 1 MiB */
+    buf = malloc(CFG_FILE_MAX + 1);
+    if (!buf) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    size_t len = fread(buf, 1, CFG_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        fail(err, errlen, "%s: read error", path);
+        rc = ERR_IO;
+        goto out;
+    }
+    if (len > CFG_FILE_MAX) {
+        rc = fail(err, errlen, "%s: larger than %d bytes", path, CFG_FILE_MAX);
+        goto out;
+    }
+    rc = cfg_load_text(cfg, buf, len, path, err, errlen);
 out:
+    free(buf);
     fclose(f);
     return rc;
 }

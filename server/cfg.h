@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #define CFG_STR_MAX 1024
+#define CFG_FILE_MAX (1 << 20)
 
 struct cfg {
     char data[CFG_STR_MAX];      /* data directory */
@@ -29,6 +30,8 @@ struct cfg {
     uint64_t max_connections;
     uint64_t max_outq;
     uint64_t login_per_minute;
+    uint64_t offline_days;
+    uint64_t kp_claims_per_minute;
     /* derived by cfg_validate() */
     char host[256];
     uint16_t port;
@@ -49,7 +52,12 @@ void cfg_defaults(struct cfg *cfg);
 /* Sets directive `name` (underscore spelling) from text. Returns 0,
  * ERR_NOT_FOUND (no such directive), ERR_INVALID (bad value; err says why). */
 int cfg_set(struct cfg *cfg, const char *name, const char *value, char *err, size_t errlen);
-/* Reads a config file. Returns 0, ERR_IO, ERR_INVALID (err names the line). */
+/* Parses config text (len bytes, need not be NUL-terminated); name is used
+ * in messages. Returns 0 or ERR_INVALID (err names the line). */
+int cfg_load_text(struct cfg *cfg, const char *text, size_t len, const char *name, char *err,
+                  size_t errlen);
+/* Reads a config file (≤ CFG_FILE_MAX bytes). Returns 0, ERR_IO, ERR_NOMEM,
+ * ERR_INVALID (err names the line). */
 int cfg_load_file(struct cfg *cfg, const char *path, char *err, size_t errlen);
 /* Parses argv (options anywhere): loads --config first, then applies the
  * command-line directives over it. cli's pointers point into argv.
