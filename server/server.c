@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <dirent.h>
 
 #include "audit.h"
@@ -84,7 +87,9 @@ static int make_data_dir(const char *dir)
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+        /* server.lock may be left by a `run` on a directory not yet initialised */
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            strcmp(e->d_name, "server.lock")) {
             fprintf(stderr, "sammen-server: %s already exists and is not empty; refusing to init\n",
                     dir);
             rc = ERR_CONFLICT;
@@ -208,8 +213,8 @@ int server_cmd_init(const struct cfg *cfg, const char *admin_name, bool json)
         printf("One-time administrator enrollment code for %s (valid 7 days):\n\n    %s\n\n",
                sc.identity, shown);
         printf("Start the server, then enroll the administrator's device with:\n"
-               "    sammen --server ws://%s --profile DIR enroll %s\n",
-               cfg->listen, shown);
+               "    sammen --server %s://%s --profile DIR enroll %s\n",
+               cfg->tls_cert[0] ? "wss" : "ws", cfg->listen, shown);
     }
     if (fflush(stdout) != 0)
         goto out;
@@ -262,6 +267,17 @@ int server_cmd_run(void)
     uint8_t seed[32];
     if (server_path(srv.cfg.data, "sammen.db", path, sizeof(path)) != 0)
         log_fatal("data path too long");
+    /* One server per data directory: the lock is held until we exit. */
+    char lockpath[CFG_STR_MAX + 32];
+    if (server_path(srv.cfg.data, "server.lock", lockpath, sizeof(lockpath)) != 0)
+        log_fatal("data path too long");
+    int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lockfd < 0)
+        log_fatal("%s is not initialised or not writable (%s): run `sammen-server --data %s "
+                  "--domain NAME init` first",
+                  srv.cfg.data, strerror(errno), srv.cfg.data);
+    if (flock(lockfd, LOCK_EX | LOCK_NB) != 0)
+        log_fatal("another sammen-server is running on %s", srv.cfg.data);
     int rc = store_open(path, false, &srv.store);
     if (rc == ERR_NOT_FOUND)
         log_fatal("%s is not initialised: run `sammen-server --data %s --domain NAME init` first",
@@ -339,5 +355,6 @@ out:
     store_close(srv.store);
     srv.store = NULL;
     log_info("stopped");
+    close(lockfd); /* releases the lock */
     return status;
 }
