@@ -154,7 +154,7 @@ int encode_public_message(const struct mls_public_message *pm, uint8_t **out, si
     return tls_writer_take(&w, out, len);
 }
 
-static bool u16_in(const struct mls_u16_list *l, uint16_t v)
+bool u16_in(const struct mls_u16_list *l, uint16_t v)
 {
     for (size_t i = 0; i < l->n; i++)
         if (l->v[i] == v)
@@ -183,7 +183,7 @@ static bool leaf_supports(const struct mls_leaf_node *ln, const struct mls_requi
 }
 
 /* Every member of t supports the group extensions ext (§12.1.7, §11.1). */
-static int tree_supports(const struct mls_tree *t, const struct mls_extension_list *ext)
+int tree_supports(const struct mls_tree *t, const struct mls_extension_list *ext)
 {
     struct mls_required_capabilities req = {0};
     int rc = mls_extension_list_check_unique(ext);
@@ -211,7 +211,7 @@ static int tree_supports(const struct mls_tree *t, const struct mls_extension_li
 }
 
 /* interim = Hash(confirmed || confirmation_tag<V>); confirmed may be empty. */
-static int interim_hash(const uint8_t *confirmed, size_t clen, const uint8_t *tag, size_t taglen,
+int interim_hash(const uint8_t *confirmed, size_t clen, const uint8_t *tag, size_t taglen,
                         uint8_t out[HLEN])
 {
     struct tls_writer w;
@@ -279,6 +279,7 @@ int mls_group_create(const uint8_t *group_id, size_t group_id_len, const struct 
     if ((rc = mls_ks_epoch_secret(s->ks, MLS_KS_CONFIRMATION_KEY, ck)) != 0)
         goto out;
     crypto_mac(ck, HLEN, NULL, 0, tag);
+    memcpy(s->ctag, tag, sizeof(tag));
     if ((rc = interim_hash(NULL, 0, tag, sizeof(tag), s->interim)) != 0)
         goto out;
     if ((rc = gstate_finish_epoch(s)) != 0)
@@ -362,7 +363,7 @@ void mls_group_set_padding(struct mls_group *g, uint32_t block)
 
 /* The value of a PSK: external ones registered in g, resumption ones of
  * this group (usage application) from s's ring, or of group `from`. */
-static int psk_lookup(const struct mls_group *g, const struct gstate *s,
+int psk_lookup(const struct mls_group *g, const struct gstate *s,
                       const struct mls_pre_shared_key_id *id, const struct mls_group_psk *extra,
                       size_t n_extra, const struct mls_group *from, const uint8_t **val,
                       size_t *len)
@@ -592,6 +593,11 @@ int mls_group_join(const uint8_t *welcome, size_t welcome_len, struct mls_kp *co
         goto out;
     if ((rc = gstate_set_gc(s)) != 0)
         goto out;
+    if (gi.confirmation_tag.len != CRYPTO_MAC_LEN) {
+        rc = ERR_INVALID;
+        goto out;
+    }
+    memcpy(s->ctag, gi.confirmation_tag.data, CRYPTO_MAC_LEN);
     if ((rc = interim_hash(s->gc.confirmed_transcript_hash.data,
                            s->gc.confirmed_transcript_hash.len, gi.confirmation_tag.data,
                            gi.confirmation_tag.len, s->interim)) != 0)
@@ -882,7 +888,7 @@ out:
 
 /* Resolves a commit's proposals (by value: from the committer; by
  * reference: remembered this epoch). */
-static int resolve_items(const struct gstate *s, const struct mls_commit *c, uint32_t committer,
+int gplan_resolve(const struct gstate *s, const struct mls_commit *c, uint32_t committer,
                          struct gplan *pl)
 {
     pl->items = calloc(c->n_proposals ? c->n_proposals : 1, sizeof(*pl->items));
@@ -913,7 +919,7 @@ static int resolve_items(const struct gstate *s, const struct mls_commit *c, uin
     return 0;
 }
 
-static int confirmed_hash(const struct gstate *s, uint16_t wf, const struct mls_framed_content *fc,
+int confirmed_hash(const struct gstate *s, uint16_t wf, const struct mls_framed_content *fc,
                           const struct mls_bytes *sig, uint8_t out[HLEN])
 {
     struct tls_writer w;
@@ -927,7 +933,7 @@ static int confirmed_hash(const struct gstate *s, uint16_t wf, const struct mls_
     return rc;
 }
 
-static void confirm_pending(struct mls_group *g)
+void confirm_pending(struct mls_group *g)
 {
     gstate_free(g->cur);
     g->cur = g->pend;
@@ -967,7 +973,7 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     }
     if (auth->confirmation_tag.len != CRYPTO_MAC_LEN)
         return ERR_INVALID;
-    if ((rc = resolve_items(s, c, committer, &pl)) != 0)
+    if ((rc = gplan_resolve(s, c, committer, &pl)) != 0)
         goto out;
     if ((rc = gplan_build(g, s, &pl, committer, now)) != 0)
         goto out;
@@ -1050,6 +1056,7 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     if ((rc = interim_hash(th, HLEN, auth->confirmation_tag.data, auth->confirmation_tag.len,
                            ns->interim)) != 0)
         goto out;
+    memcpy(ns->ctag, auth->confirmation_tag.data, CRYPTO_MAC_LEN);
     if ((rc = gstate_finish_epoch(ns)) != 0)
         goto out;
     /* Everything checked: leave the old epoch (its secrets are wiped). */

@@ -52,6 +52,7 @@ struct gstate {
     uint8_t *gc_enc; /* encoded gc */
     size_t gc_len;
     uint8_t interim[HLEN];
+    uint8_t ctag[CRYPTO_MAC_LEN]; /* this epoch's confirmation tag */
     struct mls_tree *tree;
     struct mls_ks_epoch *ks;
     struct mls_ks_tree *st;
@@ -120,6 +121,25 @@ struct gplan {
 };
 
 void gplan_free(struct gplan *pl);
+/* Resolves a commit's proposals into pl->items. */
+int gplan_resolve(const struct gstate *s, const struct mls_commit *c, uint32_t committer,
+                  struct gplan *pl);
+bool u16_in(const struct mls_u16_list *l, uint16_t v);
+/* Every member of t supports the group extensions ext. */
+int tree_supports(const struct mls_tree *t, const struct mls_extension_list *ext);
+/* interim = Hash(confirmed || tag<V>). */
+int interim_hash(const uint8_t *confirmed, size_t clen, const uint8_t *tag, size_t taglen,
+                 uint8_t out[HLEN]);
+/* confirmed = Hash(s->interim || ConfirmedTranscriptHashInput). */
+int confirmed_hash(const struct gstate *s, uint16_t wf, const struct mls_framed_content *fc,
+                   const struct mls_bytes *sig, uint8_t out[HLEN]);
+/* A PSK's value (external: registered in g or in extra; resumption: the
+ * ring of s, or of `from` for reinit/branch usages). */
+int psk_lookup(const struct mls_group *g, const struct gstate *s,
+               const struct mls_pre_shared_key_id *id, const struct mls_group_psk *extra,
+               size_t n_extra, const struct mls_group *from, const uint8_t **val, size_t *len);
+/* Moves the pending state in (the epoch advances). */
+void confirm_pending(struct mls_group *g);
 /* Checks a proposal against the state (sender rules, validity at now). */
 int check_proposal(const struct mls_group *g, const struct gstate *s, const struct mls_proposal *p,
                    uint8_t sender_type, uint32_t sender, uint64_t now);
