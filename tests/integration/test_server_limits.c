@@ -3,7 +3,8 @@
  * binary: max_connections refuses extra handshakes (and frees slots when
  * connections close); a slow reader (a client that stops reading while
  * asking for large answers) is disconnected when its outbound queue passes
- * max_outq, while another connection carries on; SIGTERM with open
+ * max_outq, while another connection carries on; a second server on the
+ * same data directory refuses to start; SIGTERM with open
  * sessions sends `session.ended {reason: shutdown}` and exits 0.
  */
 #include <setjmp.h>
@@ -159,6 +160,19 @@ static void slow_reader_disconnected(void **state)
     wsc_free(b);
 }
 
+static void second_server_on_same_data_refused(void **state)
+{
+    (void)state;
+    struct tsrv other = S;
+    other.pid = -1;
+    other.out_fd = -1;
+    assert_int_not_equal(tsrv_start(&other, NULL), 0);
+    assert_int_equal(tsrv_stop(&other, 0), 1);
+    struct wsc *a = wsc_open(S.port);
+    ping(a, 1);
+    wsc_free(a);
+}
+
 static void shutdown_ends_sessions(void **state)
 {
     (void)state;
@@ -188,6 +202,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(max_connections),
         cmocka_unit_test(slow_reader_disconnected),
+        cmocka_unit_test(second_server_on_same_data_refused),
         cmocka_unit_test(shutdown_ends_sessions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
