@@ -577,6 +577,34 @@ static void login_rate_limit(void **state)
     restart(run_args, SIGTERM);
 }
 
+static uint64_t server_time(void)
+{
+    struct wsc *c = wsc_open(S.port);
+    struct wsresp r;
+    assert_int_equal(wsc_call0(c, next_id++, "ping", &r), 0);
+    uint64_t t = 0;
+    assert_int_equal(wire_get_uint(&r.msg.body, "time", &t), 0);
+    wsresp_free(&r);
+    wsc_free(c);
+    return t;
+}
+
+/* SAMMEN_TEST_CLOCK_OFFSET shifts the clock only with --test-clock. */
+static void clock_offset_env(void **state)
+{
+    (void)state;
+    setenv("SAMMEN_TEST_CLOCK_OFFSET", "864000", 1);
+    restart(run_args, SIGTERM);
+    uint64_t now = (uint64_t)time(NULL);
+    assert_true(server_time() >= now + 864000 - 5);
+    static const char *const plain[] = {NULL};
+    restart(plain, SIGTERM);
+    assert_true(server_time() <= now + 60);
+    unsetenv("SAMMEN_TEST_CLOCK_OFFSET");
+    restart(run_args, SIGTERM);
+    assert_true(server_time() <= now + 60);
+}
+
 static void audit_chain_verifies(void **state)
 {
     (void)state;
@@ -605,6 +633,7 @@ int main(void)
         cmocka_unit_test(invitation_expiry),
         cmocka_unit_test(restart_and_sigkill),
         cmocka_unit_test(login_rate_limit),
+        cmocka_unit_test(clock_offset_env),
         cmocka_unit_test(audit_chain_verifies),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
