@@ -71,6 +71,12 @@ static void sigterm_restart(void **state)
     assert_int_equal(testserver_stop(&s->ts, SIGTERM), 0);
     assert_int_equal(client_sync_closed(c, IT_TIMEOUT), 0);
     client_conn_free(c);
+    /* a clean stop is in the log, and no enrollment code or key is */
+    char *log = testserver_log(&s->ts);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "stopped"));
+    assert_null(strstr(log, s->ts.admin_code));
+    free(log);
 
     assert_int_equal(testserver_start(&s->ts), 0);
     c = it_login(s->ctx, s->ts.url, s->id, s->seed);
