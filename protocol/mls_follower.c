@@ -48,6 +48,9 @@ struct mls_follower {
     struct pending *pending;
     size_t n_pending;
     bool ended; /* a ReInit was committed */
+    /* optional policy check of a commit's resulting tree (see the header) */
+    int (*commit_check)(void *ctx, const struct mls_tree *tree, uint32_t committer);
+    void *commit_check_ctx;
 };
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -679,6 +682,9 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
         return ERR_DENIED;
     if (pm->auth.confirmation_tag.len != CRYPTO_MAC_LEN)
         return ERR_INVALID;
+    /* Each proposal costs work linear in the group size: bound them. */
+    if (c->n_proposals > MLS_FOLLOWER_MAX_PENDING)
+        return ERR_LIMIT;
     rc = verify_content(f, pm, &ln->signature_key, true);
     if (rc == 0)
         rc = resolve_items(f, c, committer, &pl);
@@ -701,6 +707,13 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
     if (rc != 0)
         goto out;
 
+    /* The caller's policy (e.g. the server's authentication service) sees
+     * the resulting tree before anything changes. */
+    if (f->commit_check) {
+        rc = f->commit_check(f->commit_check_ctx, pl.tree, committer);
+        if (rc != 0)
+            goto out;
+    }
     /* Everything checked and allocated: switch to the new epoch. */
     struct mls_tree *old = f->tree;
     f->tree = pl.tree;
@@ -815,6 +828,85 @@ int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_
 out:
     mls_message_free(&m);
     return rc;
+}
+
+/* Signs and encodes an external proposal whose proposal field the caller
+ * has filled in m (PublicMessage framing set here). Frees nothing. */
+static int external_proposal(const struct mls_follower *f, struct mls_message *m,
+                             const uint8_t signer_priv[32], uint32_t sender_index,
+                             uint8_t **out, size_t *out_len)
+{
+    struct tls_writer w;
+    uint8_t sig[CRYPTO_SIG_LEN];
+    m->version = MLS_VERSION_MLS10;
+    m->wire_format = MLS_WF_PUBLIC_MESSAGE;
+    struct mls_framed_content *fc = &m->public_message.content;
+    int rc = mls_bytes_set(&fc->group_id, f->gc.group_id.data, f->gc.group_id.len);
+    if (rc != 0)
+        return rc;
+    fc->epoch = f->gc.epoch;
+    fc->sender.sender_type = MLS_SENDER_EXTERNAL;
+    fc->sender.sender_index = sender_index;
+    fc->content_type = MLS_CONTENT_PROPOSAL;
+    tls_writer_init(&w, 0);
+    mls_framed_content_encode_tbs(&w, MLS_WF_PUBLIC_MESSAGE, fc, NULL, 0);
+    rc = tls_writer_error(&w);
+    if (rc == 0)
+        rc = crypto_sign_with_label(signer_priv, "FramedContentTBS", w.buf, w.len, sig);
+    tls_writer_reset(&w);
+    if (rc == 0)
+        rc = mls_bytes_set(&m->public_message.auth.signature, sig, sizeof(sig));
+    if (rc != 0)
+        return rc;
+    tls_writer_init(&w, 0);
+    mls_message_encode(&w, m);
+    return tls_writer_take(&w, out, out_len);
+}
+
+int mls_follower_external_add(const struct mls_follower *f, const uint8_t *key_package_msg,
+                              size_t key_package_len, const uint8_t signer_priv[32],
+                              uint32_t sender_index, uint8_t **out, size_t *out_len)
+{
+    struct mls_message kpm = {0};
+    struct mls_message m = {0};
+    uint8_t pub[CRYPTO_SIGN_PUB_LEN];
+    int rc;
+
+    *out = NULL;
+    *out_len = 0;
+    if (f->ended)
+        return ERR_STATE;
+    if (sender_index >= f->ext.n)
+        return ERR_NOT_FOUND;
+    const struct mls_bytes *key = &f->ext.v[sender_index].signature_key;
+    crypto_sig_public(signer_priv, pub);
+    if (key->len != sizeof(pub) || crypto_memeq(key->data, pub, sizeof(pub)) != 0)
+        return ERR_DENIED;
+    rc = mls_message_parse(key_package_msg, key_package_len, &kpm);
+    if (rc != 0)
+        goto out;
+    if (kpm.wire_format != MLS_WF_KEY_PACKAGE) {
+        rc = ERR_INVALID;
+        goto out;
+    }
+    /* move the decoded KeyPackage into the proposal (freed once, with m) */
+    m.public_message.content.proposal.proposal_type = MLS_PROPOSAL_ADD;
+    m.public_message.content.proposal.add = kpm.key_package;
+    memset(&kpm.key_package, 0, sizeof(kpm.key_package));
+    rc = external_proposal(f, &m, signer_priv, sender_index, out, out_len);
+out:
+    mls_message_free(&kpm);
+    mls_message_free(&m);
+    return rc;
+}
+
+void mls_follower_set_commit_check(struct mls_follower *f,
+                                   int (*fn)(void *ctx, const struct mls_tree *tree,
+                                             uint32_t committer),
+                                   void *ctx)
+{
+    f->commit_check = fn;
+    f->commit_check_ctx = ctx;
 }
 
 /* ---- state --------------------------------------------------------------------------- */

@@ -51,7 +51,7 @@
 
 #include "mls_tree.h"
 
-/* Proposals kept per epoch before ERR_LIMIT. */
+/* Proposals kept per epoch, and proposals in one commit, before ERR_LIMIT. */
 #define MLS_FOLLOWER_MAX_PENDING 1024
 
 struct mls_follower;
@@ -103,6 +103,30 @@ int mls_follower_handle(struct mls_follower *f, const uint8_t *msg, size_t len, 
 int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_leaf,
                                  const uint8_t signer_priv[32], uint32_t sender_index,
                                  uint8_t **out, size_t *out_len);
+
+/* Produces an Add proposal for the KeyPackage in key_package_msg (a
+ * serialized MLSMessage, wire_format mls_key_package) from the external
+ * sender sender_index, signed with signer_priv, as a serialized MLSMessage
+ * (PublicMessage, sender type external, current epoch). The KeyPackage is
+ * not validated here (the caller did so when it was stored; the follower
+ * validates it again when the proposal is fed back through
+ * mls_follower_handle). *out is the caller's (free()). ERR_MALFORMED /
+ * ERR_INVALID for a bad KeyPackage message, otherwise as
+ * mls_follower_external_remove. */
+int mls_follower_external_add(const struct mls_follower *f, const uint8_t *key_package_msg,
+                              size_t key_package_len, const uint8_t signer_priv[32],
+                              uint32_t sender_index, uint8_t **out, size_t *out_len);
+
+/* Installs a policy check run by mls_follower_handle on every commit that
+ * passed all MLS checks, with the ratchet tree the commit would produce and
+ * the committer's leaf index, before the follower changes anything. A
+ * non-zero return (a negative ERR_*) refuses the commit: it is returned by
+ * mls_follower_handle and the state stays as it was. fn NULL removes it.
+ * The tree is borrowed for the call only. */
+void mls_follower_set_commit_check(struct mls_follower *f,
+                                   int (*fn)(void *ctx, const struct mls_tree *tree,
+                                             uint32_t committer),
+                                   void *ctx);
 
 /* ---- state ---------------------------------------------------------------- */
 uint64_t mls_follower_epoch(const struct mls_follower *f);

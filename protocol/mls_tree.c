@@ -483,31 +483,83 @@ static const struct mls_bytes *carried_parent_hash(const struct mls_tree *t, uin
     return NULL;
 }
 
-/* Is P's unmerged_leaves ∩ subtree(c), as node indices, equal to res \ {d}?
- * (res holds distinct node indices; unmerged lists are duplicate-free, which
- * check_unmerged() enforces before this runs.) */
-static bool unmerged_matches(const struct mls_parent_node *p, uint32_t c, const uint32_t *res,
-                             size_t n_res, uint32_t d)
+/* The one node D of res (the resolution of child c of parent P) for which
+ * res minus {D} equals P's unmerged leaves below c (as node indices): the only
+ * candidate for P's parent-hash link on that side (§7.9.2). Returns false
+ * when no such D exists. res is sorted in place; `sorted_u` is P's sorted
+ * unmerged list. Unmerged lists are duplicate-free (check_unmerged runs
+ * first) and resolutions then are too. */
+static bool odd_one(const struct mls_u32_list *u, const uint32_t *sorted_u, uint32_t c,
+                    uint32_t *res, size_t n_res, uint32_t *d)
 {
     size_t in_sub = 0;
-    for (size_t i = 0; i < p->unmerged_leaves.n; i++) {
-        uint32_t ln = 2 * p->unmerged_leaves.v[i];
-        if (!mls_treemath_in_subtree(c, ln))
+    for (size_t i = 0; i < u->n; i++)
+        in_sub += mls_treemath_in_subtree(c, 2 * u->v[i]);
+    if (in_sub + 1 != n_res)
+        return false;
+    qsort(res, n_res, sizeof(uint32_t), cmp_u32);
+    /* Walk both sorted sequences (unmerged leaves below c, as 2l, are in
+     * the same order as their leaf indices); exactly one res entry may be
+     * unmatched. */
+    size_t j = 0, extra = 0;
+    for (size_t i = 0; i < n_res; i++) {
+        while (j < u->n && !mls_treemath_in_subtree(c, 2 * sorted_u[j]))
+            j++;
+        if (j < u->n && 2 * sorted_u[j] == res[i]) {
+            j++;
             continue;
-        in_sub++;
-        bool found = false;
-        for (size_t k = 0; k < n_res && !found; k++)
-            found = res[k] == ln && ln != d;
-        if (!found)
+        }
+        if (extra++ > 0)
             return false;
+        *d = res[i];
     }
-    return in_sub + 1 == n_res;
+    return extra == 1;
+}
+
+/* Sorted copies of every parent's unmerged_leaves (NULL for blank nodes
+ * and empty lists), so membership tests are O(log n). */
+static int sorted_unmerged(const struct mls_tree *t, uint32_t ***out)
+{
+    uint32_t **v = calloc(width(t), sizeof(*v));
+    if (!v)
+        return ERR_NOMEM;
+    for (uint32_t x = 1; x < width(t); x += 2) {
+        const struct mls_u32_list *u = &t->nodes[x].parent.unmerged_leaves;
+        if (!t->nodes[x].present || u->n == 0)
+            continue;
+        v[x] = malloc(u->n * sizeof(uint32_t));
+        if (!v[x]) {
+            for (uint32_t k = 1; k < x; k += 2)
+                free(v[k]);
+            free(v);
+            return ERR_NOMEM;
+        }
+        memcpy(v[x], u->v, u->n * sizeof(uint32_t));
+        qsort(v[x], u->n, sizeof(uint32_t), cmp_u32);
+    }
+    *out = v;
+    return 0;
+}
+
+static void sorted_unmerged_free(const struct mls_tree *t, uint32_t **v)
+{
+    if (!v)
+        return;
+    for (uint32_t x = 1; x < width(t); x += 2)
+        free(v[x]);
+    free(v);
+}
+
+static bool listed(const struct mls_tree *t, uint32_t *const *sorted, uint32_t x, uint32_t l)
+{
+    size_t n = t->nodes[x].parent.unmerged_leaves.n;
+    return n > 0 && bsearch(&l, sorted[x], n, sizeof(uint32_t), cmp_u32) != NULL;
 }
 
 /* Unmerged leaves consistency (§12.4.3.1 / §7.9.2 precondition): each listed
  * leaf is in range, non-blank, below the node, not listed twice, and listed
  * by every non-blank parent between it and the node. */
-static int check_unmerged(const struct mls_tree *t)
+static int check_unmerged(const struct mls_tree *t, uint32_t *const *sorted)
 {
     for (uint32_t x = 1; x < width(t); x += 2) {
         if (!t->nodes[x].present)
@@ -518,23 +570,15 @@ static int check_unmerged(const struct mls_tree *t)
             if (l >= t->n_leaves || !t->nodes[2 * l].present ||
                 !mls_treemath_in_subtree(x, 2 * l))
                 return ERR_INVALID;
-            for (size_t k = 0; k < i; k++)
-                if (u->v[k] == l)
-                    return ERR_INVALID;
+            if (i > 0 && sorted[x][i] == sorted[x][i - 1])
+                return ERR_INVALID;
             uint32_t dp[MLS_TREEMATH_MAX_DEPTH];
             size_t ndp = 0;
             if (mls_treemath_direct_path(2 * l, t->n_leaves, dp, MLS_TREEMATH_MAX_DEPTH, &ndp))
                 return ERR_INVALID;
-            for (size_t k = 0; k < ndp && dp[k] != x; k++) {
-                if (!t->nodes[dp[k]].present)
-                    continue;
-                const struct mls_u32_list *v = &t->nodes[dp[k]].parent.unmerged_leaves;
-                bool listed = false;
-                for (size_t j = 0; j < v->n && !listed; j++)
-                    listed = v->v[j] == l;
-                if (!listed)
+            for (size_t k = 0; k < ndp && dp[k] != x; k++)
+                if (t->nodes[dp[k]].present && !listed(t, sorted, dp[k], l))
                     return ERR_INVALID;
-            }
         }
     }
     return 0;
@@ -569,9 +613,13 @@ int mls_tree_verify_parent_hashes(const struct mls_tree *t)
 {
     uint8_t(*all)[MLS_TREE_HASH_LEN] = NULL;
     uint32_t *res = NULL;
-    int rc = check_unmerged(t);
+    uint32_t **sorted = NULL;
+    int rc = sorted_unmerged(t, &sorted);
     if (rc != 0)
         return rc;
+    rc = check_unmerged(t, sorted);
+    if (rc != 0)
+        goto out;
     rc = ERR_NOMEM;
     all = calloc(width(t), sizeof(*all));
     res = calloc(width(t), sizeof(*res));
@@ -592,20 +640,22 @@ int mls_tree_verify_parent_hashes(const struct mls_tree *t)
             uint32_t s = side == 0 ? right_of(p) : left_of(p);
             uint8_t sib[MLS_TREE_HASH_LEN], want[MLS_TREE_HASH_LEN];
             size_t n_res = 0;
+            uint32_t d = 0;
+            rc = resolve(t, c, res, width(t), &n_res);
+            if (rc != 0)
+                goto out;
+            if (!odd_one(&pn->unmerged_leaves, sorted[p], c, res, n_res, &d))
+                continue;
+            const struct mls_bytes *ph = carried_parent_hash(t, d);
+            if (!ph || ph->len != sizeof(want))
+                continue;
             rc = original_sibling_hash(t, s, &pn->unmerged_leaves,
                                        (const uint8_t(*)[MLS_TREE_HASH_LEN])all, sib);
             if (rc == 0)
                 rc = parent_hash(pn, sib, want);
-            if (rc == 0)
-                rc = resolve(t, c, res, width(t), &n_res);
             if (rc != 0)
                 goto out;
-            for (size_t k = 0; k < n_res; k++) {
-                const struct mls_bytes *ph = carried_parent_hash(t, res[k]);
-                if (ph && ph->len == sizeof(want) && memcmp(ph->data, want, sizeof(want)) == 0 &&
-                    unmerged_matches(pn, c, res, n_res, res[k]))
-                    found++;
-            }
+            found += memcmp(ph->data, want, sizeof(want)) == 0;
         }
         if (found != 1) {
             rc = ERR_INVALID;
@@ -614,6 +664,7 @@ int mls_tree_verify_parent_hashes(const struct mls_tree *t)
     }
     rc = 0;
 out:
+    sorted_unmerged_free(t, sorted);
     free(all);
     free(res);
     return rc;
@@ -642,7 +693,13 @@ static bool default_extension(uint16_t type)
 static int check_leaf_alone(const struct mls_leaf_node *ln, uint8_t source, uint32_t leaf,
                             const uint8_t *group_id, size_t group_id_len)
 {
+    const struct mls_capabilities *cap = &ln->capabilities;
     if (ln->leaf_node_source != source)
+        return ERR_INVALID;
+    /* Policy bound: the membership tests below are linear scans. */
+    if (cap->versions.n > MLS_TREE_MAX_LIST || cap->cipher_suites.n > MLS_TREE_MAX_LIST ||
+        cap->extensions.n > MLS_TREE_MAX_LIST || cap->proposals.n > MLS_TREE_MAX_LIST ||
+        cap->credentials.n > MLS_TREE_MAX_LIST || ln->extensions.n > MLS_TREE_MAX_LIST)
         return ERR_INVALID;
     if (ln->signature_key.len != CRYPTO_SIGN_PUB_LEN ||
         ln->encryption_key.len != CRYPTO_KEM_PUB_LEN)

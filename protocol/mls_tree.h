@@ -37,6 +37,9 @@
 /* Largest tree we accept: 2^16 leaves (the codec's MLS_MAX_ITEMS bounds a
  * decoded node vector to 2^17 entries). */
 #define MLS_TREE_MAX_LEAVES ((uint32_t)1 << 16)
+/* Policy bound on each capabilities list and on a LeafNode's extensions
+ * (real clients list a handful): longer ones are refused as ERR_INVALID. */
+#define MLS_TREE_MAX_LIST 256
 /* The cipher suite the tree checks leaf capabilities against. */
 #define MLS_TREE_CIPHER_SUITE 3
 
@@ -109,6 +112,7 @@ int mls_tree_validate(const struct mls_tree *t, const uint8_t *group_id, size_t 
 /* The checks of one LeafNode that need no tree (§7.3): source equals
  * `source`; key sizes; capabilities list MLS 1.0, suite 3, the leaf's own
  * credential type and its non-default extension types; extensions unique;
+ * no list longer than MLS_TREE_MAX_LIST;
  * signature by its signature_key over LeafNodeTBS (with group_id and leaf
  * for update/commit sources; ignored, may be NULL/0, for key_package).
  * 0, ERR_INVALID, ERR_CRYPTO, ERR_NOMEM. */
