@@ -37,6 +37,10 @@ void server_commit(void)
         int rc = store_commit(srv.store);
         struct outmsg *m = srv.held_head;
         srv.held_head = srv.held_tail = NULL;
+        size_t n = 0;
+        for (struct outmsg *x = m; x; x = x->next)
+            n++;
+        log_debug("commit: %s, %zu held messages released", rc ? "FAILED" : "ok", n);
         if (rc)
             log_error("commit failed (%s): answering this iteration's writes with internal",
                       err_str(rc));

@@ -42,6 +42,7 @@ struct tsrv {
     char data[192]; /* root/data */
     uint16_t port;
     char admin_code[64];
+    const char *stderr_path; /* when set, the server's stderr goes there */
 };
 
 static WSRAW_UNUSED const char *tsrv_bin(void)
@@ -114,6 +115,11 @@ static WSRAW_UNUSED int tsrv_start(struct tsrv *s, const char *const *extra)
         return -1;
     if (pid == 0) {
         dup2(fds[1], 1);
+        if (s->stderr_path) {
+            int fd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (fd >= 0)
+                dup2(fd, 2);
+        }
         close(fds[0]);
         close(fds[1]);
         execv(argv[0], (char *const *)argv);
