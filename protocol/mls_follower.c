@@ -23,6 +23,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "mls_framing.h"
 #include "mls_keypackage.h"
 #include "mls_struct.h"
 #include "mls_tree.h"
@@ -140,14 +141,15 @@ static int tree_supports(const struct mls_tree *t, const struct mls_extension_li
     return rc;
 }
 
-/* Verifies a PublicMessage signature (FramedContentTBS, §6.1) by key; the
- * GroupContext is included for member senders. */
+/* Verifies a PublicMessage signature (FramedContentTBS, §6.1) by key with
+ * the framing module (the same code members use, checked on
+ * message-protection.json); the GroupContext is included for member
+ * senders. Membership tags cannot be checked here (no membership key). */
 static int verify_content(const struct mls_follower *f, const struct mls_public_message *pm,
                           const struct mls_bytes *key, bool with_gc)
 {
     uint8_t *gc = NULL;
     size_t gc_len = 0;
-    struct tls_writer w;
     int rc;
 
     if (key->len != CRYPTO_SIGN_PUB_LEN)
@@ -157,13 +159,8 @@ static int verify_content(const struct mls_follower *f, const struct mls_public_
         if (rc != 0)
             return rc;
     }
-    tls_writer_init(&w, 0);
-    mls_framed_content_encode_tbs(&w, MLS_WF_PUBLIC_MESSAGE, &pm->content, gc, gc_len);
-    rc = tls_writer_error(&w);
-    if (rc == 0)
-        rc = crypto_verify_with_label(key->data, "FramedContentTBS", w.buf, w.len,
-                                      pm->auth.signature.data, pm->auth.signature.len);
-    tls_writer_reset(&w);
+    rc = mls_framing_verify(MLS_WF_PUBLIC_MESSAGE, &pm->content, gc, gc_len, key->data, key->len,
+                            &pm->auth.signature);
     free(gc);
     return rc;
 }
