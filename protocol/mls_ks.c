@@ -313,3 +313,25 @@ int mls_ks_interim_transcript_hash(const uint8_t confirmed[MLS_KS_NH], const uin
     crypto_sha256_2(confirmed, MLS_KS_NH, buf, 1 + taglen, out);
     return 0;
 }
+
+/* ---- persistence (added for mls_group's saved state) ---------------------- */
+
+int mls_ks_epoch_restore(const uint8_t secrets[MLS_KS_SECRET_COUNT][MLS_KS_NH],
+                         bool encryption_taken, struct mls_ks_epoch **out)
+{
+    struct mls_ks_epoch *ep = crypto_secure_alloc(sizeof(*ep));
+    *out = NULL;
+    if (ep == NULL)
+        return ERR_NOMEM;
+    memcpy(ep->s, secrets, sizeof(ep->s));
+    ep->encryption_taken = encryption_taken;
+    if (encryption_taken)
+        crypto_wipe(ep->s[MLS_KS_ENCRYPTION], MLS_KS_NH);
+    *out = ep;
+    return 0;
+}
+
+bool mls_ks_epoch_encryption_taken(const struct mls_ks_epoch *ep)
+{
+    return ep->encryption_taken;
+}

@@ -33,6 +33,7 @@
 #ifndef SAMMEN_MLS_KS_H
 #define SAMMEN_MLS_KS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -217,5 +218,21 @@ int mls_ks_tree_next_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratch
  * ratchet may then have moved on without keeping every skipped key). */
 int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet which,
                     uint32_t generation, struct mls_ks_key *out);
+
+/* ---- persistence (for a client's saved group state) ------------------------
+ * mls_ks_epoch_restore: an epoch from its secrets as read one by one with
+ * mls_ks_epoch_secret() (index = enum mls_ks_secret); encryption_taken as
+ * mls_ks_epoch_encryption_taken() said (then that secret is ignored).
+ * mls_ks_tree_save: appends the secret tree's whole state (node and
+ * ratchet secrets, positions, kept keys of skipped generations) to w; SECRET.
+ * mls_ks_tree_load: the inverse, strict and bounded (sizes checked against
+ * the remaining input before allocating): ERR_MALFORMED, ERR_NOMEM. */
+struct tls_writer;
+struct tls_reader;
+int mls_ks_epoch_restore(const uint8_t secrets[MLS_KS_SECRET_COUNT][MLS_KS_NH],
+                         bool encryption_taken, struct mls_ks_epoch **out);
+bool mls_ks_epoch_encryption_taken(const struct mls_ks_epoch *ep);
+void mls_ks_tree_save(const struct mls_ks_tree *t, struct tls_writer *w);
+int mls_ks_tree_load(struct tls_reader *r, struct mls_ks_tree **out);
 
 #endif

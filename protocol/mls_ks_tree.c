@@ -26,6 +26,7 @@
 #include "mls_ks.h"
 #include "mls_ks_int.h"
 #include "mls_treemath.h"
+#include "tls.h"
 
 enum ratchet_state { R_UNBORN = 0, R_LIVE, R_EXHAUSTED };
 
@@ -340,5 +341,122 @@ int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet wh
     rc = ratchet_step(t, r, out);
     if (rc == 0)
         skip_purge(t, leaf, (uint8_t)which, generation);
+    return rc;
+}
+
+/* ---- persistence (added for mls_group's saved state) ----------------------
+ * | field       | encoding                                             |
+ * |-------------|------------------------------------------------------|
+ * | n_leaves    | uint32                                               |
+ * | node_has    | n_nodes bytes (0/1), then 32 bytes per present node  |
+ * | ratchets    | 2*n_leaves x {uint8 state, uint32 next_gen,          |
+ * |             |   32-byte secret when state is live}                 |
+ * | skip_seq    | uint64                                               |
+ * | kept keys   | uint32 n, then n x {uint64 seq, uint32 leaf, uint32  |
+ * |             |   generation, uint8 which, key[32], nonce[12]}       |
+ */
+
+void mls_ks_tree_save(const struct mls_ks_tree *t, struct tls_writer *w)
+{
+    tls_put_u32(w, t->n_leaves);
+    tls_put_fixed(w, t->node_has, t->n_nodes);
+    for (uint32_t i = 0; i < t->n_nodes; i++)
+        if (t->node_has[i])
+            tls_put_fixed(w, t->sec + (size_t)i * MLS_KS_NH, MLS_KS_NH);
+    for (size_t r = 0; r < (size_t)t->n_leaves * 2; r++) {
+        tls_put_u8(w, t->ratchets[r].state);
+        tls_put_u32(w, t->ratchets[r].next_gen);
+        if (t->ratchets[r].state == R_LIVE)
+            tls_put_fixed(w, t->sec + ((size_t)t->n_nodes + r) * MLS_KS_NH, MLS_KS_NH);
+    }
+    tls_put_u64(w, t->skip_seq);
+    tls_put_u32(w, (uint32_t)t->n_skip);
+    for (size_t i = 0; i < t->n_skip; i++) {
+        const struct skipped *e = &t->skip[i];
+        tls_put_u64(w, e->seq);
+        tls_put_u32(w, e->leaf);
+        tls_put_u32(w, e->generation);
+        tls_put_u8(w, e->which);
+        tls_put_fixed(w, e->key, sizeof(e->key));
+        tls_put_fixed(w, e->nonce, sizeof(e->nonce));
+    }
+}
+
+int mls_ks_tree_load(struct tls_reader *r, struct mls_ks_tree **out)
+{
+    static const uint8_t zero[MLS_KS_NH];
+    struct mls_ks_tree *t = NULL;
+    const uint8_t *p;
+    uint32_t n_leaves, n_skip;
+    uint64_t skip_seq;
+    int rc = ERR_MALFORMED;
+
+    *out = NULL;
+    if (tls_read_u32(r, &n_leaves) != 0 || !mls_treemath_valid_leaves(n_leaves) ||
+        n_leaves > MLS_KS_MAX_LEAVES)
+        return ERR_MALFORMED;
+    /* Every node flag and ratchet header must be there before we allocate. */
+    if (tls_reader_remaining(r) < (size_t)mls_treemath_node_width(n_leaves) + (size_t)n_leaves * 10)
+        return ERR_MALFORMED;
+    if ((rc = mls_ks_tree_new(zero, n_leaves, &t)) != 0)
+        return rc;
+    rc = ERR_MALFORMED;
+    if (tls_read_fixed(r, t->n_nodes, &p) != 0)
+        goto out;
+    for (uint32_t i = 0; i < t->n_nodes; i++) {
+        if (p[i] > 1)
+            goto out;
+        t->node_has[i] = p[i];
+    }
+    for (uint32_t i = 0; i < t->n_nodes; i++) {
+        const uint8_t *s;
+        if (!t->node_has[i])
+            continue;
+        if (tls_read_fixed(r, MLS_KS_NH, &s) != 0)
+            goto out;
+        memcpy(node_secret(t, i), s, MLS_KS_NH);
+    }
+    for (size_t i = 0; i < (size_t)n_leaves * 2; i++) {
+        uint8_t st;
+        const uint8_t *s;
+        if (tls_read_u8(r, &st) != 0 || st > R_EXHAUSTED ||
+            tls_read_u32(r, &t->ratchets[i].next_gen) != 0)
+            goto out;
+        t->ratchets[i].state = st;
+        if (st == R_LIVE) {
+            if (tls_read_fixed(r, MLS_KS_NH, &s) != 0)
+                goto out;
+            memcpy(ratchet_secret(t, i), s, MLS_KS_NH);
+        }
+    }
+    if (tls_read_u64(r, &skip_seq) != 0 || tls_read_u32(r, &n_skip) != 0 ||
+        n_skip > MLS_KS_MAX_SKIPPED || tls_reader_remaining(r) < (size_t)n_skip * 61)
+        goto out;
+    for (uint32_t i = 0; i < n_skip; i++) {
+        struct mls_ks_key k;
+        uint64_t seq;
+        uint32_t leaf;
+        uint8_t which;
+        const uint8_t *kb, *nb;
+        if (tls_read_u64(r, &seq) != 0 || tls_read_u32(r, &leaf) != 0 ||
+            tls_read_u32(r, &k.generation) != 0 || tls_read_u8(r, &which) != 0 ||
+            tls_read_fixed(r, CRYPTO_AEAD_KEY_LEN, &kb) != 0 ||
+            tls_read_fixed(r, CRYPTO_AEAD_NONCE_LEN, &nb) != 0 || leaf >= n_leaves || which > 1)
+            goto out;
+        memcpy(k.key, kb, sizeof(k.key));
+        memcpy(k.nonce, nb, sizeof(k.nonce));
+        rc = skip_add(t, leaf, which, &k);
+        mls_ks_key_wipe(&k);
+        if (rc != 0)
+            goto out;
+        t->skip[t->n_skip - 1].seq = seq;
+        rc = ERR_MALFORMED;
+    }
+    t->skip_seq = skip_seq;
+    *out = t;
+    t = NULL;
+    rc = 0;
+out:
+    mls_ks_tree_free(t);
     return rc;
 }

@@ -46,7 +46,6 @@ static bool check_auth(struct mls_group *g, const json_t *obj, const char *key)
     return ok;
 }
 
-#ifdef MLS_PASSIVE_SAVE
 /* Saves and reloads g (the state format round trip, on real groups). */
 static int reload(struct mls_group **g)
 {
@@ -74,7 +73,6 @@ static int reload(struct mls_group **g)
     }
     return rc;
 }
-#endif
 
 static bool run_entry(const json_t *e, size_t idx)
 {
@@ -122,6 +120,11 @@ static bool run_entry(const json_t *e, size_t idx)
             FAIL("entry %zu: psk: %s\n", idx, err_str(rc));
     if (!check_auth(g, e, "initial_epoch_authenticator"))
         FAIL("entry %zu: initial epoch authenticator differs\n", idx);
+    if ((rc = reload(&g)) != 0 || !check_auth(g, e, "initial_epoch_authenticator"))
+        FAIL("entry %zu: save/load after join: %s\n", idx, err_str(rc));
+    for (i = 0; i < n_psks; i++)
+        if ((rc = mls_group_add_external_psk(g, &psks[i])) != 0)
+            FAIL("entry %zu: psk: %s\n", idx, err_str(rc));
     json_array_foreach(epochs, i, x) {
         const json_t *props = json_object_get(x, "proposals");
         struct vec_bytes cm = {0};
@@ -147,13 +150,11 @@ static bool run_entry(const json_t *e, size_t idx)
             FAIL("entry %zu epoch %zu commit: %s\n", idx, i, err_str(rc));
         if (!check_auth(g, x, "epoch_authenticator"))
             FAIL("entry %zu epoch %zu: epoch authenticator differs\n", idx, i);
-#ifdef MLS_PASSIVE_SAVE
         if ((rc = reload(&g)) != 0)
             FAIL("entry %zu epoch %zu: save/load: %s\n", idx, i, err_str(rc));
         for (size_t k = 0; k < n_psks; k++)
             if (mls_group_add_external_psk(g, &psks[k]) != 0)
                 goto out;
-#endif
     }
     ok = true;
 out:
