@@ -153,7 +153,7 @@ void conn_send_err(struct conn *c, uint32_t id, const char *code, const char *ms
         kill_conn(c, "cannot encode error");
     wire_enc_reset(&e);
     if (close_after)
-        c->closing = true; /* ignore further input */
+        c->ignore_input = true; /* the close follows once the answer is sent */
 }
 
 void conn_end_session(struct conn *c, const char *reason)
@@ -163,7 +163,7 @@ void conn_end_session(struct conn *c, const char *reason)
     log_info("conn %llu %s: session %s/%s ended: %s", (unsigned long long)c->serial, c->peer,
              c->identity, c->device, reason);
     c->authed = false;
-    c->closing = true;
+    c->ignore_input = true;
     struct wire_enc e;
     const uint8_t *data;
     size_t len;
@@ -213,7 +213,7 @@ int conn_writeable(struct conn *c)
 int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool final,
                  bool binary)
 {
-    if (c->closing || c->killed)
+    if (c->ignore_input || c->killed)
         return 0; /* answered already; the rest is ignored until we close */
     if (first) {
         c->rx_len = 0;

@@ -28,7 +28,10 @@ struct conn {
     /* outbound: sent in order from WRITEABLE */
     struct outmsg *q_head, *q_tail;
     size_t q_bytes;
-    bool closing;               /* send what is queued, then close */
+    bool ignore_input;          /* answered with a fatal error or session ended:
+                                   further input is dropped until the close */
+    bool closing;               /* a close_after message was sent: close when
+                                   the queue is empty */
     bool killed;                /* overflow or unsafe: closed without flushing */
     /* login */
     bool authed;
