@@ -360,13 +360,11 @@ static int dispatch(struct client_conn *c)
     memset(&f, 0, sizeof(f));
     f.buf = c->rx;
     f.len = c->rx_len;
+    /* Undecodable, over a limit, or another protocol version: nothing from
+     * this server can be trusted any more, so the caller closes. */
     rc = wire_decode(c->rx, c->rx_len, &f.msg);
-    if (rc != 0 && rc != ERR_UNSUPPORTED)
+    if (rc != 0)
         goto out;
-    if (rc == ERR_UNSUPPORTED) {
-        /* A server speaking another version: nothing here can be trusted. */
-        goto out;
-    }
     if (f.msg.kind == WIRE_EVENT) {
         if (c->cbs.on_event) {
             c->in_cb++;
@@ -671,6 +669,45 @@ int client_conn_open(struct client_ctx *ctx, const char *url, const struct clien
     }
     *out = c;
     return 0;
+}
+
+int client_conn_new_offline(struct client_ctx *ctx, const struct client_conn_cbs *cbs,
+                            void *user, struct client_conn **out)
+{
+    struct client_conn *c = calloc(1, sizeof(*c));
+
+    *out = NULL;
+    if (!c)
+        return ERR_NOMEM;
+    c->ctx = ctx;
+    c->state = CLIENT_OPEN;
+    c->detached = true;
+    c->user = user;
+    if (cbs)
+        c->cbs = *cbs;
+    c->next = ctx->conns;
+    if (ctx->conns)
+        ctx->conns->prev = c;
+    ctx->conns = c;
+    *out = c;
+    return 0;
+}
+
+int client_conn_receive(struct client_conn *c, const uint8_t *msg, size_t len)
+{
+    int rc;
+
+    if (c->state == CLIENT_CLOSED)
+        return ERR_STATE;
+    /* the same steps as LWS_CALLBACK_CLIENT_RECEIVE for one whole message */
+    c->rx_len = 0;
+    rc = rx_append(c, msg, len);
+    if (rc == 0)
+        rc = dispatch(c);
+    c->rx_len = 0;
+    /* a callback may have freed c; with no socket nothing else will */
+    maybe_destroy(c);
+    return rc;
 }
 
 void client_conn_close(struct client_conn *c)

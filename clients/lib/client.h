@@ -146,6 +146,19 @@ int client_conn_pop_event(struct client_conn *c, struct client_frame *ev);
 /* Events dropped because the queue was full. */
 size_t client_conn_dropped_events(const struct client_conn *c);
 
+/* ---- the receive path without a network (tests, fuzzing) ---- */
+
+/* A connection on ctx that is open but has no socket: what is sent to it
+ * queues up (and is dropped at free), and client_conn_receive() plays the
+ * server's part. Returns 0 or ERR_NOMEM. Free with client_conn_free(). */
+int client_conn_new_offline(struct client_ctx *ctx, const struct client_conn_cbs *cbs,
+                            void *user, struct client_conn **out);
+/* Handles msg[0..len) as one complete message from the server: decode,
+ * match a response to its pending request, deliver or queue an event.
+ * Returns 0, or the error for which a real connection would be closed
+ * (ERR_MALFORMED, ERR_TOO_BIG, ERR_UNSUPPORTED, ERR_NOMEM). */
+int client_conn_receive(struct client_conn *c, const uint8_t *msg, size_t len);
+
 /* ---- frames and errors ---- */
 
 /* Decodes buf[0..len) (taking ownership of buf, a malloc()ed block) into
