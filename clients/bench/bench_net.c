@@ -1,0 +1,440 @@
+/*
+ * bench_net.c: the bench's WebSocket client (see bench_net.h).
+ *
+ * Start at bconn_open() and callback(). Each connection is the wsi's
+ * opaque user data; outbound frames wait in a FIFO and go out one per
+ * LWS_CALLBACK_CLIENT_WRITEABLE; inbound fragments are reassembled (bounded
+ * by max_frame), decoded with wire_decode() and dispatched: responses to
+ * the pending slot with the same id, events to on_event.
+ */
+#include "bench_net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+/* OpenSSL (pulled in by libwebsockets.h) declares a type ERR_STATE; our
+ * enum constant of that name is spelled differently here (same value). */
+#define ERR_STATE SAMMEN_ERR_STATE
+#include "err.h"
+
+struct outframe {
+    struct outframe *next;
+    size_t len;
+    uint8_t data[]; /* LWS_PRE headroom, then len bytes */
+};
+
+struct pend {
+    uint32_t id; /* 0: free slot */
+    bconn_resp_fn *cb;
+    void *arg;
+};
+
+struct bconn {
+    struct bnet *net;
+    struct bconn *next, *prev; /* net->conns */
+    struct lws *wsi;
+    bool open, closing, closed;
+    bool in_open, failed_in_open; /* inside bconn_open(); lws let go there */
+    int close_reason;
+    struct bconn_cbs cbs;
+    void *user;
+    uint32_t next_id;
+    unsigned npend;
+    struct pend pend[BCONN_MAX_PENDING];
+    struct outframe *out_head, *out_tail;
+    uint8_t *rx;
+    size_t rx_len, rx_cap;
+};
+
+struct bnet {
+    struct lws_context *lws;
+    lws_sorted_usec_list_t wake;
+    struct bconn *conns;
+    size_t live;
+    size_t max_frame;
+};
+
+uint64_t bnet_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int bnet_err_from_code(const char *code)
+{
+    static const int codes[] = {ERR_MALFORMED, ERR_TOO_BIG, ERR_CRYPTO,   ERR_INVALID,
+                                ERR_UNSUPPORTED, ERR_STATE, ERR_NOT_FOUND, ERR_DENIED,
+                                ERR_IO,        ERR_EXPIRED, ERR_CONFLICT, ERR_LIMIT,
+                                ERR_INTERNAL,  ERR_NOMEM};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strcmp(code, err_str(codes[i])) == 0)
+            return codes[i];
+    if (strcmp(code, "bad_request") == 0)
+        return ERR_INVALID;
+    if (strcmp(code, "unknown_op") == 0)
+        return ERR_UNSUPPORTED;
+    if (strcmp(code, "unauthenticated") == 0)
+        return ERR_STATE;
+    return ERR_INTERNAL;
+}
+
+/* ---- connection internals ---- */
+
+static void fail_pending(struct bconn *c)
+{
+    for (unsigned i = 0; i < BCONN_MAX_PENDING && c->npend; i++) {
+        struct pend p = c->pend[i];
+        if (!p.id)
+            continue;
+        c->pend[i].id = 0;
+        c->npend--;
+        if (p.cb)
+            p.cb(c, NULL, ERR_IO, p.arg);
+    }
+}
+
+/* lws is done with the wsi: tell the user (last callback), then free. */
+static void finish(struct bconn *c)
+{
+    struct bnet *n = c->net;
+    struct outframe *f;
+
+    c->closed = true;
+    c->open = false;
+    fail_pending(c);
+    if (c->cbs.on_close)
+        c->cbs.on_close(c, c->close_reason ? c->close_reason : ERR_IO, c->user);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    n->live--;
+    while ((f = c->out_head)) {
+        c->out_head = f->next;
+        free(f);
+    }
+    free(c->rx);
+    free(c);
+}
+
+static int dispatch(struct bconn *c)
+{
+    struct wire_msg m;
+    int rc;
+
+    rc = wire_decode(c->rx, c->rx_len, &m);
+    if (rc != 0)
+        goto out; /* garbage or another version: close */
+    if (m.kind == WIRE_EVENT) {
+        if (c->cbs.on_event)
+            c->cbs.on_event(c, &m, c->user);
+    } else if (m.kind == WIRE_RESPONSE) {
+        for (unsigned i = 0; i < BCONN_MAX_PENDING; i++) {
+            if (c->pend[i].id != m.id || !m.id)
+                continue;
+            struct pend p = c->pend[i];
+            c->pend[i].id = 0;
+            c->npend--;
+            if (p.cb)
+                p.cb(c, &m, m.ok ? 0 : bnet_err_from_code(m.name), p.arg);
+            break;
+        }
+    } else {
+        rc = ERR_MALFORMED;
+    }
+out:
+    wire_msg_free(&m);
+    return rc;
+}
+
+static int rx_append(struct bconn *c, const uint8_t *in, size_t len)
+{
+    size_t need;
+
+    if (len > c->net->max_frame - c->rx_len)
+        return ERR_TOO_BIG;
+    need = c->rx_len + len;
+    if (need > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 512;
+        uint8_t *nb;
+        while (cap < need)
+            cap *= 2;
+        nb = realloc(c->rx, cap);
+        if (!nb)
+            return ERR_NOMEM;
+        c->rx = nb;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct bconn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    int rc;
+
+    (void)user;
+    if (!c)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        c->open = true;
+        if (c->cbs.on_open && !c->closing)
+            c->cbs.on_open(c, c->user);
+        if (c->out_head || c->closing)
+            lws_callback_on_writable(wsi);
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (lws_is_first_fragment(wsi))
+            c->rx_len = 0;
+        if (!lws_frame_is_binary(wsi)) {
+            c->close_reason = ERR_MALFORMED;
+            return -1;
+        }
+        rc = rx_append(c, in, len);
+        if (rc == 0 && lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+            rc = dispatch(c);
+            c->rx_len = 0;
+            if (c->rx_cap > 65536) {
+                /* do not keep a large frame's buffer for the whole run */
+                free(c->rx);
+                c->rx = NULL;
+                c->rx_cap = 0;
+            }
+        }
+        if (rc != 0) {
+            c->close_reason = rc;
+            return -1;
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_WRITEABLE: {
+        struct outframe *f = c->out_head;
+        if (c->closing) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+            return -1;
+        }
+        if (!f)
+            return 0;
+        if (lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY) < (int)f->len) {
+            c->close_reason = ERR_IO;
+            return -1;
+        }
+        c->out_head = f->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        free(f);
+        if (c->out_head)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (getenv("SAMMEN_BENCH_DEBUG"))
+            fprintf(stderr, "sammen-bench: connect failed: %.*s\n",
+                    in ? (int)strnlen(in, 150) : 4, in ? (const char *)in : "(na)");
+        /* fall through */
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        lws_set_opaque_user_data(wsi, NULL);
+        c->wsi = NULL;
+        if (c->in_open)
+            c->failed_in_open = true; /* bconn_open() reports it */
+        else
+            finish(c);
+        return 0;
+
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"sammen.v1", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- context ---- */
+
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul; /* only ends lws_service()'s wait */
+}
+
+int bnet_new(size_t max_frame, struct bnet **out)
+{
+    struct lws_context_creation_info info;
+    struct bnet *n;
+
+    *out = NULL;
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return ERR_NOMEM;
+    n->max_frame = max_frame;
+    lws_set_log_level(getenv("SAMMEN_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    /* connections are to loopback servers with ws://: no TLS setup */
+    n->lws = lws_create_context(&info);
+    if (!n->lws) {
+        free(n);
+        return ERR_INTERNAL;
+    }
+    *out = n;
+    return 0;
+}
+
+void bnet_free(struct bnet *n)
+{
+    if (!n)
+        return;
+    /* destroying the context closes every wsi; callback() finishes each */
+    lws_context_destroy(n->lws);
+    while (n->conns) {
+        n->conns->wsi = NULL;
+        finish(n->conns);
+    }
+    free(n);
+}
+
+int bnet_service(struct bnet *n, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    lws_sul_schedule(n->lws, 0, &n->wake, wake_cb, (lws_usec_t)timeout_ms * LWS_US_PER_MS);
+    if (lws_service(n->lws, 0) < 0)
+        return ERR_INTERNAL;
+    return 0;
+}
+
+size_t bnet_live(const struct bnet *n)
+{
+    return n->live;
+}
+
+/* ---- connections ---- */
+
+int bconn_open(struct bnet *n, const char *host, int port, const char *path, const char *iface,
+               const struct bconn_cbs *cbs, void *user, struct bconn **out)
+{
+    struct lws_client_connect_info ci;
+    struct bconn *c;
+    struct lws *wsi;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return ERR_NOMEM;
+    c->net = n;
+    c->user = user;
+    if (cbs)
+        c->cbs = *cbs;
+    c->next = n->conns;
+    if (n->conns)
+        n->conns->prev = c;
+    n->conns = c;
+    n->live++;
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = n->lws;
+    ci.address = host;
+    ci.port = port;
+    ci.path = path;
+    ci.host = host;
+    ci.origin = host;
+    ci.protocol = "sammen.v1";
+    ci.iface = iface;
+    ci.opaque_user_data = c;
+    /* A connect that fails at once may run CONNECTION_ERROR inside this
+     * call; in_open keeps c alive so the failure is reported here only. */
+    c->in_open = true;
+    wsi = lws_client_connect_via_info(&ci);
+    c->in_open = false;
+    if (!wsi || c->failed_in_open) {
+        if (wsi)
+            lws_set_opaque_user_data(wsi, NULL);
+        c->cbs.on_close = NULL;
+        finish(c);
+        return ERR_IO;
+    }
+    c->wsi = wsi;
+    *out = c;
+    return 0;
+}
+
+void bconn_close(struct bconn *c)
+{
+    if (!c || c->closing || c->closed)
+        return;
+    c->closing = true;
+    if (c->wsi && c->open)
+        lws_callback_on_writable(c->wsi);
+}
+
+bool bconn_is_open(const struct bconn *c)
+{
+    return c->open && !c->closing && !c->closed;
+}
+
+uint32_t bconn_next_id(struct bconn *c)
+{
+    if (++c->next_id == 0)
+        c->next_id = 1;
+    return c->next_id;
+}
+
+unsigned bconn_pending(const struct bconn *c)
+{
+    return c->npend;
+}
+
+int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_fn *cb, void *arg)
+{
+    const uint8_t *data;
+    size_t len;
+    struct outframe *f;
+    unsigned slot;
+    int rc;
+
+    if (c->closing || c->closed)
+        return ERR_STATE;
+    if (c->npend >= BCONN_MAX_PENDING)
+        return ERR_LIMIT;
+    rc = wire_enc_finish(e, &data, &len);
+    if (rc != 0)
+        return rc;
+    for (slot = 0; slot < BCONN_MAX_PENDING && c->pend[slot].id; slot++)
+        ;
+    f = malloc(sizeof(*f) + LWS_PRE + len);
+    if (!f)
+        return ERR_NOMEM;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->data + LWS_PRE, data, len);
+    if (c->out_tail)
+        c->out_tail->next = f;
+    else
+        c->out_head = f;
+    c->out_tail = f;
+    c->pend[slot].id = id;
+    c->pend[slot].cb = cb;
+    c->pend[slot].arg = arg;
+    c->npend++;
+    if (c->open && c->wsi)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
