@@ -292,8 +292,8 @@ static int check_proposal(const struct mls_follower *f, const struct mls_proposa
     case MLS_PROPOSAL_REMOVE:
         return mls_tree_leaf(f->tree, p->remove) ? 0 : ERR_INVALID;
     case MLS_PROPOSAL_EXTERNAL_INIT:
-        /* Only meaningful inside an external commit. */
-        return ERR_INVALID;
+        /* Only meaningful inside an external commit (check_items). */
+        return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
     case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
         return mls_extension_list_check_unique(&p->gce) ? ERR_INVALID : 0;
     default:
@@ -340,6 +340,8 @@ static int handle_proposal(struct mls_follower *f, struct mls_message *m, uint64
     default:
         return ERR_INVALID;
     }
+    if (p->proposal_type == MLS_PROPOSAL_EXTERNAL_INIT)
+        return ERR_INVALID; /* only by value in an external commit */
     rc = verify_content(f, pm, key, with_gc);
     if (rc == 0)
         rc = check_proposal(f, p, s->sender_type, who, now);
@@ -379,6 +381,8 @@ struct item {
 
 /* The outcome of a commit, computed before anything is changed. */
 struct plan {
+    bool external;      /* an external commit (sender new_member_commit) */
+    uint32_t committer; /* its leaf; for an external commit set once added */
     struct item *items;
     size_t n;
     struct mls_tree *tree;
@@ -400,7 +404,7 @@ static void plan_free(struct plan *pl)
 }
 
 static int resolve_items(const struct mls_follower *f, const struct mls_commit *c,
-                         uint32_t committer, struct plan *pl)
+                         struct plan *pl)
 {
     pl->items = calloc(c->n_proposals ? c->n_proposals : 1, sizeof(*pl->items));
     if (!pl->items)
@@ -410,10 +414,14 @@ static int resolve_items(const struct mls_follower *f, const struct mls_commit *
         struct item *it = &pl->items[pl->n++];
         if (por->type == MLS_POR_PROPOSAL) {
             it->p = &por->proposal;
-            it->sender_type = MLS_SENDER_MEMBER;
-            it->sender = committer;
+            it->sender_type = pl->external ? MLS_SENDER_NEW_MEMBER_COMMIT : MLS_SENDER_MEMBER;
+            it->sender = pl->committer;
             continue;
         }
+        /* An external joiner cannot judge proposals sent in the group
+         * (§12.4.3.2): none by reference. */
+        if (pl->external)
+            return ERR_INVALID;
         const struct pending *hit = NULL;
         for (size_t k = 0; k < f->n_pending && !hit; k++)
             if (por->reference.len == MLS_REF_LEN &&
@@ -475,14 +483,15 @@ static int check_psks(const struct plan *pl)
 }
 
 /* §12.2-12.4 rules on the list of proposals as a whole. Sets *path_required. */
-static int check_items(const struct mls_follower *f, const struct plan *pl, uint32_t committer,
-                       uint64_t now, bool *path_required)
+static int check_items(const struct mls_follower *f, const struct plan *pl, uint64_t now,
+                       bool *path_required)
 {
     uint32_t *leaves = NULL; /* leaves touched by Update or Remove */
-    size_t n_leaves = 0, n_gce = 0, n_reinit = 0;
+    size_t n_leaves = 0, n_gce = 0, n_reinit = 0, n_init = 0;
+    uint32_t committer = pl->committer;
     int rc = ERR_NOMEM;
 
-    *path_required = pl->n == 0;
+    *path_required = pl->n == 0 || pl->external;
     leaves = calloc(pl->n ? pl->n : 1, sizeof(*leaves));
     if (!leaves)
         goto out;
@@ -490,6 +499,11 @@ static int check_items(const struct mls_follower *f, const struct plan *pl, uint
     for (size_t i = 0; i < pl->n; i++) {
         const struct item *it = &pl->items[i];
         const struct mls_proposal *p = it->p;
+        /* External commits (§12.4.3.2): ExternalInit, at most one Remove
+         * (the joiner's old leaf, "resync") and PreSharedKey only. */
+        if (pl->external && p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
+            p->proposal_type != MLS_PROPOSAL_REMOVE && p->proposal_type != MLS_PROPOSAL_PSK)
+            goto out;
         switch (p->proposal_type) {
         case MLS_PROPOSAL_ADD:
             break;
@@ -512,7 +526,10 @@ static int check_items(const struct mls_follower *f, const struct plan *pl, uint
             n_reinit++;
             break;
         case MLS_PROPOSAL_EXTERNAL_INIT:
-            goto out;
+            if (!pl->external)
+                goto out;
+            n_init++;
+            break;
         case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
             n_gce++;
             *path_required = true;
@@ -535,6 +552,8 @@ static int check_items(const struct mls_follower *f, const struct plan *pl, uint
         }
     }
     if (n_gce > 1 || (n_reinit > 0 && pl->n != 1))
+        goto out;
+    if (pl->external && (n_init != 1 || n_leaves > 1))
         goto out;
     /* At most one Update or Remove per leaf. */
     qsort(leaves, n_leaves, sizeof(*leaves), cmp_u32);
@@ -589,7 +608,7 @@ static int check_secret_counts(const struct mls_tree *t, uint32_t committer,
 /* Applies the commit's proposals (GroupContextExtensions, Update, Remove,
  * Add: §12.4.2) and path to a clone of the tree. */
 static int apply_items(const struct mls_follower *f, const struct mls_commit *c,
-                       uint32_t committer, struct plan *pl)
+                       struct plan *pl)
 {
     const struct mls_bytes *g = gid(f);
     const struct mls_extension_list *ext = &f->gc.extensions;
@@ -635,6 +654,14 @@ static int apply_items(const struct mls_follower *f, const struct mls_commit *c,
     pl->added = calloc(pl->n ? pl->n : 1, sizeof(*pl->added));
     if (!pl->added)
         return ERR_NOMEM;
+    /* An external joiner takes the leftmost blank leaf, as an Add would, and
+     * its path is computed from there (§12.4.3.2); its LeafNode (source
+     * commit) is validated by mls_tree_apply_path below. */
+    if (pl->external) {
+        rc = mls_tree_add(pl->tree, &c->path.leaf_node, &pl->committer);
+        if (rc != 0)
+            return rc;
+    }
     for (size_t i = 0; i < pl->n; i++) {
         const struct mls_proposal *p = pl->items[i].p;
         if (p->proposal_type != MLS_PROPOSAL_ADD)
@@ -650,9 +677,9 @@ static int apply_items(const struct mls_follower *f, const struct mls_commit *c,
         pl->n_added++;
     }
     if (c->has_path) {
-        rc = check_secret_counts(pl->tree, committer, &c->path, pl);
+        rc = check_secret_counts(pl->tree, pl->committer, &c->path, pl);
         if (rc == 0)
-            rc = mls_tree_apply_path(pl->tree, committer, &c->path, g->data, g->len);
+            rc = mls_tree_apply_path(pl->tree, pl->committer, &c->path, g->data, g->len);
         if (rc != 0)
             return rc;
     }
@@ -669,28 +696,37 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
     bool path_required = false;
     int rc;
 
-    if (fc->sender.sender_type == MLS_SENDER_NEW_MEMBER_COMMIT)
-        return ERR_UNSUPPORTED;
-    if (fc->sender.sender_type != MLS_SENDER_MEMBER)
+    const struct mls_bytes *key;
+    if (fc->sender.sender_type == MLS_SENDER_NEW_MEMBER_COMMIT) {
+        /* External commit: signed by the joiner's new LeafNode key. */
+        if (!c->has_path)
+            return ERR_INVALID;
+        pl.external = true;
+        pl.committer = UINT32_MAX;
+        key = &c->path.leaf_node.signature_key;
+    } else if (fc->sender.sender_type == MLS_SENDER_MEMBER) {
+        pl.committer = fc->sender.leaf_index;
+        const struct mls_leaf_node *ln = mls_tree_leaf(f->tree, pl.committer);
+        if (!ln)
+            return ERR_DENIED;
+        key = &ln->signature_key;
+    } else {
         return ERR_INVALID;
-    uint32_t committer = fc->sender.leaf_index;
-    const struct mls_leaf_node *ln = mls_tree_leaf(f->tree, committer);
-    if (!ln)
-        return ERR_DENIED;
+    }
     if (pm->auth.confirmation_tag.len != CRYPTO_MAC_LEN)
         return ERR_INVALID;
     /* Each proposal costs work linear in the group size: bound them. */
     if (c->n_proposals > MLS_FOLLOWER_MAX_PENDING)
         return ERR_LIMIT;
-    rc = verify_content(f, pm, &ln->signature_key, true);
+    rc = verify_content(f, pm, key, true);
     if (rc == 0)
-        rc = resolve_items(f, c, committer, &pl);
+        rc = resolve_items(f, c, &pl);
     if (rc == 0)
-        rc = check_items(f, &pl, committer, now, &path_required);
+        rc = check_items(f, &pl, now, &path_required);
     if (rc == 0 && path_required && !c->has_path)
         rc = ERR_INVALID;
     if (rc == 0)
-        rc = apply_items(f, c, committer, &pl);
+        rc = apply_items(f, c, &pl);
     if (rc == 0)
         rc = mls_tree_node_hash(pl.tree, mls_tree_root(pl.tree), th);
     if (rc != 0)
@@ -707,7 +743,7 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
     /* The caller's policy (e.g. the server's authentication service) sees
      * the resulting tree before anything changes. */
     if (f->commit_check) {
-        rc = f->commit_check(f->commit_check_ctx, pl.tree, committer);
+        rc = f->commit_check(f->commit_check_ctx, pl.tree, pl.committer);
         if (rc != 0)
             goto out;
     }

@@ -26,8 +26,12 @@
  *
  * Groups the server follows must send handshake messages (proposals and
  * commits) as PublicMessage; a PrivateMessage handshake is refused
- * (ERR_UNSUPPORTED), as are external commits (new_member_commit), which need
- * ExternalInit processing not done here.
+ * (ERR_UNSUPPORTED). External commits (sender new_member_commit, §12.4.3.2)
+ * are followed: signed by the joiner's new LeafNode, only ExternalInit (one),
+ * Remove (at most one: the joiner's old leaf; whether it really is the same
+ * client is the caller's policy, see mls_follower_set_commit_check) and
+ * PreSharedKey proposals, all by value, and a path from the leftmost blank
+ * leaf, where the joiner is added.
  *
  * Errors (err.h): ERR_MALFORMED (bytes do not decode), ERR_UNSUPPORTED
  * (not a PublicMessage, suite or version other than 3/mls10), ERR_INVALID

@@ -260,7 +260,7 @@ static uint8_t *seal(struct world *W, struct mls_message *m, const uint8_t priv[
     uint8_t *gc = NULL;
     size_t gc_len = 0;
     bool member = pm->content.sender.sender_type == MLS_SENDER_MEMBER;
-    if (member)
+    if (member || pm->content.sender.sender_type == MLS_SENDER_NEW_MEMBER_COMMIT)
         assert_int_equal(mls_follower_group_context(W->f, &gc, &gc_len), 0);
     struct tls_writer tw;
     tls_writer_init(&tw, 0);
@@ -888,6 +888,123 @@ static void replay_file(const char *file, struct replay_counts *c)
     json_decref(root);
 }
 
+static int refuse_all(void *ctx, const struct mls_tree *tree, uint32_t committer)
+{
+    (void)tree;
+    *(uint32_t *)ctx = committer;
+    return ERR_DENIED;
+}
+
+/* An external commit (§12.4.3.2) by Dave, and the server's external Add. */
+static void external_join_and_add(void **state)
+{
+    (void)state;
+    struct world W;
+    setup_world(&W);
+    struct who dave;
+    who_init(&dave, "dave");
+    struct mls_message m;
+    int ev = 0;
+
+    /* The model: Dave lands in the leftmost blank leaf (2, the tree
+     * doubles); the path is computed from there. */
+    struct mls_tree *after = NULL;
+    assert_int_equal(mls_tree_clone(W.model, &after), 0);
+    struct mls_leaf_node placeholder;
+    make_leaf(&placeholder, &dave, MLS_LEAF_SOURCE_KEY_PACKAGE, 0, NULL, 0);
+    uint32_t at = 0;
+    assert_int_equal(mls_tree_add(after, &placeholder, &at), 0);
+    assert_int_equal(at, 2);
+    mls_leaf_node_free(&placeholder);
+
+    /* kind 0: valid; 1: no ExternalInit; 2: plus an Add; 3: signed by Bob;
+     * 4: a proposal by reference. */
+    for (int kind = 4; kind >= 0; kind--) {
+        struct mls_proposal_or_ref por[2];
+        memset(por, 0, sizeof(por));
+        size_t n = 0;
+        if (kind != 1) {
+            por[n].type = MLS_POR_PROPOSAL;
+            por[n].proposal.proposal_type = MLS_PROPOSAL_EXTERNAL_INIT;
+            set_random(&por[n].proposal.external_init, 32);
+            n++;
+        }
+        if (kind == 2) {
+            por[n].type = MLS_POR_PROPOSAL;
+            por[n].proposal.proposal_type = MLS_PROPOSAL_ADD;
+            struct who eve;
+            who_init(&eve, "eve");
+            make_kp(&por[n].proposal.add, &eve);
+            n++;
+        }
+        if (kind == 4) {
+            uint8_t r[32] = {0};
+            por_ref(&por[n++], r);
+        }
+        start_msg(&m, 5, MLS_SENDER_NEW_MEMBER_COMMIT, 0, MLS_CONTENT_COMMIT);
+        struct mls_commit *c = &m.public_message.content.commit;
+        c->proposals = calloc(n ? n : 1, sizeof(*por));
+        assert_non_null(c->proposals);
+        memcpy(c->proposals, por, n * sizeof(*por));
+        c->n_proposals = n;
+        c->has_path = true;
+        make_path(&c->path, after, &dave, 2, 0);
+        if (kind == 0) {
+            /* A policy hook that refuses: nothing changes. */
+            uint32_t seen = 99;
+            struct mls_message copy = {0};
+            size_t len = 0;
+            uint8_t *enc = seal(&W, &m, dave.priv, &len);
+            assert_int_equal(mls_message_parse(enc, len, &copy), 0);
+            mls_follower_set_commit_check(W.f, refuse_all, &seen);
+            assert_int_equal(feed(&W, enc, len, NULL), ERR_DENIED);
+            assert_int_equal(seen, 2);
+            assert_int_equal(mls_follower_epoch(W.f), 5);
+            mls_follower_set_commit_check(W.f, NULL, NULL);
+            assert_int_equal(mls_tree_apply_path(after, 2, &copy.public_message.content.commit.path,
+                                                 GID, GID_LEN),
+                             0);
+            enc = encode_msg(&copy, &len);
+            assert_int_equal(feed(&W, enc, len, &ev), 0);
+            assert_int_equal(ev, MLS_FOLLOWER_COMMIT);
+        } else {
+            int want = kind == 3 ? ERR_CRYPTO : ERR_INVALID;
+            assert_int_equal(seal_feed(&W, &m, kind == 3 ? W.bob.priv : dave.priv, NULL), want);
+        }
+    }
+    assert_int_equal(mls_follower_epoch(W.f), 6);
+    mls_tree_free(W.model);
+    W.model = after;
+    static const char *const abd[] = {"alice", "bob", "dave"};
+    roster_is(&W, abd, 3);
+    tree_matches_model(&W);
+
+    /* The server proposes adding Carol as external sender 0. */
+    struct mls_key_package kp;
+    make_kp(&kp, &W.carol);
+    struct mls_message km = {0};
+    km.version = MLS_VERSION_MLS10;
+    km.wire_format = MLS_WF_KEY_PACKAGE;
+    km.key_package = kp;
+    size_t kl = 0;
+    uint8_t *kb = encode_msg(&km, &kl);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(mls_follower_external_add(W.f, kb, kl, dave.priv, 0, &out, &out_len),
+                     ERR_DENIED);
+    assert_int_equal(mls_follower_external_add(W.f, kb, kl, W.server.priv, 0, &out, &out_len), 0);
+    free(kb);
+    assert_int_equal(feed(&W, out, out_len, &ev), 0);
+    assert_int_equal(ev, MLS_FOLLOWER_PROPOSAL);
+    struct mls_follower_pending pend[2];
+    size_t np = 0;
+    assert_int_equal(mls_follower_pending(W.f, pend, 2, &np), 0);
+    assert_int_equal(np, 1);
+    assert_int_equal(pend[0].proposal_type, MLS_PROPOSAL_ADD);
+    assert_int_equal(pend[0].sender_type, MLS_SENDER_EXTERNAL);
+    teardown_world(&W);
+}
+
 static void passive_client_replay(void **state)
 {
     (void)state;
@@ -900,6 +1017,7 @@ static void passive_client_replay(void **state)
         "mls-test-vectors/interop-passive/external_proposals.json",
         "mls-test-vectors/interop-passive/branch.json",
         "mls-test-vectors/interop-passive/reinit.json",
+        "mls-test-vectors/interop-passive/external_join.json",
     };
     bool all = true;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -925,6 +1043,7 @@ int main(void)
         cmocka_unit_test(group_info_checks),
         cmocka_unit_test(add_and_remove),
         cmocka_unit_test(external_remove),
+        cmocka_unit_test(external_join_and_add),
         cmocka_unit_test(passive_client_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
