@@ -810,61 +810,10 @@ out:
 
 /* ---- external sender ------------------------------------------------------------ */
 
-int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_leaf,
-                                 const uint8_t signer_priv[32], uint32_t sender_index,
-                                 uint8_t **out, size_t *out_len)
-{
-    struct mls_message m = {0};
-    struct tls_writer w;
-    uint8_t pub[CRYPTO_SIGN_PUB_LEN], sig[CRYPTO_SIG_LEN];
-    int rc;
-
-    *out = NULL;
-    *out_len = 0;
-    if (f->ended)
-        return ERR_STATE;
-    if (sender_index >= f->ext.n)
-        return ERR_NOT_FOUND;
-    const struct mls_bytes *key = &f->ext.v[sender_index].signature_key;
-    crypto_sig_public(signer_priv, pub);
-    if (key->len != sizeof(pub) || crypto_memeq(key->data, pub, sizeof(pub)) != 0)
-        return ERR_DENIED;
-    if (!mls_tree_leaf(f->tree, removed_leaf))
-        return ERR_INVALID;
-    m.version = MLS_VERSION_MLS10;
-    m.wire_format = MLS_WF_PUBLIC_MESSAGE;
-    struct mls_framed_content *fc = &m.public_message.content;
-    rc = mls_bytes_set(&fc->group_id, f->gc.group_id.data, f->gc.group_id.len);
-    if (rc != 0)
-        goto out;
-    fc->epoch = f->gc.epoch;
-    fc->sender.sender_type = MLS_SENDER_EXTERNAL;
-    fc->sender.sender_index = sender_index;
-    fc->content_type = MLS_CONTENT_PROPOSAL;
-    fc->proposal.proposal_type = MLS_PROPOSAL_REMOVE;
-    fc->proposal.remove = removed_leaf;
-    /* External senders sign FramedContentTBS without a GroupContext and
-     * send no membership tag (§6.1, §6.2). */
-    tls_writer_init(&w, 0);
-    mls_framed_content_encode_tbs(&w, MLS_WF_PUBLIC_MESSAGE, fc, NULL, 0);
-    rc = tls_writer_error(&w);
-    if (rc == 0)
-        rc = crypto_sign_with_label(signer_priv, "FramedContentTBS", w.buf, w.len, sig);
-    tls_writer_reset(&w);
-    if (rc == 0)
-        rc = mls_bytes_set(&m.public_message.auth.signature, sig, sizeof(sig));
-    if (rc != 0)
-        goto out;
-    tls_writer_init(&w, 0);
-    mls_message_encode(&w, &m);
-    rc = tls_writer_take(&w, out, out_len);
-out:
-    mls_message_free(&m);
-    return rc;
-}
-
 /* Signs and encodes an external proposal whose proposal field the caller
- * has filled in m (PublicMessage framing set here). Frees nothing. */
+ * has filled in m (PublicMessage framing set here). Frees nothing. External
+ * senders sign FramedContentTBS without a GroupContext and send no
+ * membership tag (§6.1, §6.2). */
 static int external_proposal(const struct mls_follower *f, struct mls_message *m,
                              const uint8_t signer_priv[32], uint32_t sender_index,
                              uint8_t **out, size_t *out_len)
@@ -894,6 +843,32 @@ static int external_proposal(const struct mls_follower *f, struct mls_message *m
     tls_writer_init(&w, 0);
     mls_message_encode(&w, m);
     return tls_writer_take(&w, out, out_len);
+}
+
+int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_leaf,
+                                 const uint8_t signer_priv[32], uint32_t sender_index,
+                                 uint8_t **out, size_t *out_len)
+{
+    struct mls_message m = {0};
+    uint8_t pub[CRYPTO_SIGN_PUB_LEN];
+
+    *out = NULL;
+    *out_len = 0;
+    if (f->ended)
+        return ERR_STATE;
+    if (sender_index >= f->ext.n)
+        return ERR_NOT_FOUND;
+    const struct mls_bytes *key = &f->ext.v[sender_index].signature_key;
+    crypto_sig_public(signer_priv, pub);
+    if (key->len != sizeof(pub) || crypto_memeq(key->data, pub, sizeof(pub)) != 0)
+        return ERR_DENIED;
+    if (!mls_tree_leaf(f->tree, removed_leaf))
+        return ERR_INVALID;
+    m.public_message.content.proposal.proposal_type = MLS_PROPOSAL_REMOVE;
+    m.public_message.content.proposal.remove = removed_leaf;
+    int rc = external_proposal(f, &m, signer_priv, sender_index, out, out_len);
+    mls_message_free(&m);
+    return rc;
 }
 
 int mls_follower_external_add(const struct mls_follower *f, const uint8_t *key_package_msg,
