@@ -12,7 +12,8 @@
  * key that is not the group's external sender (must be refused).
  * Seeds (corpus/mls_follower/): for entries of passive-client-handling-
  * commit.json (commit_*), interop-passive/external_proposals.json
- * (extprop_*) and passive-client-welcome.json (welcome_*), the GroupInfo
+ * (extprop_*), interop-passive/external_join.json (extjoin_*: external
+ * commits) and passive-client-welcome.json (welcome_*), the GroupInfo
  * opened from the entry's Welcome (re-encoded as an MLSMessage), the
  * out-of-band tree if any, then every epoch's proposals and commit.
  */
