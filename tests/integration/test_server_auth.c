@@ -608,8 +608,9 @@ static void clock_offset_env(void **state)
 static void audit_chain_verifies(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "'%s' --data '%s' audit-verify", tsrv_bin(), S.data);
+    char cmd[2048];
+    int len = snprintf(cmd, sizeof(cmd), "'%s' --data '%s' audit-verify", tsrv_bin(), S.data);
+    assert_true(len > 0 && (size_t)len < sizeof(cmd));
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char out[256] = "";
