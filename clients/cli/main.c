@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -62,41 +63,81 @@ static void usage(FILE *f)
                 commands[i].help);
 }
 
+/* Keys whose integer values are Unix times, shown as dates to people. */
+static bool is_time_key(const char *key)
+{
+    static const char *const keys[] = {"created", "last_seen", "expires", "time", NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (strcmp(key, *k) == 0)
+            return true;
+    return false;
+}
+
+/* Prints one value for people: strings bare, times as UTC dates, null as
+ * "-", arrays of strings joined with ", ". */
+static void print_human(const char *key, const json_t *v)
+{
+    if (json_is_string(v)) {
+        fputs(json_string_value(v), stdout);
+    } else if (json_is_integer(v) && is_time_key(key)) {
+        time_t t = (time_t)json_integer_value(v);
+        struct tm tm;
+        char buf[32];
+        if (gmtime_r(&t, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm) > 0)
+            fputs(buf, stdout);
+        else
+            printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if (json_is_null(v)) {
+        fputs("-", stdout);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item) {
+            if (i)
+                fputs(", ", stdout);
+            print_human(key, item);
+        }
+    } else {
+        char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        fputs(d ? d : "?", stdout);
+        free(d);
+    }
+}
+
 int cli_ok(struct cli *cli, json_t *result)
 {
+    const char *key;
+    json_t *v;
+
+    if (!result)
+        return cli_fail(cli, "nomem", "out of memory");
     if (cli->json) {
         json_dumpf(result, stdout, JSON_COMPACT | JSON_SORT_KEYS);
         fputc('\n', stdout);
     } else {
-        const char *key;
-        json_t *v;
         json_object_foreach(result, key, v) {
-            if (json_is_array(v)) {
+            if (json_is_array(v) && json_array_size(v) > 0 &&
+                json_is_object(json_array_get(v, 0))) {
+                /* a list of records (devices): one block each */
                 size_t i;
                 json_t *item;
-                bool objects = json_array_size(v) > 0 && json_is_object(json_array_get(v, 0));
-                if (objects) {
-                    printf("%s:\n", key);
-                    json_array_foreach(v, i, item) {
-                        char *s = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
-                        printf("  %s\n", s ? s : "?");
-                        free(s);
-                    }
-                    continue;
-                }
-                printf("%s:", key);
+                printf("%s:\n", key);
                 json_array_foreach(v, i, item) {
-                    if (json_is_string(item))
-                        printf("%s %s", i ? "," : "", json_string_value(item));
+                    const char *k;
+                    json_t *f;
+                    bool first = true;
+                    json_object_foreach(item, k, f) {
+                        printf("%s%s: ", first ? "  - " : "    ", k);
+                        print_human(k, f);
+                        fputc('\n', stdout);
+                        first = false;
+                    }
                 }
-                printf("\n");
-            } else if (json_is_string(v)) {
-                printf("%s: %s\n", key, json_string_value(v));
-            } else {
-                char *s = json_dumps(v, JSON_ENCODE_ANY);
-                printf("%s: %s\n", key, s ? s : "?");
-                free(s);
+                continue;
             }
+            printf("%s: ", key);
+            print_human(key, v);
+            fputc('\n', stdout);
         }
     }
     fflush(stdout);
