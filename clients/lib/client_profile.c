@@ -31,8 +31,15 @@ int client_profile_mkdir(const char *dir)
         return ERR_IO;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return ERR_IO;
+    /* Writable by others: they could have planted or swapped files. */
     if (st.st_mode & 022)
         return ERR_DENIED;
+    if (st.st_uid != geteuid())
+        return ERR_DENIED;
+    /* Readable by others (e.g. made by hand with the umask's 0755): the
+     * profile is private, tighten it. */
+    if ((st.st_mode & 0777) != 0700 && chmod(dir, 0700) != 0)
+        return ERR_IO;
     return 0;
 }
 

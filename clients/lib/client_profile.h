@@ -43,7 +43,8 @@ int client_profile_parse(const char *buf, size_t len, struct client_profile *p);
 int client_profile_save(const char *dir, const struct client_profile *p);
 
 /* Creates DIR (0700) if it does not exist; refuses (ERR_DENIED) an
- * existing DIR that group or others may write. Returns 0, ERR_IO. */
+ * existing DIR that group or others may write or that another user owns,
+ * and makes an existing one 0700. Returns 0, ERR_DENIED, ERR_IO. */
 int client_profile_mkdir(const char *dir);
 
 /* Writes DIR/device.key / reads it, with passphrase (may be NULL). Return

@@ -222,6 +222,11 @@ static void profile(void **state)
     assert_int_equal(client_profile_write_key(sub, seed, NULL), 0);
     assert_int_equal(client_profile_read_key(sub, NULL, back), 0);
     assert_memory_equal(seed, back, 32);
+    /* a directory others may read is tightened to 0700 */
+    assert_int_equal(chmod(sub, 0755), 0);
+    assert_int_equal(client_profile_mkdir(sub), 0);
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
     /* a directory others may write is refused */
     assert_int_equal(chmod(sub, 0777), 0);
     assert_int_equal(client_profile_mkdir(sub), ERR_DENIED);
