@@ -318,21 +318,8 @@ int cmd_admin_invite(struct cli *cli)
         ok = ok || strcmp(role, roles[i]) == 0;
     if (!ok)
         return cli_fail(cli, "usage", "--role must be staff, citizen, volunteer or admin");
-    /* the server takes a bare name: name@domain is accepted here when the
-     * domain is this server's */
-    char bare[65];
-    const char *at = strchr(name, '@');
-    if (at) {
-        int rc = client_profile_load(cli->profile_dir, &cli->prof);
-        if (rc == 0 && strcmp(at + 1, cli->prof.domain) != 0)
-            return cli_fail(cli, "invalid", "--name %s: this server's domain is %s", name,
-                            cli->prof.domain);
-        if ((size_t)(at - name) >= sizeof(bare))
-            return cli_fail(cli, "invalid", "--name: the name is too long");
-        memcpy(bare, name, (size_t)(at - name));
-        bare[at - name] = '\0';
-        name = bare;
-    }
+    /* name or name@domain: the server resolves a bare name to its domain
+     * and refuses another domain (not_found) */
     const char *kv[] = {"role", role, "name", name,
                         "department", client_args_get(&cli->args, "department"),
                         "association", client_args_get(&cli->args, "association"), NULL};

@@ -76,6 +76,12 @@ one_doc
 expect 'sorted(d["departments"])' '["elderly-care", "home-help"]'
 expect 'd["associations"]' '["dementia-friends"]'
 
+# --- invitations name people as name or name@domain (this domain only)
+run 0 --profile "$P/admin" --json admin invite --role citizen --name carla@cli.test
+expect 'd["id"]' carla@cli.test
+run 1 --profile "$P/admin" --json admin invite --role citizen --name carl@elsewhere.test
+expect 'd["error"]["code"]' not_found
+
 # --- invite staff into a department and enroll them
 run 0 --profile "$P/admin" --json admin invite --role staff --name nina --department elderly-care
 one_doc
