@@ -234,12 +234,168 @@ static void profile(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the receive path on an offline connection ---- */
+
+struct seen {
+    int calls, rc;
+    char code[WIRE_MAX_NAME + 1];
+    bool had_resp;
+    bool free_in_cb;
+};
+
+static void on_resp(struct client_conn *c, const struct client_frame *resp, int rc, void *user)
+{
+    struct seen *s = user;
+    s->calls++;
+    s->rc = rc;
+    s->had_resp = resp != NULL;
+    if (resp)
+        snprintf(s->code, sizeof(s->code), "%s", resp->msg.name);
+    if (s->free_in_cb)
+        client_conn_free(c);
+}
+
+static uint8_t *encode_ok(uint32_t id, size_t *len)
+{
+    struct wire_enc e;
+    const uint8_t *d;
+    uint8_t *out;
+    wire_enc_init(&e);
+    wire_enc_ok(&e, id, 1);
+    wire_kv_str(&e, "x", "y");
+    assert_int_equal(wire_enc_finish(&e, &d, len), 0);
+    out = malloc(*len);
+    memcpy(out, d, *len);
+    wire_enc_reset(&e);
+    return out;
+}
+
+static uint8_t *encode_err(uint32_t id, const char *code, size_t *len)
+{
+    struct wire_enc e;
+    const uint8_t *d;
+    uint8_t *out;
+    wire_enc_init(&e);
+    wire_enc_err(&e, id, code, "because");
+    assert_int_equal(wire_enc_finish(&e, &d, len), 0);
+    out = malloc(*len);
+    memcpy(out, d, *len);
+    wire_enc_reset(&e);
+    return out;
+}
+
+static uint8_t *encode_event(const char *ev, size_t *len)
+{
+    struct wire_enc e;
+    const uint8_t *d;
+    uint8_t *out;
+    wire_enc_init(&e);
+    wire_enc_event(&e, ev, 1);
+    wire_kv_str(&e, "reason", "revoked");
+    assert_int_equal(wire_enc_finish(&e, &d, len), 0);
+    out = malloc(*len);
+    memcpy(out, d, *len);
+    wire_enc_reset(&e);
+    return out;
+}
+
+static void receive_path(void **state)
+{
+    (void)state;
+    struct client_ctx *ctx = NULL;
+    struct client_conn *c = NULL;
+    struct seen a = {0}, b = {0}, d = {0};
+    static const uint8_t req[1] = {0x80};
+    uint8_t *m;
+    size_t len;
+
+    assert_int_equal(client_ctx_new(NULL, &ctx), 0);
+    assert_int_equal(client_conn_new_offline(ctx, NULL, NULL, &c), 0);
+    assert_int_equal(client_conn_state(c), CLIENT_OPEN);
+    assert_int_equal(client_conn_send(c, 1, req, 1, on_resp, &a), 0);
+    assert_int_equal(client_conn_send(c, 2, req, 1, on_resp, &b), 0);
+    assert_int_equal(client_conn_send(c, 3, req, 1, on_resp, &d), 0);
+    assert_int_equal(client_conn_send(c, 3, req, 1, on_resp, &d), ERR_CONFLICT);
+    assert_int_equal(client_conn_pending(c), 3);
+
+    /* answers in any order, each delivered once */
+    m = encode_err(2, "denied", &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.rc, ERR_DENIED);
+    assert_string_equal(b.code, "denied");
+    m = encode_ok(1, &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    assert_int_equal(client_conn_receive(c, m, len), 0); /* a duplicate is dropped */
+    free(m);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(client_conn_pending(c), 1);
+
+    /* events queue without an on_event callback, up to the bound */
+    m = encode_event("session.ended", &len);
+    for (int i = 0; i < CLIENT_MAX_QUEUED_EVENTS + 5; i++)
+        assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(client_conn_dropped_events(c), 5);
+    struct client_frame ev;
+    assert_int_equal(client_conn_pop_event(c, &ev), 0);
+    assert_int_equal(ev.msg.kind, WIRE_EVENT);
+    assert_string_equal(ev.msg.name, "session.ended");
+    client_frame_free(&ev);
+
+    /* a request from the server, garbage, another version: fatal */
+    static const uint8_t garbage[] = {0xc1};
+    assert_int_equal(client_conn_receive(c, garbage, sizeof(garbage)), ERR_MALFORMED);
+    {
+        struct wire_enc e;
+        const uint8_t *p;
+        wire_enc_init(&e);
+        wire_enc_request(&e, 9, "ping", 0);
+        assert_int_equal(wire_enc_finish(&e, &p, &len), 0);
+        assert_int_equal(client_conn_receive(c, p, len), ERR_MALFORMED);
+        wire_enc_reset(&e);
+    }
+    assert_int_equal(d.calls, 0);
+
+    /* freeing fails what is pending, once, without a response */
+    client_conn_free(c);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.rc, ERR_IO);
+    assert_false(d.had_resp);
+
+    /* a callback may free its own connection */
+    struct seen e2 = {0};
+    e2.free_in_cb = true;
+    assert_int_equal(client_conn_new_offline(ctx, NULL, NULL, &c), 0);
+    assert_int_equal(client_conn_send(c, 5, req, 1, on_resp, &e2), 0);
+    m = encode_ok(5, &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(e2.calls, 1);
+
+    /* a frame above max_frame is refused */
+    struct client_ctx_opts opts = {NULL, false, 64, 4096};
+    client_ctx_free(ctx);
+    assert_int_equal(client_ctx_new(&opts, &ctx), 0);
+    assert_int_equal(client_conn_new_offline(ctx, NULL, NULL, &c), 0);
+    uint8_t big[100];
+    memset(big, 0xc0, sizeof(big));
+    assert_int_equal(client_conn_receive(c, big, sizeof(big)), ERR_TOO_BIG);
+    /* the outbound queue is bounded too */
+    static uint8_t chunk[3000];
+    assert_int_equal(client_conn_send_raw(c, chunk, sizeof(chunk)), 0);
+    assert_int_equal(client_conn_send_raw(c, chunk, sizeof(chunk)), ERR_LIMIT);
+    client_ctx_free(ctx); /* frees c as well */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(args_commands), cmocka_unit_test(args_usage_errors),
         cmocka_unit_test(urls),          cmocka_unit_test(error_codes),
-        cmocka_unit_test(profile),
+        cmocka_unit_test(profile),       cmocka_unit_test(receive_path),
     };
     if (sodium_init() < 0)
         return 1;
