@@ -235,6 +235,100 @@ static void update_path_rejects(void **state)
     json_decref(root);
 }
 
+/* Shape rules on a tree built by hand from the first treekem entry's
+ * leaves: Add fills the leftmost blank leaf and doubles a full tree, puts
+ * the new leaf into the unmerged_leaves of non-blank parents above it (so
+ * resolutions list it), Remove truncates to the smallest full tree holding
+ * the rightmost member, and the roster follows. */
+static void shapes(void **state)
+{
+    (void)state;
+    json_t *root = vec_load(KEM_FILE);
+    json_t *e = json_array_get(root, 0);
+    json_t *up = json_array_get(json_object_get(e, "update_paths"), 0);
+    struct vec_bytes tree = {0}, gid = {0}, pb = {0};
+    assert_true(vec_hex(e, "ratchet_tree", &tree));
+    assert_true(vec_hex(e, "group_id", &gid));
+    assert_true(vec_hex(up, "update_path", &pb));
+    uint32_t sender = (uint32_t)vec_uint(up, "sender");
+    struct mls_tree *src = NULL;
+    assert_int_equal(mls_tree_decode(tree.p, tree.len, &src), 0);
+    /* Apply a path so that parents are non-blank. */
+    struct mls_update_path path = {0};
+    struct tls_reader r;
+    tls_reader_init(&r, pb.p, pb.len);
+    assert_int_equal(mls_update_path_decode(&r, &path), 0);
+    assert_int_equal(mls_tree_apply_path(src, sender, &path, gid.p, gid.len), 0);
+    uint32_t leaves = mls_tree_leaf_count(src);
+    assert_true(leaves >= 2);
+    size_t members = 0;
+    int rrc = mls_tree_roster(src, NULL, 0, &members);
+    assert_true(members > 0);
+    assert_int_equal(rrc, ERR_TOO_BIG);
+
+    /* Fill every blank leaf, then one more: the tree doubles. */
+    const struct mls_leaf_node *any = mls_tree_leaf(src, sender);
+    assert_non_null(any);
+    struct mls_leaf_node copy = {0};
+    assert_int_equal(mls_leaf_node_copy(&copy, any), 0);
+    uint32_t at = 0, added = 0;
+    while (members + added < leaves) {
+        assert_int_equal(mls_tree_add(src, &copy, &at), 0);
+        added++;
+        assert_true(at < leaves);
+        /* The new leaf is unmerged at its lowest non-blank ancestor: the
+         * root's resolution (the root is on the sender's path) lists it. */
+        uint32_t res[256];
+        size_t n = 0;
+        assert_int_equal(mls_tree_resolution(src, mls_tree_root(src), res, 256, &n), 0);
+        bool listed = false;
+        for (size_t k = 0; k < n; k++)
+            listed = listed || res[k] == 2 * at;
+        assert_true(listed);
+        /* ...and the tree still passes parent-hash verification. */
+        assert_int_equal(mls_tree_verify_parent_hashes(src), 0);
+    }
+    assert_int_equal(mls_tree_add(src, &copy, &at), 0);
+    assert_int_equal(at, leaves);
+    assert_int_equal(mls_tree_leaf_count(src), 2 * leaves);
+    assert_int_equal(mls_tree_node_count(src), 4 * leaves - 1);
+    /* Removing that last leaf truncates back. */
+    assert_int_equal(mls_tree_remove(src, at), 0);
+    assert_int_equal(mls_tree_leaf_count(src), leaves);
+    assert_int_equal(mls_tree_remove(src, at), ERR_INVALID);
+    /* Removing everyone but leaf 0 leaves a one-leaf tree. */
+    for (uint32_t l = leaves; l-- > 1;)
+        if (mls_tree_leaf(src, l))
+            assert_int_equal(mls_tree_remove(src, l), 0);
+    if (!mls_tree_leaf(src, 0))
+        assert_int_equal(mls_tree_add(src, &copy, &at), 0);
+    assert_int_equal(mls_tree_leaf_count(src), 1);
+    assert_int_equal(mls_tree_node_count(src), 1);
+    struct mls_roster_entry one[2];
+    assert_int_equal(mls_tree_roster(src, one, 2, &members), 0);
+    assert_int_equal(members, 1);
+    assert_int_equal(one[0].leaf_index, 0);
+    /* The one-leaf tree encodes and decodes to the same hash. */
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    struct mls_tree *back = NULL;
+    uint8_t h1[MLS_TREE_HASH_LEN], h2[MLS_TREE_HASH_LEN];
+    assert_int_equal(mls_tree_encode(src, &enc, &len), 0);
+    assert_int_equal(mls_tree_decode(enc, len, &back), 0);
+    assert_int_equal(mls_tree_node_hash(src, 0, h1), 0);
+    assert_int_equal(mls_tree_node_hash(back, 0, h2), 0);
+    assert_memory_equal(h1, h2, sizeof(h1));
+    free(enc);
+    mls_tree_free(back);
+    mls_leaf_node_free(&copy);
+    mls_update_path_free(&path);
+    mls_tree_free(src);
+    vec_bytes_free(&tree);
+    vec_bytes_free(&gid);
+    vec_bytes_free(&pb);
+    json_decref(root);
+}
+
 int main(void)
 {
     if (crypto_init() != 0)
@@ -243,6 +337,7 @@ int main(void)
         cmocka_unit_test(tree_operations_vectors),
         cmocka_unit_test(treekem_public_paths),
         cmocka_unit_test(update_path_rejects),
+        cmocka_unit_test(shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
