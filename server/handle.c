@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "deliver.h"
 #include "err.h"
 #include "log.h"
+#include "thread.h"
 
 enum auth { A_NONE, A_DEV, A_ADMIN };
 
@@ -37,6 +39,21 @@ static const struct op ops[] = {
     {"admin.departments", A_ADMIN, false, false, handle_admin_departments},
     {"admin.assign", A_ADMIN, true, false, handle_admin_assign},
     {"admin.unassign", A_ADMIN, true, false, handle_admin_unassign},
+    {"server.info", A_NONE, false, false, handle_server_info},
+    {"consent.grant", A_DEV, true, false, handle_consent_grant},
+    {"consent.revoke", A_DEV, true, false, handle_consent_revoke},
+    {"consent.list", A_DEV, false, false, handle_consent_list},
+    {"kp.upload", A_DEV, true, false, handle_kp_upload},
+    {"kp.count", A_DEV, false, false, handle_kp_count},
+    {"thread.create", A_DEV, true, false, handle_thread_create},
+    {"thread.list", A_DEV, false, false, handle_thread_list},
+    {"thread.members", A_DEV, false, false, handle_thread_members},
+    {"thread.state", A_DEV, false, false, handle_thread_state},
+    {"thread.commit", A_DEV, true, false, handle_thread_commit},
+    {"thread.send", A_DEV, true, false, handle_thread_send},
+    {"thread.log", A_DEV, false, false, handle_thread_log},
+    {"sync", A_DEV, true, false, handle_sync},
+    {"ack", A_DEV, true, false, handle_ack},
     {"test.clock_shift", A_NONE, false, true, handle_clock_shift},
 };
 
@@ -248,10 +265,20 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
         }
     }
     int hr = op->fn(&r);
+    /* Followers and events changed by a failed request are dropped; by a
+     * successful one kept (events then wait for the COMMIT like answers). */
+    if (hr == 0) {
+        thread_cache_keep();
+        deliver_flush();
+    } else {
+        thread_cache_abort();
+        deliver_discard();
+    }
     if (op->write) {
         if (hr == 0 || r.keep_writes) {
             if (store_release(srv.store) != 0) {
                 store_rollback_to(srv.store);
+                thread_cache_clear();
                 if (hr == 0)
                     hr = req_fail(&r, "internal", "the server could not store the change");
             }

@@ -83,6 +83,23 @@ int handle_admin_association_add(struct req *r);
 int handle_admin_departments(struct req *r);
 int handle_admin_assign(struct req *r);
 int handle_admin_unassign(struct req *r);
+/* issue 5: handle_consent.c */
+int handle_server_info(struct req *r);
+int handle_consent_grant(struct req *r);
+int handle_consent_revoke(struct req *r);
+int handle_consent_list(struct req *r);
+int handle_kp_upload(struct req *r);
+int handle_kp_count(struct req *r);
+/* issue 5: handle_thread.c */
+int handle_thread_create(struct req *r);
+int handle_thread_list(struct req *r);
+int handle_thread_members(struct req *r);
+int handle_thread_state(struct req *r);
+int handle_thread_commit(struct req *r);
+int handle_thread_send(struct req *r);
+int handle_thread_log(struct req *r);
+int handle_sync(struct req *r);
+int handle_ack(struct req *r);
 
 /* Ends every live session of device (device revoked). */
 void handle_end_device_sessions(const char *device, const char *reason);

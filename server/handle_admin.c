@@ -11,6 +11,7 @@
 #include "err.h"
 #include "handle.h"
 #include "log.h"
+#include "thread.h"
 
 #define INVITE_LIFETIME (7 * 86400)
 
@@ -169,6 +170,10 @@ static int assign(struct req *r, bool add)
     rc = audit_append(srv.store, now, r->c->identity, add ? "assign" : "unassign", staff, detail);
     if (rc)
         return req_fail_err(r, rc, "audit");
+    /* a department's grants cover its staff only while assigned */
+    rc = thread_reconcile_all(now);
+    if (rc)
+        return req_fail_err(r, rc, "reconcile");
     wire_enc_ok(r->out, r->id, 2);
     wire_kv_str(r->out, "staff", staff);
     wire_kv_str(r->out, "department", dept);

@@ -10,6 +10,7 @@
 #include "handle.h"
 #include "keys_id.h"
 #include "log.h"
+#include "thread.h"
 
 #define LINK_LIFETIME 600
 
@@ -115,6 +116,10 @@ int handle_device_revoke(struct req *r)
     rc = audit_append(srv.store, now, r->c->identity, "device_revoke", dev, detail);
     if (rc)
         return req_fail_err(r, rc, "audit");
+    /* the device leaves every thread: delivery stops, Removes are proposed */
+    rc = thread_reconcile_all(now);
+    if (rc)
+        return req_fail_err(r, rc, "reconcile");
     /* other sessions of that device end now (their event is sent after the
      * commit, like every message of this iteration); our own session, if
      * it revoked itself, ends after this response */

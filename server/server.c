@@ -21,9 +21,13 @@
 #include "clock.h"
 #include "code.h"
 #include "conn.h"
+#include "consent.h"
+#include "deliver.h"
 #include "err.h"
 #include "keyfile.h"
 #include "log.h"
+#include "thread.h"
+#include "tstore.h"
 #include "ws.h"
 
 #define INVITE_LIFETIME (7 * 86400)
@@ -41,9 +45,11 @@ void server_commit(void)
         for (struct outmsg *x = m; x; x = x->next)
             n++;
         log_debug("commit: %s, %zu held messages released", rc ? "FAILED" : "ok", n);
-        if (rc)
+        if (rc) {
             log_error("commit failed (%s): answering this iteration's writes with internal",
                       err_str(rc));
+            thread_cache_clear(); /* followers may hold rolled-back epochs */
+        }
         while (m) {
             struct outmsg *next = m->next;
             struct conn *c = m->conn;
@@ -66,6 +72,30 @@ void server_commit(void)
         srv.dead = c->next;
         conn_free(c);
     }
+}
+
+void server_sweep(void)
+{
+    /* Once a second at most: grant expiry and the offline limit. Both read
+     * first and open the iteration's transaction only when there is work;
+     * server_commit() then commits it with everything else. */
+    uint64_t now = clock_now();
+    if (now == srv.last_sweep)
+        return;
+    srv.last_sweep = now;
+    bool did = false;
+    int rc = consent_sweep(now, &did);
+    if (!rc)
+        rc = deliver_sweep(now, &did);
+    if (rc) {
+        log_error("sweep failed: %s", err_str(rc));
+        deliver_discard();
+        thread_cache_clear();
+        store_rollback(srv.store);
+        return;
+    }
+    thread_cache_keep();
+    deliver_flush();
 }
 
 int server_path(const char *dir, const char *file, char *out, size_t cap)
@@ -297,9 +327,26 @@ int server_cmd_run(void)
     if (server_path(srv.cfg.data, "server.key", path, sizeof(path)) != 0)
         log_fatal("data path too long");
     rc = keyfile_read(path, KEYFILE_SERVER, NULL, seed);
-    sodium_memzero(seed, sizeof(seed));
-    if (rc)
+    if (rc) {
+        sodium_memzero(seed, sizeof(seed));
         log_fatal("cannot read the server key %s: %s", path, err_str(rc));
+    }
+    /* kept for the run: it signs consent receipts and external proposals */
+    srv.key_seed = sodium_malloc(32);
+    if (!srv.key_seed)
+        log_fatal("out of memory for the server key");
+    memcpy(srv.key_seed, seed, 32);
+    sodium_memzero(seed, sizeof(seed));
+    {
+        uint8_t sk[64];
+        crypto_sign_seed_keypair(srv.key_pk, sk, srv.key_seed);
+        sodium_memzero(sk, sizeof(sk));
+    }
+    sodium_mprotect_readonly(srv.key_seed);
+    snprintf(srv.server_cred, sizeof(srv.server_cred), "server@%s", srv.domain);
+    rc = tstore_open(srv.store);
+    if (rc)
+        log_fatal("cannot prepare the thread statements: %s", err_str(rc));
 
     if (srv.cfg.test_clock) {
         const char *off = getenv("SAMMEN_TEST_CLOCK_OFFSET");
@@ -335,6 +382,7 @@ int server_cmd_run(void)
     while (!srv.stop) {
         if (lws_service(srv.ctx, 0) < 0)
             break;
+        server_sweep();
         server_commit();
     }
 
@@ -356,8 +404,12 @@ int server_cmd_run(void)
     status = 0;
 out:
     server_commit();
+    thread_cache_clear();
+    tstore_close();
     store_close(srv.store);
     srv.store = NULL;
+    sodium_free(srv.key_seed);
+    srv.key_seed = NULL;
     log_info("stopped");
     close(lockfd); /* releases the lock */
     return status;

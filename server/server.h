@@ -62,6 +62,12 @@ struct server {
     volatile int stop;          /* set by SIGTERM/SIGINT */
     bool stopping;              /* draining: refuse new connections */
     struct rate_slot rate[RATE_SLOTS];
+    /* the server's Ed25519 key: signs consent receipts and external
+     * proposals; seed in sodium_malloc memory (server_key_load) */
+    uint8_t *key_seed;
+    uint8_t key_pk[32];
+    char server_cred[300];      /* "server@" + domain: MLS external sender */
+    uint64_t last_sweep;        /* clock_now() of the last expiry sweep */
 };
 
 extern struct server srv;
@@ -70,6 +76,9 @@ extern struct server srv;
  * messages; on a failed commit turns held successes into `internal` errors
  * and closes their connections. Frees dead connections. */
 void server_commit(void);
+/* Timer work of the loop (at most once per clock second): grant expiry and
+ * the delivery offline limit, inside the iteration's transaction. */
+void server_sweep(void);
 
 #endif
 

@@ -1,0 +1,74 @@
+/*
+ * deliver.h: store-and-forward delivery (PROTOCOL.md "Delivery").
+ *
+ * Every thread message (handshake or application) gets a per-thread
+ * sequence number and one row in `messages` (the ciphertext, once); each
+ * device it is for gets one `inbox` row (per-device sequence from
+ * inbox_seq) that refers to it. Welcomes and notices carry their bytes in
+ * the inbox row itself. `ack` is cumulative per device; the ciphertext is
+ * dropped once every target acknowledged it, or at the offline limit (then
+ * the laggards get a `missed` notice and the message counts them
+ * undeliverable).
+ *
+ * Events (`entry` to a device's online connections, `delivered` to a
+ * sender's) are collected while a request runs and only handed to the
+ * connections by deliver_flush() when the request succeeded (handle.c);
+ * they then wait, like responses, for the iteration's COMMIT
+ * (server_commit). deliver_discard() drops them when the request failed.
+ */
+#ifndef SAMMEN_DELIVER_H
+#define SAMMEN_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define DELIVER_SERVER_DEVICE "" /* sender_device of server-made entries */
+
+/* Appends an inbox entry for device. message: the per-thread sequence it
+ * refers to (then data is NULL and msgdata is the message's bytes, used
+ * only for the pushed event) or 0 with data (welcome, notice). Pushes an
+ * `entry` event to device's online connections. *seq (may be NULL) gets
+ * the inbox sequence. 0 or ERR_*. */
+int deliver_inbox_add(const char *device, const char *thread, uint64_t message, const char *kind,
+                      const char *sender, const char *sender_device, uint64_t now,
+                      const uint8_t *data, size_t len, uint64_t *seq);
+
+/* Stores a thread message (kind "handshake" or "app") and queues it for
+ * every roster device of thread except sender_device and devices whose
+ * removal is pending. *seq: the per-thread sequence; *targets: devices
+ * queued for. 0 or ERR_*. */
+int deliver_thread_message(const char *thread, const char *kind, const char *sender,
+                           const char *sender_device, uint64_t epoch, const uint8_t *data,
+                           size_t len, uint64_t now, uint64_t *seq, uint32_t *targets);
+
+/* A notice entry (msgpack map {type, thread, ...}) for device: types
+ * "missed" {count}, "removed", "breakglass" {actor, reason, expires}. */
+int deliver_notice(const char *device, const char *thread, const char *type, uint64_t count,
+                   const char *actor, const char *reason, uint64_t expires, uint64_t now);
+
+/* sync: writes {entries, more, missed} (3 pairs) into the ok map of e.
+ * Logs the first history read per device, thread and day. */
+int deliver_sync(const char *device, const char *identity, uint64_t after, uint32_t limit,
+                 uint64_t now, struct wire_enc *e);
+
+/* Cumulative ack of device's inbox up to seq. *acked = seq. Counts every
+ * acknowledged thread message, drops ciphertext that every target has
+ * acknowledged, and queues `delivered` events to the senders' devices. */
+int deliver_ack(const char *device, uint64_t seq);
+
+/* The offline limit: drops ciphertext older than now - offline_days,
+ * sending `missed` notices. *did: whether anything changed. */
+int deliver_sweep(uint64_t now, bool *did);
+
+/* Queues an encoded event for every online connection of device (or, if
+ * identity is non-NULL and device NULL, of every device of identity). */
+int deliver_event(const char *device, const uint8_t *data, size_t len);
+/* Hands the collected events to their connections (after a successful
+ * request, before server_commit) / drops them (failed request). */
+void deliver_flush(void);
+void deliver_discard(void);
+
+#endif

@@ -1,0 +1,1072 @@
+/*
+ * thread.c: threads as MLS groups: the follower cache, thread.create,
+ * thread.commit acceptance (the authentication service), thread.send
+ * admission, and reconciliation of rosters with entitlement. See thread.h.
+ *
+ * Where to start: thread_commit() and commit_check() (what a commit must
+ * satisfy), then thread_reconcile() (what the server proposes).
+ */
+#include "thread.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accesslog.h"
+#include "deliver.h"
+#include "entitle.h"
+#include "err.h"
+#include "kp.h"
+#include "log.h"
+#include "mls_follower.h"
+#include "mls_struct.h"
+#include "mls_tree.h"
+#include "server.h"
+#include "tls.h"
+#include "tstore.h"
+
+#define GROUP_ID_LEN 16
+#define ROSTER_MAX 4096
+#define DEV_MAX 32
+
+/* ---- follower cache ------------------------------------------------------- */
+
+struct cached {
+    struct cached *next;
+    char id[THREAD_ID_MAX];
+    struct mls_follower *f;
+    bool dirty; /* changed by the request in progress */
+};
+
+static struct cached *cache;
+
+static void cached_free(struct cached *c)
+{
+    mls_follower_free(c->f);
+    free(c);
+}
+
+static void evict(bool only_dirty)
+{
+    struct cached **pp = &cache;
+    while (*pp) {
+        struct cached *c = *pp;
+        if (!only_dirty || c->dirty) {
+            *pp = c->next;
+            cached_free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+void thread_cache_keep(void)
+{
+    for (struct cached *c = cache; c; c = c->next)
+        c->dirty = false;
+}
+
+void thread_cache_abort(void)
+{
+    evict(true);
+}
+
+void thread_cache_clear(void)
+{
+    evict(false);
+}
+
+/* Replays the thread's stored history into a new follower. */
+static int load_follower(const char *thread, struct mls_follower **out)
+{
+    struct mls_follower *f = NULL;
+    sqlite3_stmt *s = tq(Q_THREAD_GET);
+    int rc = tq_text(s, 1, thread);
+    if (!rc)
+        rc = tq_row(s);
+    if (rc)
+        return rc;
+    /* column 6 is coalesce(latest_gi, group_info); replay needs the
+     * creation GroupInfo, read separately below */
+    tq_done(s);
+    sqlite3 *db = store_db(srv.store);
+    sqlite3_stmt *g = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT group_info FROM threads WHERE id = ?1", -1, &g, NULL) !=
+        SQLITE_OK)
+        return ERR_IO;
+    sqlite3_bind_text(g, 1, thread, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(g) != SQLITE_ROW) {
+        sqlite3_finalize(g);
+        return ERR_IO;
+    }
+    rc = mls_follower_new(sqlite3_column_blob(g, 0), (size_t)sqlite3_column_bytes(g, 0), NULL, 0,
+                          &f);
+    sqlite3_finalize(g);
+    if (rc) {
+        log_error("thread %s: stored GroupInfo refused by the follower: %s", thread,
+                  err_str(rc));
+        return ERR_INTERNAL;
+    }
+    s = tq(Q_HS_EACH);
+    rc = tq_text(s, 1, thread);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        int r = mls_follower_handle(f, sqlite3_column_blob(s, 1),
+                                    (size_t)sqlite3_column_bytes(s, 1), tq_col_u64(s, 0), NULL);
+        if (r) {
+            tq_done(s);
+            log_error("thread %s: replay of an accepted handshake failed: %s", thread,
+                      err_str(r));
+            mls_follower_free(f);
+            return ERR_INTERNAL;
+        }
+    }
+    if (rc != ERR_NOT_FOUND) {
+        mls_follower_free(f);
+        return rc ? rc : ERR_INTERNAL;
+    }
+    *out = f;
+    return 0;
+}
+
+static int follower(const char *thread, struct cached **out)
+{
+    for (struct cached *c = cache; c; c = c->next) {
+        if (strcmp(c->id, thread) == 0) {
+            *out = c;
+            return 0;
+        }
+    }
+    struct cached *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ERR_NOMEM;
+    snprintf(c->id, sizeof(c->id), "%s", thread);
+    int rc = load_follower(thread, &c->f);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    c->next = cache;
+    cache = c;
+    *out = c;
+    return 0;
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+bool thread_id_valid(const char *id)
+{
+    if (strlen(id) != 34 || id[0] != 't' || id[1] != '_')
+        return false;
+    for (size_t i = 2; i < 34; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static void gid_to_id(const uint8_t *gid, char id[THREAD_ID_MAX])
+{
+    static const char hx[] = "0123456789abcdef";
+    id[0] = 't';
+    id[1] = '_';
+    for (size_t i = 0; i < GROUP_ID_LEN; i++) {
+        id[2 + 2 * i] = hx[gid[i] >> 4];
+        id[3 + 2 * i] = hx[gid[i] & 15];
+    }
+    id[2 + 2 * GROUP_ID_LEN] = 0;
+}
+
+int thread_get(const char *thread, struct thread_row *out)
+{
+    sqlite3_stmt *s = tq(Q_THREAD_GET);
+    int rc = tq_text(s, 1, thread);
+    if (!rc)
+        rc = tq_row(s);
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    tq_col_text(s, 0, out->citizen, sizeof(out->citizen));
+    tq_col_text(s, 1, out->kind, sizeof(out->kind));
+    tq_col_text(s, 2, out->title, sizeof(out->title));
+    out->epoch = tq_col_u64(s, 3);
+    out->removal_pending = tq_col_u64(s, 4) != 0;
+    out->last_seq = tq_col_u64(s, 5);
+    tq_done(s);
+    return 0;
+}
+
+/* Splits a leaf credential "name@domain/d_…" into identity and device. */
+static bool split_cred(const uint8_t *p, size_t n, char *identity, size_t icap, char *device,
+                       size_t dcap)
+{
+    const uint8_t *slash = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == 0)
+            return false;
+        if (p[i] == '/')
+            slash = p + i;
+    }
+    if (!slash)
+        return false;
+    size_t il = (size_t)(slash - p), dl = n - il - 1;
+    if (il == 0 || il >= icap || dl == 0 || dl >= dcap)
+        return false;
+    memcpy(identity, p, il);
+    identity[il] = 0;
+    memcpy(device, slash + 1, dl);
+    device[dl] = 0;
+    return true;
+}
+
+static int roster_of(const struct mls_tree *t, const struct mls_follower *f,
+                     struct mls_roster_entry **out, size_t *n)
+{
+    size_t cnt = 0;
+    int rc = t ? mls_tree_roster(t, NULL, 0, &cnt) : mls_follower_roster(f, NULL, 0, &cnt);
+    if (rc && rc != ERR_TOO_BIG)
+        return rc;
+    if (cnt > ROSTER_MAX)
+        return ERR_LIMIT;
+    struct mls_roster_entry *v = calloc(cnt ? cnt : 1, sizeof(*v));
+    if (!v)
+        return ERR_NOMEM;
+    rc = t ? mls_tree_roster(t, v, cnt, &cnt) : mls_follower_roster(f, v, cnt, &cnt);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+/* Records an accepted handshake (for replay). */
+static int record_handshake(const char *thread, uint64_t epoch, uint64_t now,
+                            const uint8_t *data, size_t len)
+{
+    sqlite3_stmt *s = tq(Q_HS_ADD);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, epoch);
+    if (!rc) rc = tq_u64(s, 3, now);
+    if (!rc) rc = tq_blob(s, 4, data, len);
+    return rc ? rc : tq_run(s);
+}
+
+static int set_epoch(const char *thread, uint64_t epoch)
+{
+    sqlite3_stmt *s = tq(Q_THREAD_SET_EPOCH);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, epoch);
+    return rc ? rc : tq_run(s);
+}
+
+static int set_removal(const char *thread, bool pending)
+{
+    sqlite3_stmt *s = tq(Q_THREAD_SET_REMOVAL);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, pending ? 1 : 0);
+    return rc ? rc : tq_run(s);
+}
+
+static int member_add(const char *thread, const char *device, const char *identity,
+                      uint32_t leaf, const char *basis, uint64_t now, uint64_t seq)
+{
+    sqlite3_stmt *s = tq(Q_MEMBER_ADD);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_text(s, 2, device);
+    if (!rc) rc = tq_text(s, 3, identity);
+    if (!rc) rc = tq_u64(s, 4, leaf);
+    if (!rc) rc = tq_text(s, 5, basis);
+    if (!rc) rc = tq_u64(s, 6, now);
+    if (!rc) rc = tq_u64(s, 7, seq);
+    return rc ? rc : tq_run(s);
+}
+
+/* ---- thread.create ---------------------------------------------------------------- */
+
+#define FAIL(c, ...)                                                                         \
+    do {                                                                                     \
+        *code = (c);                                                                         \
+        snprintf(why, whycap, __VA_ARGS__);                                                  \
+        rc = ERR_INVALID;                                                                    \
+        goto out;                                                                            \
+    } while (0)
+
+/* The GroupContext's external_senders must be exactly this server. */
+static bool senders_ok(const struct mls_group_info *gi)
+{
+    struct mls_external_senders es = {0};
+    bool ok = false;
+    if (mls_ext_external_senders(&gi->group_context.extensions, &es) != 0)
+        return false;
+    if (es.n == 1 && es.v[0].signature_key.len == 32 &&
+        memcmp(es.v[0].signature_key.data, srv.key_pk, 32) == 0 &&
+        es.v[0].credential.credential_type == MLS_CREDENTIAL_BASIC &&
+        es.v[0].credential.identity.len == strlen(srv.server_cred) &&
+        memcmp(es.v[0].credential.identity.data, srv.server_cred,
+               es.v[0].credential.identity.len) == 0)
+        ok = true;
+    mls_external_senders_free(&es);
+    return ok;
+}
+
+int thread_create(const char *creator, const char *device, const char *citizen,
+                  const char *kind, const char *title, const uint8_t *gi, size_t gi_len,
+                  uint64_t now, char *id_out, const char **code, char *why, size_t whycap)
+{
+    struct mls_message m = {0};
+    struct mls_follower *f = NULL;
+    struct entitled_set ent = {0};
+    struct mls_roster_entry *ro = NULL;
+    size_t nro = 0;
+    char id[THREAD_ID_MAX];
+    int rc = mls_message_parse(gi, gi_len, &m);
+    if (rc || m.wire_format != MLS_WF_GROUP_INFO)
+        FAIL("invalid", "group_info is not an MLSMessage GroupInfo");
+    const struct mls_group_context *gc = &m.group_info.group_context;
+    if (gc->cipher_suite != 3)
+        FAIL("invalid", "cipher suite must be 3");
+    if (gc->group_id.len != GROUP_ID_LEN)
+        FAIL("invalid", "group_id must be 16 bytes");
+    if (gc->epoch != 0)
+        FAIL("invalid", "a new thread's GroupInfo must be of epoch 0");
+    if (!senders_ok(&m.group_info))
+        FAIL("invalid", "external_senders must hold exactly this server's key and %s",
+             srv.server_cred);
+    gid_to_id(gc->group_id.data, id);
+    rc = mls_follower_new(gi, gi_len, NULL, 0, &f);
+    if (rc == ERR_CRYPTO)
+        FAIL("crypto", "GroupInfo signature does not verify");
+    if (rc)
+        FAIL("invalid", "GroupInfo refused: %s", err_str(rc));
+    rc = roster_of(NULL, f, &ro, &nro);
+    if (rc)
+        goto out;
+    char rid[STORE_ID_MAX], rdev[DEV_MAX];
+    if (nro != 1 || ro[0].credential_type != MLS_CREDENTIAL_BASIC ||
+        !split_cred(ro[0].identity, ro[0].identity_len, rid, sizeof(rid), rdev, sizeof(rdev)) ||
+        strcmp(rid, creator) != 0 || strcmp(rdev, device) != 0)
+        FAIL("invalid", "the creator's device %s/%s must be the only leaf", creator, device);
+    rc = entitle_thread(id, citizen, kind, now, &ent);
+    if (rc)
+        goto out;
+    const struct entitled *me = entitle_find(&ent, device);
+    if (!me)
+        FAIL("denied", "%s is not entitled to a %s thread of %s", creator, kind, citizen);
+    if (ro[0].signature_key_len != 32 || memcmp(ro[0].signature_key, me->pk, 32) != 0)
+        FAIL("denied", "the leaf's signature key is not the device's enrolled key");
+    sqlite3_stmt *s = tq(Q_THREAD_ADD);
+    rc = tq_text(s, 1, id);
+    if (!rc) rc = tq_text(s, 2, citizen);
+    if (!rc) rc = tq_text(s, 3, kind);
+    if (!rc) rc = tq_text(s, 4, title);
+    if (!rc) rc = tq_text(s, 5, creator);
+    if (!rc) rc = tq_u64(s, 6, now);
+    if (!rc) rc = tq_u64(s, 7, 0);
+    if (!rc) rc = tq_blob(s, 8, gi, gi_len);
+    if (!rc) rc = tq_run(s);
+    if (rc == ERR_CONFLICT)
+        FAIL("conflict", "thread %s already exists", id);
+    if (!rc) rc = member_add(id, device, creator, ro[0].leaf_index, me->basis, now, 0);
+    if (!rc) {
+        char subj[STORE_ID_MAX + DEV_MAX];
+        snprintf(subj, sizeof(subj), "%s/%s", creator, device);
+        rc = accesslog_add(now, citizen, id, creator, "thread_created", id);
+        if (!rc)
+            rc = accesslog_add(now, citizen, id, creator, "member_added", subj);
+    }
+    if (rc)
+        goto out;
+    /* cache the follower we already have */
+    struct cached *c = calloc(1, sizeof(*c));
+    if (!c) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->f = f;
+    c->dirty = true;
+    f = NULL;
+    c->next = cache;
+    cache = c;
+    rc = thread_reconcile(id, now);
+    if (!rc)
+        snprintf(id_out, THREAD_ID_MAX, "%s", id);
+out:
+    free(ro);
+    entitle_free(&ent);
+    mls_follower_free(f);
+    mls_message_free(&m);
+    return rc;
+}
+
+/* ---- commit acceptance --------------------------------------------------------------- */
+
+struct check_ctx {
+    const char *thread;
+    const struct entitled_set *ent;
+    const char *code;
+    char why[STORE_ID_MAX + 200];
+};
+
+static bool member_removing(const char *thread, const char *device)
+{
+    sqlite3_stmt *s = tq(Q_MEMBER_GET);
+    if (tq_text(s, 1, thread) || tq_text(s, 2, device) || tq_row(s))
+        return false;
+    bool removing = sqlite3_column_int(s, 3) != 0;
+    tq_done(s);
+    return removing;
+}
+
+/* The authentication service: every leaf of the new tree is an enrolled,
+ * unrevoked device of an entitled identity with its own key, no device twice,
+ * and no device whose removal is pending. */
+static int commit_check(void *vctx, const struct mls_tree *tree, uint32_t committer)
+{
+    struct check_ctx *cx = vctx;
+    struct mls_roster_entry *ro = NULL;
+    size_t n = 0;
+    (void)committer;
+    int rc = roster_of(tree, NULL, &ro, &n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char id[STORE_ID_MAX], dev[DEV_MAX];
+        if (ro[i].credential_type != MLS_CREDENTIAL_BASIC ||
+            !split_cred(ro[i].identity, ro[i].identity_len, id, sizeof(id), dev, sizeof(dev))) {
+            cx->code = "denied";
+            snprintf(cx->why, sizeof(cx->why), "leaf %u: credential is not name@domain/device",
+                     ro[i].leaf_index);
+            rc = ERR_DENIED;
+            break;
+        }
+        for (size_t k = 0; k < i; k++) {
+            char id2[STORE_ID_MAX], dev2[DEV_MAX];
+            if (split_cred(ro[k].identity, ro[k].identity_len, id2, sizeof(id2), dev2,
+                           sizeof(dev2)) &&
+                strcmp(dev, dev2) == 0) {
+                cx->code = "denied";
+                snprintf(cx->why, sizeof(cx->why), "device %s is in the group twice", dev);
+                rc = ERR_DENIED;
+            }
+        }
+        if (rc)
+            break;
+        if (member_removing(cx->thread, dev)) {
+            cx->code = "invalid";
+            snprintf(cx->why, sizeof(cx->why),
+                     "the commit must remove %s (its removal is pending)", dev);
+            rc = ERR_INVALID;
+            break;
+        }
+        const struct entitled *e = entitle_find(cx->ent, dev);
+        if (!e || strcmp(e->identity, id) != 0) {
+            cx->code = "denied";
+            snprintf(cx->why, sizeof(cx->why),
+                     "%s/%s is not an enrolled, unrevoked device of an entitled identity", id,
+                     dev);
+            rc = ERR_DENIED;
+            break;
+        }
+        if (ro[i].signature_key_len != 32 || memcmp(ro[i].signature_key, e->pk, 32) != 0) {
+            cx->code = "denied";
+            snprintf(cx->why, sizeof(cx->why),
+                     "leaf of %s/%s does not carry the device's enrolled key", id, dev);
+            rc = ERR_DENIED;
+        }
+    }
+    free(ro);
+    return rc;
+}
+
+/* Reads the epoch of a PublicMessage/PrivateMessage without decoding the
+ * body: version, wire_format, group_id<V>, epoch. */
+static int peek_epoch(const uint8_t *msg, size_t len, uint16_t *wf, const uint8_t **gid,
+                      size_t *gid_len, uint64_t *epoch)
+{
+    struct tls_reader r;
+    uint16_t version;
+    tls_reader_init(&r, msg, len);
+    if (tls_read_u16(&r, &version) || tls_read_u16(&r, wf) || version != 1)
+        return ERR_MALFORMED;
+    if (*wf != MLS_WF_PUBLIC_MESSAGE && *wf != MLS_WF_PRIVATE_MESSAGE)
+        return ERR_INVALID;
+    if (tls_read_opaque(&r, gid, gid_len) || tls_read_u64(&r, epoch))
+        return ERR_MALFORMED;
+    return 0;
+}
+
+/* Routes each Welcome secret to the new device whose KeyPackage it names. */
+static int route_welcome(const char *thread, const char *sender, const char *sender_device,
+                         const uint8_t *welcome, size_t len, const char (*newdev)[DEV_MAX],
+                         size_t nnew, uint64_t now, uint32_t *routed)
+{
+    struct mls_message m = {0};
+    int rc = mls_message_parse(welcome, len, &m);
+    *routed = 0;
+    if (rc || m.wire_format != MLS_WF_WELCOME) {
+        mls_message_free(&m);
+        return ERR_INVALID;
+    }
+    for (size_t i = 0; i < m.welcome.n_secrets && !rc; i++) {
+        const struct mls_bytes *ref = &m.welcome.secrets[i].new_member;
+        char dev[DEV_MAX] = "";
+        sqlite3_stmt *s = tq(Q_KP_DEVICE);
+        rc = tq_blob(s, 1, ref->data, ref->len);
+        if (!rc && (rc = tq_row(s)) == 0) {
+            tq_col_text(s, 0, dev, sizeof(dev));
+            tq_done(s);
+        }
+        if (rc == ERR_NOT_FOUND) {
+            rc = 0;
+            continue;
+        }
+        for (size_t k = 0; k < nnew && !rc; k++) {
+            if (strcmp(newdev[k], dev) == 0) {
+                rc = deliver_inbox_add(dev, thread, 0, "welcome", sender, sender_device, now,
+                                       welcome, len, NULL);
+                (*routed)++;
+            }
+        }
+    }
+    mls_message_free(&m);
+    return rc;
+}
+
+/* Checks a GroupInfo offered for thread.state against the follower. */
+static int check_group_info(const struct mls_follower *f, const uint8_t *gi, size_t len)
+{
+    struct mls_follower *g = NULL;
+    uint8_t *a = NULL, *b = NULL;
+    size_t al, bl;
+    int rc = mls_follower_new(gi, len, NULL, 0, &g);
+    if (!rc) rc = mls_follower_group_context(f, &a, &al);
+    if (!rc) rc = mls_follower_group_context(g, &b, &bl);
+    if (!rc && (al != bl || memcmp(a, b, al) != 0))
+        rc = ERR_INVALID;
+    free(a);
+    free(b);
+    mls_follower_free(g);
+    return rc;
+}
+
+int thread_commit(const char *thread, const char *identity, const char *device,
+                  const uint8_t *commit, size_t commit_len, const uint8_t *welcome,
+                  size_t welcome_len, const uint8_t *gi, size_t gi_len, uint64_t now,
+                  uint64_t *epoch_out, const char **code, char *why, size_t whycap)
+{
+    struct thread_row t;
+    struct entitled_set ent = {0};
+    struct mls_roster_entry *ro = NULL;
+    size_t nro = 0;
+    struct cached *c = NULL;
+    char (*newdev)[DEV_MAX] = NULL;
+    size_t nnew = 0;
+    uint16_t wf;
+    const uint8_t *gid;
+    size_t gid_len;
+    uint64_t epoch;
+    int rc = thread_get(thread, &t);
+    if (rc == ERR_NOT_FOUND)
+        FAIL("not_found", "no thread %s", thread);
+    if (rc)
+        goto out;
+    sqlite3_stmt *s = tq(Q_MEMBER_GET);
+    rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_text(s, 2, device);
+    if (!rc) rc = tq_row(s);
+    if (rc == ERR_NOT_FOUND)
+        FAIL("denied", "device %s is not in thread %s", device, thread);
+    if (rc)
+        goto out;
+    bool removing = sqlite3_column_int(s, 3) != 0;
+    tq_done(s);
+    if (removing)
+        FAIL("denied", "device %s is being removed from %s", device, thread);
+    rc = peek_epoch(commit, commit_len, &wf, &gid, &gid_len, &epoch);
+    if (rc || wf != MLS_WF_PUBLIC_MESSAGE)
+        FAIL("invalid", "commit must be an MLSMessage PublicMessage");
+    if (epoch != t.epoch)
+        FAIL("conflict", "commit is for epoch %llu; the thread is at epoch %llu (sync, retry)",
+             (unsigned long long)epoch, (unsigned long long)t.epoch);
+    if (welcome) {
+        struct mls_message wm = {0};
+        int wr = mls_message_parse(welcome, welcome_len, &wm);
+        bool ok = wr == 0 && wm.wire_format == MLS_WF_WELCOME;
+        mls_message_free(&wm);
+        if (!ok)
+            FAIL("invalid", "welcome is not an MLSMessage Welcome");
+    }
+    rc = follower(thread, &c);
+    if (rc)
+        goto out;
+    rc = entitle_thread(thread, t.citizen, t.kind, now, &ent);
+    if (rc)
+        goto out;
+    struct check_ctx cx = {.thread = thread, .ent = &ent, .code = NULL};
+    int event = 0;
+    mls_follower_set_commit_check(c->f, commit_check, &cx);
+    rc = mls_follower_handle(c->f, commit, commit_len, now, &event);
+    mls_follower_set_commit_check(c->f, NULL, NULL);
+    if (rc) {
+        if (cx.code) {
+            *code = cx.code;
+            snprintf(why, whycap, "%s", cx.why);
+        } else if (rc == ERR_STATE) {
+            *code = "conflict";
+            snprintf(why, whycap, "not the current epoch (sync, retry)");
+        } else if (rc == ERR_CRYPTO) {
+            *code = "crypto";
+            snprintf(why, whycap, "commit signature does not verify");
+        } else if (rc == ERR_DENIED) {
+            *code = "denied";
+            snprintf(why, whycap, "the committer is not a member of the group");
+        } else {
+            *code = "invalid";
+            snprintf(why, whycap, "commit refused by MLS rules: %s", err_str(rc));
+        }
+        rc = ERR_INVALID;
+        goto out;
+    }
+    if (event != MLS_FOLLOWER_COMMIT)
+        FAIL("invalid", "not a commit");
+    c->dirty = true;
+    uint64_t new_epoch = mls_follower_epoch(c->f);
+    if (gi && check_group_info(c->f, gi, gi_len) != 0)
+        FAIL("invalid", "group_info does not match the new epoch's GroupContext");
+
+    /* persist: handshake log, epoch, the commit to the old roster */
+    uint64_t seq;
+    rc = record_handshake(thread, epoch, now, commit, commit_len);
+    if (!rc) rc = set_epoch(thread, new_epoch);
+    if (!rc)
+        rc = deliver_thread_message(thread, "handshake", identity, device, epoch, commit,
+                                    commit_len, now, &seq, NULL);
+    if (!rc && gi) {
+        s = tq(Q_THREAD_SET_GI);
+        rc = tq_text(s, 1, thread);
+        if (!rc) rc = tq_blob(s, 2, gi, gi_len);
+        if (!rc) rc = tq_run(s);
+    }
+    s = tq(Q_PROP_CLEAR);
+    if (!rc) rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_run(s);
+    if (!rc) rc = roster_of(NULL, c->f, &ro, &nro);
+    if (rc)
+        goto out;
+
+    /* roster -> thread_members: leaves moved, devices added / removed */
+    newdev = calloc(nro ? nro : 1, sizeof(*newdev));
+    if (!newdev) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nro && !rc; i++) {
+        char id[STORE_ID_MAX], dev[DEV_MAX];
+        if (!split_cred(ro[i].identity, ro[i].identity_len, id, sizeof(id), dev, sizeof(dev))) {
+            rc = ERR_INTERNAL;
+            break;
+        }
+        s = tq(Q_MEMBER_GET);
+        rc = tq_text(s, 1, thread);
+        if (!rc) rc = tq_text(s, 2, dev);
+        if (!rc) rc = tq_row(s);
+        if (rc == 0) {
+            uint64_t leaf = tq_col_u64(s, 1);
+            tq_done(s);
+            if (leaf != ro[i].leaf_index) {
+                s = tq(Q_MEMBER_SET_LEAF);
+                rc = tq_text(s, 1, thread);
+                if (!rc) rc = tq_text(s, 2, dev);
+                if (!rc) rc = tq_u64(s, 3, ro[i].leaf_index);
+                if (!rc) rc = tq_run(s);
+            }
+            continue;
+        }
+        if (rc != ERR_NOT_FOUND)
+            break;
+        const struct entitled *e = entitle_find(&ent, dev);
+        rc = member_add(thread, dev, id, ro[i].leaf_index, e ? e->basis : "", now, seq);
+        if (!rc) {
+            char subj[STORE_ID_MAX + DEV_MAX];
+            snprintf(subj, sizeof(subj), "%s/%s", id, dev);
+            rc = accesslog_add(now, t.citizen, thread, identity, "member_added", subj);
+        }
+        memcpy(newdev[nnew++], dev, DEV_MAX);
+    }
+    if (rc)
+        goto out;
+    /* members no longer in the tree */
+    {
+        char (*gone)[DEV_MAX] = NULL;
+        char (*goneid)[STORE_ID_MAX] = NULL;
+        size_t ngone = 0, cap = 0;
+        s = tq(Q_MEMBER_EACH);
+        rc = tq_text(s, 1, thread);
+        while (!rc && (rc = tq_row(s)) == 0) {
+            char dev[DEV_MAX];
+            tq_col_text(s, 0, dev, sizeof(dev));
+            bool in = false;
+            for (size_t i = 0; i < nro && !in; i++) {
+                char id2[STORE_ID_MAX], dev2[DEV_MAX];
+                in = split_cred(ro[i].identity, ro[i].identity_len, id2, sizeof(id2), dev2,
+                                sizeof(dev2)) &&
+                     strcmp(dev, dev2) == 0;
+            }
+            if (in)
+                continue;
+            if (ngone == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                void *g1 = realloc(gone, nc * sizeof(*gone));
+                if (g1)
+                    gone = g1;
+                void *g2 = g1 ? realloc(goneid, nc * sizeof(*goneid)) : NULL;
+                if (g2)
+                    goneid = g2;
+                if (!g1 || !g2) {
+                    tq_done(s);
+                    rc = ERR_NOMEM;
+                    break;
+                }
+                cap = nc;
+            }
+            memcpy(gone[ngone], dev, DEV_MAX);
+            tq_col_text(s, 1, goneid[ngone], STORE_ID_MAX);
+            ngone++;
+        }
+        if (rc == ERR_NOT_FOUND)
+            rc = 0;
+        for (size_t i = 0; i < ngone && !rc; i++) {
+            char subj[STORE_ID_MAX + DEV_MAX];
+            s = tq(Q_MEMBER_DEL);
+            rc = tq_text(s, 1, thread);
+            if (!rc) rc = tq_text(s, 2, gone[i]);
+            if (!rc) rc = tq_run(s);
+            snprintf(subj, sizeof(subj), "%s/%s", goneid[i], gone[i]);
+            if (!rc) rc = accesslog_add(now, t.citizen, thread, identity, "member_removed", subj);
+            if (!rc) rc = deliver_notice(gone[i], thread, "removed", 0, "", "", 0, now);
+        }
+        free(gone);
+        free(goneid);
+        if (rc)
+            goto out;
+    }
+    rc = set_removal(thread, false);
+    if (!rc && welcome && nnew) {
+        uint32_t routed;
+        rc = route_welcome(thread, identity, device, welcome, welcome_len,
+                           (const char(*)[DEV_MAX])newdev, nnew, now, &routed);
+        if (rc == ERR_INVALID)
+            FAIL("invalid", "welcome does not decode");
+    }
+    if (!rc)
+        rc = thread_reconcile(thread, now);
+    if (!rc)
+        *epoch_out = new_epoch;
+out:
+    free(newdev);
+    free(ro);
+    entitle_free(&ent);
+    return rc;
+}
+
+/* ---- thread.send ------------------------------------------------------------------ */
+
+int thread_send(const char *thread, const char *identity, const char *device,
+                const uint8_t *msg, size_t len, uint64_t now, uint64_t *seq, uint32_t *devices,
+                const char **code, char *why, size_t whycap)
+{
+    struct thread_row t;
+    uint16_t wf;
+    const uint8_t *gid;
+    size_t gid_len;
+    uint64_t epoch;
+    int rc;
+    /* the hot path: two primary-key lookups, no follower */
+    sqlite3_stmt *s = tq(Q_MEMBER_GET);
+    rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_text(s, 2, device);
+    if (!rc) rc = tq_row(s);
+    if (rc == ERR_NOT_FOUND)
+        FAIL("denied", "device %s is not a member of %s", device, thread);
+    if (rc)
+        goto out;
+    bool removing = sqlite3_column_int(s, 3) != 0;
+    tq_done(s);
+    if (removing)
+        FAIL("denied", "device %s is being removed from %s", device, thread);
+    rc = thread_get(thread, &t);
+    if (rc)
+        goto out;
+    if (t.removal_pending)
+        FAIL("state", "a removal is pending in %s: commit it first", thread);
+    rc = peek_epoch(msg, len, &wf, &gid, &gid_len, &epoch);
+    if (rc || wf != MLS_WF_PRIVATE_MESSAGE)
+        FAIL("invalid", "msg must be an MLSMessage PrivateMessage");
+    char gidhex[THREAD_ID_MAX];
+    if (gid_len != GROUP_ID_LEN)
+        FAIL("invalid", "msg is not for this thread");
+    gid_to_id(gid, gidhex);
+    if (strcmp(gidhex, thread) != 0)
+        FAIL("invalid", "msg is not for this thread");
+    if (epoch != t.epoch)
+        FAIL("conflict", "msg is of epoch %llu; the thread is at epoch %llu",
+             (unsigned long long)epoch, (unsigned long long)t.epoch);
+    rc = deliver_thread_message(thread, "app", identity, device, epoch, msg, len, now, seq,
+                                devices);
+out:
+    return rc;
+}
+
+/* ---- reconciliation ---------------------------------------------------------------- */
+
+/* Sends a server-made proposal: follower, handshake log, delivery. */
+static int send_proposal(struct cached *c, const char *thread, const uint8_t *p, size_t len,
+                         uint64_t now)
+{
+    uint64_t epoch = mls_follower_epoch(c->f);
+    int rc = mls_follower_handle(c->f, p, len, now, NULL);
+    if (rc)
+        return rc;
+    c->dirty = true;
+    rc = record_handshake(thread, epoch, now, p, len);
+    if (!rc)
+        rc = deliver_thread_message(thread, "handshake", srv.server_cred, DELIVER_SERVER_DEVICE,
+                                    epoch, p, len, now, NULL, NULL);
+    return rc;
+}
+
+static int prop_epoch(const char *thread, const char *device, const char *kind, uint64_t *epoch,
+                      uint8_t ref[32], bool *has_ref)
+{
+    sqlite3_stmt *s = tq(Q_PROP_GET);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_text(s, 2, device);
+    if (!rc) rc = tq_text(s, 3, kind);
+    if (!rc) rc = tq_row(s);
+    if (rc)
+        return rc;
+    *epoch = tq_col_u64(s, 0);
+    *has_ref = false;
+    if (ref && sqlite3_column_bytes(s, 1) == 32) {
+        memcpy(ref, sqlite3_column_blob(s, 1), 32);
+        *has_ref = true;
+    }
+    tq_done(s);
+    return 0;
+}
+
+static int prop_put(const char *thread, const char *device, const char *kind, uint64_t epoch,
+                    const uint8_t *ref)
+{
+    sqlite3_stmt *s = tq(Q_PROP_PUT);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_text(s, 2, device);
+    if (!rc) rc = tq_text(s, 3, kind);
+    if (!rc) rc = tq_u64(s, 4, epoch);
+    if (!rc) rc = tq_blob(s, 5, ref, ref ? 32 : 0);
+    return rc ? rc : tq_run(s);
+}
+
+struct memb {
+    char device[DEV_MAX];
+    char identity[STORE_ID_MAX];
+    uint32_t leaf;
+    bool removing;
+};
+
+int thread_reconcile(const char *thread, uint64_t now)
+{
+    struct thread_row t;
+    struct entitled_set ent = {0};
+    struct memb *mv = NULL;
+    size_t nm = 0, cap = 0;
+    struct cached *c = NULL;
+    bool pending = false;
+    int rc = thread_get(thread, &t);
+    if (rc)
+        return rc;
+    rc = follower(thread, &c);
+    if (rc)
+        return rc;
+    uint64_t epoch = mls_follower_epoch(c->f);
+    rc = entitle_thread(thread, t.citizen, t.kind, now, &ent);
+    if (rc)
+        goto out;
+    sqlite3_stmt *s = tq(Q_MEMBER_EACH);
+    rc = tq_text(s, 1, thread);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (nm == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct memb *g = realloc(mv, ncap * sizeof(*g));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            mv = g;
+            cap = ncap;
+        }
+        tq_col_text(s, 0, mv[nm].device, DEV_MAX);
+        tq_col_text(s, 1, mv[nm].identity, STORE_ID_MAX);
+        mv[nm].leaf = (uint32_t)tq_col_u64(s, 2);
+        mv[nm].removing = sqlite3_column_int(s, 4) != 0;
+        nm++;
+    }
+    if (rc != ERR_NOT_FOUND)
+        goto out;
+    rc = 0;
+
+    /* removals first: delivery to them stops at once */
+    for (size_t i = 0; i < nm && !rc; i++) {
+        const struct entitled *e = entitle_find(&ent, mv[i].device);
+        if (e && !mv[i].removing)
+            continue;
+        pending = true;
+        if (!mv[i].removing) {
+            s = tq(Q_MEMBER_SET_REMOVING);
+            rc = tq_text(s, 1, thread);
+            if (!rc) rc = tq_text(s, 2, mv[i].device);
+            if (!rc) rc = tq_u64(s, 3, 1);
+            if (!rc) rc = tq_run(s);
+            char subj[STORE_ID_MAX + DEV_MAX];
+            snprintf(subj, sizeof(subj), "%s/%s", mv[i].identity, mv[i].device);
+            if (!rc)
+                rc = accesslog_add(now, t.citizen, thread, srv.server_cred, "removal_proposed",
+                                   subj);
+            if (rc)
+                break;
+            mv[i].removing = true;
+        }
+        uint64_t pe;
+        bool hr;
+        int pr = prop_epoch(thread, mv[i].device, "remove", &pe, NULL, &hr);
+        if (pr == 0 && pe == epoch)
+            continue; /* already proposed this epoch */
+        if (pr && pr != ERR_NOT_FOUND) {
+            rc = pr;
+            break;
+        }
+        uint8_t *p = NULL;
+        size_t plen;
+        rc = mls_follower_external_remove(c->f, mv[i].leaf, srv.key_seed, 0, &p, &plen);
+        if (!rc)
+            rc = send_proposal(c, thread, p, plen, now);
+        free(p);
+        if (!rc)
+            rc = prop_put(thread, mv[i].device, "remove", epoch, NULL);
+        if (rc)
+            log_warn("thread %s: external Remove of %s failed: %s", thread, mv[i].device,
+                     err_str(rc));
+    }
+    if (rc)
+        goto out;
+    if (pending != t.removal_pending)
+        rc = set_removal(thread, pending);
+
+    /* adds: newly entitled devices with a KeyPackage */
+    for (size_t k = 0; k < ent.n && !rc; k++) {
+        const struct entitled *e = &ent.v[k];
+        bool member = false;
+        for (size_t i = 0; i < nm && !member; i++)
+            member = strcmp(mv[i].device, e->device) == 0;
+        if (member)
+            continue;
+        uint64_t pe;
+        uint8_t ref[32];
+        bool has_ref = false;
+        int pr = prop_epoch(thread, e->device, "add", &pe, ref, &has_ref);
+        if (pr == 0 && pe == epoch)
+            continue;
+        if (pr && pr != ERR_NOT_FOUND) {
+            rc = pr;
+            break;
+        }
+        uint8_t *kp = NULL;
+        size_t kplen = 0;
+        if (has_ref) {
+            rc = kp_get(ref, &kp, &kplen);
+            if (rc == ERR_NOT_FOUND)
+                has_ref = false;
+            else if (rc)
+                break;
+        }
+        if (!has_ref) {
+            rc = kp_claim(e->device, thread, now, ref, &kp, &kplen);
+            if (rc == ERR_NOT_FOUND) {
+                rc = 0; /* no KeyPackage yet: kp.upload reconciles again */
+                continue;
+            }
+            if (rc)
+                break;
+        }
+        uint8_t *p = NULL;
+        size_t plen;
+        rc = mls_follower_external_add(c->f, kp, kplen, srv.key_seed, 0, &p, &plen);
+        free(kp);
+        if (!rc) {
+            rc = send_proposal(c, thread, p, plen, now);
+            if (rc && rc != ERR_IO && rc != ERR_NOMEM) {
+                /* the group refuses this KeyPackage (expired, capabilities,
+                 * duplicate key): drop it, try again on the next upload */
+                log_warn("thread %s: KeyPackage of %s refused (%s); dropped", thread, e->device,
+                         err_str(rc));
+                rc = kp_drop(ref);
+                free(p);
+                continue;
+            }
+        }
+        free(p);
+        if (!rc)
+            rc = prop_put(thread, e->device, "add", epoch, ref);
+    }
+out:
+    free(mv);
+    entitle_free(&ent);
+    return rc;
+}
+
+static int reconcile_list(enum tq q, const char *citizen, uint64_t now)
+{
+    char (*ids)[THREAD_ID_MAX] = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = tq(q);
+    int rc = citizen ? tq_text(s, 1, citizen) : 0;
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            void *g = realloc(ids, nc * sizeof(*ids));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            ids = g;
+            cap = nc;
+        }
+        tq_col_text(s, 0, ids[n++], THREAD_ID_MAX);
+    }
+    if (rc == ERR_NOT_FOUND)
+        rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = thread_reconcile(ids[i], now);
+    free(ids);
+    return rc;
+}
+
+int thread_reconcile_citizen(const char *citizen, uint64_t now)
+{
+    return reconcile_list(Q_THREAD_EACH_CITIZEN, citizen, now);
+}
+
+int thread_reconcile_all(uint64_t now)
+{
+    return reconcile_list(Q_THREAD_EACH, NULL, now);
+}
+
+int thread_tree(const char *thread, uint8_t **out, size_t *len)
+{
+    struct cached *c;
+    int rc = follower(thread, &c);
+    return rc ? rc : mls_follower_tree(c->f, out, len);
+}

@@ -1,0 +1,266 @@
+/*
+ * tstore.c: issue-5 statements (see tstore.h). `sql[]` is the one list of
+ * them; the tables are described by store.c's migration 1 -> 2.
+ */
+#include "tstore.h"
+
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+
+/* Grants that count for a thread: not revoked, not expired, scope = kind or
+ * thread:ID. ?1 citizen ?2 kind ?3 "thread:ID" ?4 now ?5 thread id. */
+#define LIVE_GRANT                                                                          \
+    " g.citizen = ?1 AND (g.scope = ?2 OR g.scope = ?3) AND (g.expires = 0 OR g.expires > ?4)" \
+    " AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.grant_id = g.id)"
+
+static const char *const sql[Q_COUNT] = {
+    [Q_GRANT_ADD] = "INSERT INTO grants(id, citizen, grantee, grantee_kind, grantee_name, scope,"
+                    " basis, purpose, form, granter, granter_device, granter_key, reason, issued,"
+                    " expires, stored, tbs, sig, receipt)"
+                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+    [Q_GRANT_GET] = "SELECT g.citizen, g.scope, g.expires, coalesce(r.time, 0), g.grantee"
+                    " FROM grants g LEFT JOIN revocations r ON r.grant_id = g.id WHERE g.id = ?1",
+    [Q_GRANT_EACH_CITIZEN] =
+        "SELECT g.id, g.citizen, g.grantee, g.scope, g.basis, g.purpose, g.form, g.granter,"
+        " g.granter_device, g.granter_key, g.reason, g.issued, g.expires, coalesce(r.time, 0),"
+        " g.tbs, g.sig, g.receipt, g.stored"
+        " FROM grants g LEFT JOIN revocations r ON r.grant_id = g.id WHERE g.citizen = ?1"
+        " ORDER BY g.stored, g.id",
+    [Q_GRANT_EXPIRED_DUE] =
+        "SELECT g.id, g.citizen, g.grantee, g.scope FROM grants g WHERE g.expires != 0"
+        " AND g.expires <= ?1 AND NOT EXISTS (SELECT 1 FROM grant_expiries x"
+        " WHERE x.grant_id = g.id) AND NOT EXISTS (SELECT 1 FROM revocations r"
+        " WHERE r.grant_id = g.id) LIMIT 100",
+    [Q_GRANT_EXPIRY_ADD] = "INSERT INTO grant_expiries(grant_id, time) VALUES(?1, ?2)",
+    [Q_REVOKE_ADD] = "INSERT INTO revocations(grant_id, revoker, revoker_device, revoked_at, time,"
+                     " tbs, sig) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_REVOKE_GET] = "SELECT time FROM revocations WHERE grant_id = ?1",
+    [Q_PROXY_ACTIVE] = "SELECT 1 FROM proxies WHERE citizen = ?1 AND proxy = ?2 AND ended IS NULL",
+    [Q_PROXY_ADD] = "INSERT INTO proxies(citizen, proxy, basis, created_by, created)"
+                    " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(citizen, proxy) DO UPDATE SET"
+                    " ended = NULL, basis = excluded.basis, created_by = excluded.created_by,"
+                    " created = excluded.created",
+    [Q_PROXY_END] = "UPDATE proxies SET ended = ?3 WHERE citizen = ?1 AND proxy = ?2"
+                    " AND ended IS NULL",
+    [Q_PROXY_OF] = "SELECT citizen FROM proxies WHERE proxy = ?1 AND ended IS NULL",
+    [Q_DEV_ACTIVE_COUNT] = "SELECT count(*) FROM devices WHERE identity = ?1 AND revoked IS NULL",
+    [Q_STAFF_IN_GRANTED_DEPT] =
+        "SELECT 1 FROM grants g JOIN staff_assignments sa ON sa.department = g.grantee_name"
+        " WHERE g.citizen = ?1 AND g.grantee_kind = 2 AND sa.identity = ?2 LIMIT 1",
+    [Q_ENTITLED] =
+        "SELECT d.id, e.identity, e.basis, d.pubkey FROM ("
+        " SELECT ?1 AS identity, 'citizen' AS basis, 0 AS o"
+        " UNION ALL SELECT proxy, 'proxy', 1 FROM proxies WHERE citizen = ?1 AND ended IS NULL"
+        " UNION ALL SELECT g.grantee, g.id, 2 FROM grants g WHERE g.grantee_kind = 1 AND"
+        LIVE_GRANT
+        " UNION ALL SELECT sa.identity, g.id, 2 FROM grants g JOIN staff_assignments sa"
+        " ON sa.department = g.grantee_name WHERE g.grantee_kind = 2 AND" LIVE_GRANT
+        " UNION ALL SELECT am.identity, g.id, 2 FROM grants g JOIN association_members am"
+        " ON am.association = g.grantee_name WHERE g.grantee_kind = 3 AND" LIVE_GRANT
+        " UNION ALL SELECT staff, 'breakglass', 3 FROM breakglass WHERE thread = ?5"
+        " AND expires > ?4"
+        ") e JOIN devices d ON d.identity = e.identity AND d.revoked IS NULL"
+        " ORDER BY e.o, e.basis, d.id",
+    [Q_KP_ADD] = "INSERT INTO key_packages(ref, device, data, last_resort, created)"
+                 " VALUES(?1,?2,?3,?4,?5)",
+    [Q_KP_COUNT] = "SELECT coalesce(sum(last_resort = 0), 0), coalesce(sum(last_resort = 1), 0)"
+                   " FROM key_packages WHERE device = ?1 AND claimed IS NULL",
+    [Q_KP_LAST_RESORT_RETIRE] = "UPDATE key_packages SET claimed = ?2, claimed_for = 'retired'"
+                                " WHERE device = ?1 AND last_resort = 1 AND claimed IS NULL",
+    [Q_KP_PICK] = "SELECT ref, data, last_resort FROM key_packages WHERE device = ?1"
+                  " AND claimed IS NULL ORDER BY last_resort, created, ref LIMIT 1",
+    [Q_KP_CLAIM] = "UPDATE key_packages SET claimed = ?2, claimed_for = ?3 WHERE ref = ?1"
+                   " AND claimed IS NULL",
+    [Q_KP_GET] = "SELECT data, device FROM key_packages WHERE ref = ?1",
+    [Q_KP_DEVICE] = "SELECT device FROM key_packages WHERE ref = ?1",
+    [Q_KP_DEL] = "DELETE FROM key_packages WHERE ref = ?1",
+    [Q_THREAD_ADD] = "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch,"
+                     " group_info) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [Q_THREAD_GET] = "SELECT citizen, kind, title, epoch, removal_pending, last_seq,"
+                     " coalesce(latest_gi, group_info) FROM threads WHERE id = ?1",
+    [Q_THREAD_SET_EPOCH] = "UPDATE threads SET epoch = ?2 WHERE id = ?1",
+    [Q_THREAD_SET_REMOVAL] = "UPDATE threads SET removal_pending = ?2 WHERE id = ?1",
+    [Q_THREAD_NEXT_SEQ] = "UPDATE threads SET last_seq = last_seq + 1 WHERE id = ?1"
+                          " RETURNING last_seq",
+    [Q_THREAD_EACH] = "SELECT id, citizen, kind, title, epoch FROM threads ORDER BY created, id",
+    [Q_THREAD_EACH_CITIZEN] = "SELECT id FROM threads WHERE citizen = ?1 ORDER BY id",
+    [Q_THREAD_SET_GI] = "UPDATE threads SET latest_gi = ?2 WHERE id = ?1",
+    [Q_MEMBER_ADD] = "INSERT INTO thread_members(thread, device, identity, leaf, basis, joined,"
+                     " joined_seq) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_MEMBER_GET] = "SELECT identity, leaf, basis, removing FROM thread_members"
+                     " WHERE thread = ?1 AND device = ?2",
+    [Q_MEMBER_DEL] = "DELETE FROM thread_members WHERE thread = ?1 AND device = ?2",
+    [Q_MEMBER_EACH] = "SELECT device, identity, leaf, basis, removing FROM thread_members"
+                      " WHERE thread = ?1 ORDER BY leaf",
+    [Q_MEMBER_SET_REMOVING] = "UPDATE thread_members SET removing = ?3 WHERE thread = ?1"
+                              " AND device = ?2",
+    [Q_MEMBER_SET_LEAF] = "UPDATE thread_members SET leaf = ?3 WHERE thread = ?1 AND device = ?2",
+    [Q_MEMBER_OF_IDENTITY] = "SELECT 1 FROM thread_members WHERE thread = ?1 AND identity = ?2"
+                             " AND removing = 0 LIMIT 1",
+    [Q_MEMBER_THREADS_OF_DEVICE] = "SELECT thread FROM thread_members WHERE device = ?1",
+    [Q_PROP_GET] = "SELECT epoch, kp_ref FROM thread_proposals WHERE thread = ?1 AND device = ?2"
+                   " AND kind = ?3",
+    [Q_PROP_PUT] = "INSERT INTO thread_proposals(thread, device, kind, epoch, kp_ref)"
+                   " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(thread, device, kind) DO UPDATE SET"
+                   " epoch = excluded.epoch, kp_ref = excluded.kp_ref",
+    [Q_PROP_CLEAR] = "DELETE FROM thread_proposals WHERE thread = ?1",
+    [Q_PROP_DEL] = "DELETE FROM thread_proposals WHERE thread = ?1 AND device = ?2 AND kind = ?3",
+    [Q_PROP_BY_REF] = "SELECT device FROM thread_proposals WHERE thread = ?1 AND kind = 'add'"
+                      " AND kp_ref = ?2",
+    [Q_HS_ADD] = "INSERT INTO handshakes(thread, idx, epoch, time, data) VALUES(?1,"
+                 " (SELECT coalesce(max(idx), 0) + 1 FROM handshakes WHERE thread = ?1),"
+                 " ?2, ?3, ?4)",
+    [Q_HS_EACH] = "SELECT time, data FROM handshakes WHERE thread = ?1 ORDER BY idx",
+    [Q_MSG_ADD] = "INSERT INTO messages(thread, seq, kind, sender, device, time, epoch, data,"
+                  " targets) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [Q_MSG_GET] = "SELECT kind, sender, device, time, data IS NOT NULL, targets, acked,"
+                  " undeliverable FROM messages WHERE thread = ?1 AND seq = ?2",
+    [Q_MSG_ACKED] = "UPDATE messages SET acked = acked + 1 WHERE thread = ?1 AND seq = ?2"
+                    " RETURNING acked, undeliverable, targets, sender, device, kind",
+    [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL WHERE thread = ?1 AND seq = ?2",
+    [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq FROM messages WHERE data IS NOT NULL"
+                          " AND time <= ?1 LIMIT 200",
+    [Q_MSG_UNDELIVERABLE] = "UPDATE messages SET undeliverable = undeliverable + ?3"
+                            " WHERE thread = ?1 AND seq = ?2",
+    [Q_INBOX_SEQ_INIT] = "INSERT OR IGNORE INTO inbox_seq(device, last) VALUES(?1, 0)",
+    [Q_INBOX_SEQ_NEXT] = "UPDATE inbox_seq SET last = last + 1 WHERE device = ?1 RETURNING last",
+    [Q_INBOX_ADD] = "INSERT INTO inbox(device, seq, thread, message, kind, sender, sender_device,"
+                    " time, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [Q_INBOX_PAGE] = "SELECT i.seq, i.thread, i.message, i.kind, i.sender, i.sender_device,"
+                     " i.time, coalesce(i.data, m.data) FROM inbox i LEFT JOIN messages m"
+                     " ON i.data IS NULL AND m.thread = i.thread AND m.seq = i.message"
+                     " WHERE i.device = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
+    [Q_INBOX_ACKED_ROWS] = "SELECT thread, message FROM inbox WHERE device = ?1 AND seq <= ?2"
+                           " AND message > 0",
+    [Q_INBOX_DEL_UPTO] = "DELETE FROM inbox WHERE device = ?1 AND seq <= ?2",
+    [Q_INBOX_OF_MESSAGE] = "SELECT device FROM inbox WHERE thread = ?1 AND message = ?2",
+    [Q_INBOX_DEL_MESSAGE] = "DELETE FROM inbox WHERE thread = ?1 AND message = ?2",
+    [Q_INBOX_LAST] = "SELECT last FROM inbox_seq WHERE device = ?1",
+    [Q_INBOX_UNREAD] = "SELECT count(*) FROM inbox WHERE device = ?1 AND thread = ?2"
+                        " AND kind = 'app'",
+    [Q_MISSED_ADD] = "INSERT INTO missed(device, thread, count) VALUES(?1,?2,?3)"
+                     " ON CONFLICT(device, thread) DO UPDATE SET count = count + excluded.count",
+    [Q_MISSED_EACH] = "SELECT thread, count FROM missed WHERE device = ?1 ORDER BY thread",
+    [Q_MISSED_CLEAR] = "DELETE FROM missed WHERE device = ?1",
+    [Q_HISTORY_READ] = "INSERT OR IGNORE INTO history_reads(device, thread, day) VALUES(?1,?2,?3)",
+    [Q_ACCESS_ADD] = "INSERT INTO access_log(time, citizen, thread, actor, action, subject)"
+                     " VALUES(?1,?2,?3,?4,?5,?6)",
+    [Q_ACCESS_EACH_THREAD] = "SELECT time, actor, action, subject FROM access_log"
+                             " WHERE thread = ?1 OR (thread = '' AND citizen = ?2)"
+                             " ORDER BY seq",
+};
+
+static sqlite3 *db;
+static sqlite3_stmt *q[Q_COUNT];
+
+static int fail(const char *what, int rc)
+{
+    log_error("tstore: %s: %s (%d)", what, db ? sqlite3_errmsg(db) : "?", rc);
+    return ERR_IO;
+}
+
+int tstore_open(struct store *st)
+{
+    tstore_close();
+    db = store_db(st);
+    for (int i = 0; i < Q_COUNT; i++) {
+        int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);
+        if (rc != SQLITE_OK) {
+            int err = fail(sql[i], rc);
+            tstore_close();
+            return err;
+        }
+    }
+    return 0;
+}
+
+void tstore_close(void)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        sqlite3_finalize(q[i]);
+        q[i] = NULL;
+    }
+    db = NULL;
+}
+
+sqlite3_stmt *tq(enum tq i)
+{
+    sqlite3_stmt *s = q[i];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+int tq_text(sqlite3_stmt *s, int i, const char *v)
+{
+    int rc = sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    return rc == SQLITE_OK ? 0 : fail("bind", rc);
+}
+
+int tq_blob(sqlite3_stmt *s, int i, const uint8_t *v, size_t n)
+{
+    int rc = v ? sqlite3_bind_blob64(s, i, v, n, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+    return rc == SQLITE_OK ? 0 : fail("bind", rc);
+}
+
+int tq_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+    int rc = sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+    return rc == SQLITE_OK ? 0 : fail("bind", rc);
+}
+
+int tq_run(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    int ext = sqlite3_extended_errcode(db);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return ERR_CONFLICT;
+        log_warn("tstore: %s", sqlite3_errmsg(db));
+        return ERR_INVALID;
+    }
+    return fail(sqlite3_sql(s), rc);
+}
+
+int tq_row(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return ERR_NOT_FOUND;
+    return fail(sqlite3_sql(s), rc);
+}
+
+void tq_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+}
+
+void tq_col_text(sqlite3_stmt *s, int i, char *buf, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(buf, t, n);
+    buf[n] = 0;
+}
+
+uint64_t tq_col_u64(sqlite3_stmt *s, int i)
+{
+    sqlite3_int64 v = sqlite3_column_int64(s, i);
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
+int tq_changes(void)
+{
+    return sqlite3_changes(db);
+}

@@ -1,0 +1,72 @@
+/*
+ * tstore.h: the prepared statements of issue 5 (consent ledger, threads,
+ * delivery, access log) over the tables of schema version 2 (store.c,
+ * migration 1 -> 2), with small step/bind helpers. The domain modules
+ * (consent.c, entitle.c, thread.c, deliver.c, kp.c, accesslog.c) bind and
+ * step these directly; each statement is prepared once by tstore_open().
+ *
+ * Usage: sqlite3_stmt *s = tq(Q_X); tq_text(s, 1, "..."); ...;
+ *        rc = tq_run(s) (no rows) or while ((rc = tq_row(s)) == 0) {...};
+ *        rc == ERR_NOT_FOUND at the end of rows; tq_done(s) resets.
+ * Errors are ERR_IO (logged), ERR_CONFLICT (unique key), ERR_INVALID
+ * (another constraint).
+ */
+#ifndef SAMMEN_TSTORE_H
+#define SAMMEN_TSTORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+enum tq {
+    Q_GRANT_ADD, Q_GRANT_GET, Q_GRANT_EACH_CITIZEN, Q_GRANT_EXPIRED_DUE, Q_GRANT_EXPIRY_ADD,
+    Q_REVOKE_ADD, Q_REVOKE_GET,
+    Q_PROXY_ACTIVE, Q_PROXY_ADD, Q_PROXY_END, Q_PROXY_OF,
+    Q_DEV_ACTIVE_COUNT, Q_STAFF_IN_GRANTED_DEPT,
+    Q_ENTITLED,
+    Q_KP_ADD, Q_KP_COUNT, Q_KP_LAST_RESORT_RETIRE, Q_KP_PICK, Q_KP_CLAIM, Q_KP_GET, Q_KP_DEVICE,
+    Q_KP_DEL,
+    Q_THREAD_ADD, Q_THREAD_GET, Q_THREAD_SET_EPOCH, Q_THREAD_SET_REMOVAL, Q_THREAD_NEXT_SEQ,
+    Q_THREAD_EACH, Q_THREAD_EACH_CITIZEN, Q_THREAD_SET_GI,
+    Q_MEMBER_ADD, Q_MEMBER_GET, Q_MEMBER_DEL, Q_MEMBER_EACH, Q_MEMBER_SET_REMOVING,
+    Q_MEMBER_SET_LEAF, Q_MEMBER_OF_IDENTITY, Q_MEMBER_THREADS_OF_DEVICE,
+    Q_PROP_GET, Q_PROP_PUT, Q_PROP_CLEAR, Q_PROP_DEL, Q_PROP_BY_REF,
+    Q_HS_ADD, Q_HS_EACH,
+    Q_MSG_ADD, Q_MSG_GET, Q_MSG_ACKED, Q_MSG_DROP_DATA, Q_MSG_EXPIRED_DUE, Q_MSG_UNDELIVERABLE,
+    Q_INBOX_SEQ_INIT, Q_INBOX_SEQ_NEXT, Q_INBOX_ADD, Q_INBOX_PAGE, Q_INBOX_ACKED_ROWS,
+    Q_INBOX_DEL_UPTO, Q_INBOX_OF_MESSAGE, Q_INBOX_DEL_MESSAGE, Q_INBOX_LAST,
+    Q_INBOX_UNREAD,
+    Q_MISSED_ADD, Q_MISSED_EACH, Q_MISSED_CLEAR,
+    Q_HISTORY_READ,
+    Q_ACCESS_ADD, Q_ACCESS_EACH_THREAD,
+    Q_COUNT
+};
+
+/* Prepares every statement on st's connection (after migrations).
+ * 0 or ERR_IO. tstore_close() finalizes them (safe to call twice). */
+int tstore_open(struct store *st);
+void tstore_close(void);
+
+/* The statement, reset and with its bindings cleared. */
+sqlite3_stmt *tq(enum tq i);
+/* Bind helpers (1-based index); 0 or ERR_IO. tq_blob with NULL binds NULL. */
+int tq_text(sqlite3_stmt *s, int i, const char *v);
+int tq_blob(sqlite3_stmt *s, int i, const uint8_t *v, size_t n);
+int tq_u64(sqlite3_stmt *s, int i, uint64_t v);
+/* Runs a statement returning no rows: 0, ERR_CONFLICT, ERR_INVALID, ERR_IO.
+ * Resets it. */
+int tq_run(sqlite3_stmt *s);
+/* Steps a query: 0 with a row, ERR_NOT_FOUND when done (then reset),
+ * ERR_IO. Call tq_done() when stopping early. */
+int tq_row(sqlite3_stmt *s);
+void tq_done(sqlite3_stmt *s);
+/* Column helpers: text copied into buf (truncated to cap-1; every stored
+ * text was length-checked on the way in); u64 (negative -> 0). */
+void tq_col_text(sqlite3_stmt *s, int i, char *buf, size_t cap);
+uint64_t tq_col_u64(sqlite3_stmt *s, int i);
+/* Rows changed by the last tq_run. */
+int tq_changes(void);
+
+#endif
