@@ -47,10 +47,6 @@ int cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
 /* The same for a server's error response. */
 int cli_fail_reply(struct cli *cli, const struct client_frame *reply, int rc, const char *what);
 
-/* Converts a decoded msgpack map to a JSON object (bin values become
- * lowercase hex strings). Returns a new reference or NULL. */
-json_t *cli_json_from_map(const struct wire_map *m);
-
 /* Command handlers (cmd.c). */
 int cmd_enroll(struct cli *cli);
 int cmd_whoami(struct cli *cli);

@@ -88,7 +88,9 @@ static json_t *from_obj(const msgpack_object *o, int depth)
     }
 }
 
-json_t *cli_json_from_map(const struct wire_map *m)
+/* Converts a decoded msgpack map to a JSON object (bin values become
+ * lowercase hex strings). Returns a new reference or NULL. */
+static json_t *json_from_map(const struct wire_map *m)
 {
     msgpack_object o;
 
@@ -205,7 +207,7 @@ static int call_print(struct cli *cli, const char *op, const char *const *kv)
         client_frame_free(&reply);
         return st;
     }
-    j = cli_json_from_map(&reply.msg.body);
+    j = json_from_map(&reply.msg.body);
     client_frame_free(&reply);
     if (!j)
         return cli_fail(cli, "internal", "%s: cannot convert the answer", op);
