@@ -1,0 +1,1268 @@
+/*
+ * client_thread.c: KeyPackage stock, the sync engine and thread operations
+ * (client_thread.h). Start at client_thread_sync(): fetch() pulls the inbox
+ * and hands each entry to one of on_welcome() / on_handshake() / on_app() /
+ * on_notice(); commit_pending() then commits the server's proposals.
+ *
+ * State records (client_state.h), all encrypted:
+ * | kind      | k                      | value                                  |
+ * |-----------|------------------------|----------------------------------------|
+ * | meta      | "cursor", "server_key" | u64 / 32 bytes                         |
+ * | group     | thread id              | mls_group_save()                       |
+ * | kp        | hex(KeyPackageRef)     | u8 last_resort, mls_kp_save()          |
+ * | msg       | thread "/" %020 number | MsgRecord (below); seq = number        |
+ * | notice    | %020 inbox seq         | the notice's msgpack map               |
+ * | pending   | thread id              | "" (external proposals to commit)      |
+ *
+ * MsgRecord: u8 version(1), opaque sender<V>, opaque device<V>,
+ * opaque text<V>, opaque error<V> (empty when decrypted).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "client_consent.h"
+#include "client_sync.h"
+#include "client_thread.h"
+#include "crypto.h"
+#include "err.h"
+#include "keys_id.h"
+#include "mls_group.h"
+#include "mls_kp.h"
+#include "mls_struct.h"
+#include "msg_grant.h"
+#include "tls.h"
+#include "wire.h"
+
+#define SYNC_LIMIT 200
+#define SYNC_MAX_ROUNDS 1000 /* 200k entries per operation at most */
+#define COMMIT_TRIES 4
+#define SEND_TRIES 4
+#define MAX_KPS 64
+#define KP_LIFETIME (180u * 86400u)
+
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+static void set_err(struct client_dev *d, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#include <stdarg.h>
+static void set_err(struct client_dev *d, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    snprintf(d->err_code, sizeof(d->err_code), "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(d->err_msg, sizeof(d->err_msg), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- device --------------------------------------------------------------- */
+
+int client_dev_open(struct client_conn *conn, const char *dir, const char *id,
+                    const char *device, const char *domain, const uint8_t seed[32],
+                    int timeout_ms, struct client_dev **out)
+{
+    struct client_dev *d;
+    int rc;
+
+    *out = NULL;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return ERR_NOMEM;
+    d->seed = sodium_malloc(32);
+    if (!d->seed) {
+        free(d);
+        return ERR_NOMEM;
+    }
+    memcpy(d->seed, seed, 32);
+    if (keys_id_public(seed, d->pub) != 0) {
+        rc = ERR_INTERNAL;
+        goto out;
+    }
+    if (strlen(id) >= sizeof(d->id) || strlen(device) >= sizeof(d->device) ||
+        strlen(domain) >= sizeof(d->domain)) {
+        rc = ERR_TOO_BIG;
+        goto out;
+    }
+    strcpy(d->id, id);
+    strcpy(d->device, device);
+    strcpy(d->domain, domain);
+    d->conn = conn;
+    d->timeout_ms = timeout_ms;
+    rc = client_state_open(dir, seed, &d->st);
+out:
+    if (rc != 0) {
+        client_dev_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void client_dev_free(struct client_dev *d)
+{
+    if (!d)
+        return;
+    client_state_close(d->st);
+    sodium_free(d->seed);
+    free(d);
+}
+
+int client_dev_call(struct client_dev *d, uint32_t id, struct wire_enc *e,
+                    struct client_frame *reply)
+{
+    int rc = client_sync_call(d->conn, id, e, d->timeout_ms, reply);
+
+    d->err_code[0] = '\0';
+    d->err_msg[0] = '\0';
+    if (rc != 0) {
+        if (reply->buf && !reply->msg.ok && reply->msg.kind == WIRE_RESPONSE) {
+            size_t n = reply->msg.err_msg_len < sizeof(d->err_msg) - 1 ? reply->msg.err_msg_len
+                                                                       : sizeof(d->err_msg) - 1;
+            snprintf(d->err_code, sizeof(d->err_code), "%s", reply->msg.name);
+            if (reply->msg.err_msg)
+                memcpy(d->err_msg, reply->msg.err_msg, n);
+            d->err_msg[n] = '\0';
+        } else {
+            set_err(d, rc == ERR_EXPIRED ? "timeout" : rc == ERR_IO ? "io" : err_str(rc),
+                    "%s", rc == ERR_EXPIRED ? "no answer from the server in time"
+                          : rc == ERR_IO    ? "the connection to the server was closed"
+                                            : err_str(rc));
+        }
+    }
+    return rc;
+}
+
+/* Starts a request: returns its id. */
+static uint32_t req(struct client_dev *d, struct wire_enc *e, const char *op, uint32_t n)
+{
+    uint32_t id = client_conn_next_id(d->conn);
+    wire_enc_init(e);
+    wire_enc_request(e, id, op, n);
+    return id;
+}
+
+/* Calls and frees the encoder. */
+static int call(struct client_dev *d, uint32_t id, struct wire_enc *e, struct client_frame *r)
+{
+    int rc = client_dev_call(d, id, e, r);
+    wire_enc_reset(e);
+    return rc;
+}
+
+int client_dev_server_key(struct client_dev *d)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    const uint8_t *key;
+    uint8_t *pinned = NULL;
+    size_t klen, plen = 0;
+    uint32_t id;
+    int rc;
+
+    if (d->have_server_key)
+        return 0;
+    id = req(d, &e, "server.info", 0);
+    if ((rc = call(d, id, &e, &r)) != 0)
+        goto out;
+    if (wire_get_bin(&r.msg.body, "key", &key, &klen) != 0 || klen != 32) {
+        set_err(d, "malformed", "server.info: no 32-byte key");
+        rc = ERR_MALFORMED;
+        goto out;
+    }
+    rc = client_state_get(d->st, "meta", "server_key", &pinned, &plen);
+    if (rc == ERR_NOT_FOUND) {
+        rc = client_state_put(d->st, "meta", "server_key", NULL, 0, 0, key, 32);
+    } else if (rc == 0) {
+        if (plen != 32 || sodium_memcmp(pinned, key, 32) != 0) {
+            set_err(d, "crypto", "the server's key changed since this device first saw it");
+            rc = ERR_CRYPTO;
+        }
+    }
+    if (rc == 0) {
+        memcpy(d->server_key, key, 32);
+        d->have_server_key = true;
+    }
+out:
+    free(pinned);
+    client_frame_free(&r);
+    return rc;
+}
+
+/* ---- KeyPackages ------------------------------------------------------------ */
+
+static int own_identity(const struct client_dev *d, uint8_t *buf, size_t cap, size_t *len)
+{
+    return mls_kp_identity(d->id, d->pub, buf, cap, len);
+}
+
+/* Creates a KeyPackage and stores its private parts; *msg is the
+ * MLSMessage to upload (free()), ref_hex the state key. */
+static int kp_make(struct client_dev *d, bool last_resort, uint8_t **msg, size_t *msg_len,
+                   char ref_hex[65])
+{
+    uint8_t ident[MLS_KP_MAX_IDENTITY], *saved = NULL, *val = NULL;
+    size_t ilen, slen = 0;
+    struct mls_kp *kp = NULL;
+    uint64_t now = now_s();
+    int rc;
+
+    *msg = NULL;
+    if ((rc = own_identity(d, ident, sizeof(ident), &ilen)) != 0 ||
+        (rc = mls_kp_create(ident, ilen, d->seed, now - 86400, now + KP_LIFETIME, &kp)) != 0 ||
+        (rc = mls_kp_save(kp, &saved, &slen)) != 0)
+        goto out;
+    val = malloc(slen + 1);
+    if (!val) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    val[0] = last_resort ? 1 : 0;
+    memcpy(val + 1, saved, slen);
+    sodium_bin2hex(ref_hex, 65, mls_kp_ref(kp), 32);
+    if ((rc = client_state_put(d->st, "kp", ref_hex, NULL, 0, now, val, slen + 1)) != 0)
+        goto out;
+    rc = mls_kp_message(kp, msg, msg_len);
+out:
+    if (saved) {
+        sodium_memzero(saved, slen);
+        free(saved);
+    }
+    if (val) {
+        sodium_memzero(val, slen + 1);
+        free(val);
+    }
+    mls_kp_free(kp);
+    return rc;
+}
+
+/* Makes n KeyPackages and uploads them in one kp.upload. */
+static int kp_upload(struct client_dev *d, unsigned n, bool last_resort)
+{
+    uint8_t *msgs[CLIENT_KP_TARGET + 1] = {0};
+    size_t lens[CLIENT_KP_TARGET + 1] = {0};
+    char refs[CLIENT_KP_TARGET + 1][65];
+    struct wire_enc e;
+    struct client_frame r;
+    unsigned made = 0;
+    uint32_t id;
+    int rc = 0;
+
+    if (n > CLIENT_KP_TARGET + 1)
+        n = CLIENT_KP_TARGET + 1;
+    for (; made < n; made++)
+        if ((rc = kp_make(d, last_resort, &msgs[made], &lens[made], refs[made])) != 0)
+            break;
+    if (rc == 0) {
+        id = req(d, &e, "kp.upload", last_resort ? 2 : 1);
+        wire_enc_key(&e, "key_packages");
+        wire_enc_array(&e, n);
+        for (unsigned i = 0; i < n; i++)
+            wire_enc_bin(&e, msgs[i], lens[i]);
+        if (last_resort)
+            wire_kv_bool(&e, "last_resort", true);
+        rc = call(d, id, &e, &r);
+        client_frame_free(&r);
+    }
+    for (unsigned i = 0; i < made; i++) {
+        free(msgs[i]);
+        /* the server has not got them: forget their private parts */
+        if (rc != 0)
+            (void)client_state_del(d->st, "kp", refs[i]);
+    }
+    if (rc != 0 && made < n)
+        (void)client_state_del(d->st, "kp", refs[made]);
+    return rc;
+}
+
+int client_thread_kp_stock(struct client_dev *d, unsigned *uploaded)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    uint64_t count = 0;
+    bool last = false;
+    uint32_t id;
+    int rc;
+
+    if (uploaded)
+        *uploaded = 0;
+    id = req(d, &e, "kp.count", 0);
+    if ((rc = call(d, id, &e, &r)) != 0) {
+        client_frame_free(&r);
+        return rc;
+    }
+    if (wire_get_uint(&r.msg.body, "count", &count) != 0)
+        count = 0;
+    if (wire_get_bool(&r.msg.body, "last_resort", &last) != 0)
+        last = false;
+    client_frame_free(&r);
+    if (count < CLIENT_KP_LOW) {
+        unsigned n = (unsigned)(CLIENT_KP_TARGET - count);
+        if ((rc = kp_upload(d, n, false)) != 0)
+            return rc;
+        if (uploaded)
+            *uploaded += n;
+    }
+    if (!last) {
+        if ((rc = kp_upload(d, 1, true)) != 0)
+            return rc;
+        if (uploaded)
+            *uploaded += 1;
+    }
+    return 0;
+}
+
+/* ---- groups in the state ------------------------------------------------------ */
+
+static int group_load(struct client_dev *d, const char *thread, struct mls_group **g)
+{
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = client_state_get(d->st, "group", thread, &b, &len);
+
+    *g = NULL;
+    if (rc != 0)
+        return rc;
+    rc = mls_group_load(b, len, 0, g);
+    sodium_memzero(b, len);
+    free(b);
+    return rc;
+}
+
+static int group_save(struct client_dev *d, const char *thread, const struct mls_group *g)
+{
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = mls_group_save(g, &b, &len);
+
+    if (rc != 0)
+        return rc;
+    rc = client_state_put(d->st, "group", thread, thread, 0, 0, b, len);
+    sodium_memzero(b, len);
+    free(b);
+    return rc;
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+static int msg_store(struct client_dev *d, const char *thread, uint64_t message, uint64_t t,
+                     const char *sender, const char *device, const uint8_t *text, size_t len,
+                     const char *error)
+{
+    struct tls_writer w;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    char k[CLIENT_THREAD_ID_LEN + 32];
+    int rc;
+
+    tls_writer_init(&w, CLIENT_STATE_MAX_VALUE);
+    tls_put_u8(&w, 1);
+    tls_put_opaque(&w, (const uint8_t *)sender, strlen(sender));
+    tls_put_opaque(&w, (const uint8_t *)device, strlen(device));
+    tls_put_opaque(&w, text, len);
+    tls_put_opaque(&w, (const uint8_t *)(error ? error : ""), error ? strlen(error) : 0);
+    if ((rc = tls_writer_take(&w, &buf, &blen)) != 0)
+        return rc;
+    snprintf(k, sizeof(k), "%s/%020llu", thread, (unsigned long long)message);
+    rc = client_state_put(d->st, "msg", k, thread, message, t, buf, blen);
+    sodium_memzero(buf, blen);
+    free(buf);
+    return rc;
+}
+
+/* Decodes a MsgRecord; strings are copied NUL-terminated into the caller's
+ * buffers; *text points into buf. */
+struct msg_rec {
+    char sender[CLIENT_ID_MAX + 1];
+    char device[19];
+    char error[1024];
+    const uint8_t *text;
+    size_t text_len;
+};
+
+static int copy_str(struct tls_reader *r, char *dst, size_t cap)
+{
+    const uint8_t *p;
+    size_t n;
+    if (tls_read_opaque(r, &p, &n) != 0)
+        return ERR_MALFORMED;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+static int msg_decode(const uint8_t *buf, size_t len, struct msg_rec *m)
+{
+    struct tls_reader r;
+    uint8_t v;
+
+    tls_reader_init(&r, buf, len);
+    if (tls_read_u8(&r, &v) != 0 || v != 1 || copy_str(&r, m->sender, sizeof(m->sender)) != 0 ||
+        copy_str(&r, m->device, sizeof(m->device)) != 0 ||
+        tls_read_opaque(&r, &m->text, &m->text_len) != 0 ||
+        copy_str(&r, m->error, sizeof(m->error)) != 0 || !tls_reader_done(&r))
+        return ERR_MALFORMED;
+    return 0;
+}
+
+struct hist_walk {
+    client_msg_fn *cb;
+    void *user;
+};
+
+static int hist_row(const struct client_state_row *row, void *user)
+{
+    struct hist_walk *w = user;
+    struct msg_rec m;
+    struct client_msg cm;
+
+    if (msg_decode(row->value, row->len, &m) != 0)
+        return ERR_MALFORMED;
+    cm.thread = row->thread;
+    cm.message = row->seq;
+    cm.time = row->time;
+    cm.sender = m.sender;
+    cm.device = m.device;
+    cm.text = m.text;
+    cm.text_len = m.text_len;
+    cm.error = m.error[0] ? m.error : NULL;
+    return w->cb(&cm, w->user);
+}
+
+int client_thread_history(struct client_dev *d, const char *thread, uint64_t since,
+                          client_msg_fn *cb, void *user)
+{
+    struct hist_walk w = {cb, user};
+    return client_state_each(d->st, "msg", thread, since, hist_row, &w);
+}
+
+int client_thread_message(struct client_dev *d, const char *thread, uint64_t message,
+                          uint8_t **text, size_t *len)
+{
+    char k[CLIENT_THREAD_ID_LEN + 32];
+    uint8_t *b = NULL;
+    size_t blen = 0;
+    struct msg_rec m;
+    int rc;
+
+    *text = NULL;
+    *len = 0;
+    snprintf(k, sizeof(k), "%s/%020llu", thread, (unsigned long long)message);
+    if ((rc = client_state_get(d->st, "msg", k, &b, &blen)) != 0)
+        return rc;
+    rc = msg_decode(b, blen, &m);
+    if (rc == 0 && m.error[0])
+        rc = ERR_CRYPTO;
+    if (rc == 0) {
+        *text = malloc(m.text_len + 1);
+        if (!*text) {
+            rc = ERR_NOMEM;
+        } else {
+            memcpy(*text, m.text, m.text_len);
+            (*text)[m.text_len] = '\0';
+            *len = m.text_len;
+        }
+    }
+    sodium_memzero(b, blen);
+    free(b);
+    return rc;
+}
+
+struct notice_walk {
+    client_notice_fn *cb;
+    void *user;
+    const char *thread;
+};
+
+static int notice_row(const struct client_state_row *row, void *user)
+{
+    struct notice_walk *w = user;
+    if (w->thread && strcmp(w->thread, row->thread) != 0)
+        return 0;
+    return w->cb(row->thread, row->time, row->value, row->len, w->user);
+}
+
+int client_thread_notices(struct client_dev *d, const char *thread, client_notice_fn *cb,
+                          void *user)
+{
+    struct notice_walk w = {cb, user, thread};
+    return client_state_each(d->st, "notice", NULL, 0, notice_row, &w);
+}
+
+/* ---- the sync engine -------------------------------------------------------- */
+
+struct entry {
+    uint64_t seq, message, time;
+    char thread[CLIENT_THREAD_ID_LEN + 1];
+    char kind[16];
+    char sender[CLIENT_ID_MAX + 1];
+    char device[19];
+    const uint8_t *data;
+    size_t len;
+};
+
+static int entry_parse(const struct wire_map *m, struct entry *e)
+{
+    memset(e, 0, sizeof(*e));
+    if (wire_get_uint(m, "seq", &e->seq) != 0 ||
+        wire_get_cstr(m, "kind", e->kind, sizeof(e->kind)) != 0)
+        return ERR_MALFORMED;
+    if (wire_get_cstr(m, "thread", e->thread, sizeof(e->thread)) != 0)
+        e->thread[0] = '\0';
+    if (wire_get_uint(m, "message", &e->message) != 0)
+        e->message = 0;
+    if (wire_get_uint(m, "time", &e->time) != 0)
+        e->time = 0;
+    if (wire_get_cstr(m, "sender", e->sender, sizeof(e->sender)) != 0)
+        e->sender[0] = '\0';
+    if (wire_get_cstr(m, "device", e->device, sizeof(e->device)) != 0)
+        e->device[0] = '\0';
+    if (wire_get_bin(m, "data", &e->data, &e->len) != 0)
+        return ERR_MALFORMED;
+    return 0;
+}
+
+/* Splits "name@domain/d_xxx" into its two parts. */
+static void split_identity(const uint8_t *ident, size_t len, char *id, size_t idcap, char *dev,
+                           size_t devcap)
+{
+    size_t slash = len;
+    for (size_t i = 0; i < len; i++)
+        if (ident[i] == '/')
+            slash = i;
+    snprintf(id, idcap, "%.*s", (int)slash, (const char *)ident);
+    if (slash < len)
+        snprintf(dev, devcap, "%.*s", (int)(len - slash - 1), (const char *)ident + slash + 1);
+    else
+        dev[0] = '\0';
+}
+
+/* The member identity of leaf `leaf`: "" when not found. */
+static void leaf_identity(const struct mls_group *g, uint32_t leaf, char *id, size_t idcap,
+                          char *dev, size_t devcap)
+{
+    struct mls_roster_entry *ro = NULL;
+    size_t n = 0;
+
+    id[0] = dev[0] = '\0';
+    if (mls_group_roster(g, NULL, 0, &n) != 0 && n == 0)
+        return;
+    ro = calloc(n ? n : 1, sizeof(*ro));
+    if (!ro)
+        return;
+    if (mls_group_roster(g, ro, n, &n) == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (ro[i].leaf_index == leaf)
+                split_identity(ro[i].identity, ro[i].identity_len, id, idcap, dev, devcap);
+    }
+    free(ro);
+}
+
+static int mark_pending(struct client_dev *d, const char *thread, bool on)
+{
+    if (on)
+        return client_state_put(d->st, "pending", thread, thread, 0, 0, (const uint8_t *)"", 0);
+    return client_state_del(d->st, "pending", thread);
+}
+
+/* client_state_each callback for on_welcome: loads one stored KeyPackage. */
+struct kp_collect {
+    struct mls_kp **kps;
+    char (*refs)[65];
+    bool *last;
+    size_t *n;
+};
+
+static int collect(const struct client_state_row *row, void *user)
+{
+    struct kp_collect *c = user;
+    struct mls_kp *kp = NULL;
+
+    if (*c->n >= MAX_KPS || row->len < 2)
+        return 0;
+    if (mls_kp_load(row->value + 1, row->len - 1, &kp) != 0)
+        return 0; /* unreadable: skip it */
+    c->kps[*c->n] = kp;
+    snprintf(c->refs[*c->n], 65, "%s", row->k);
+    c->last[*c->n] = row->value[0] != 0;
+    (*c->n)++;
+    return 0;
+}
+
+static int on_welcome(struct client_dev *d, const struct entry *e)
+{
+    struct mls_kp *kps[MAX_KPS];
+    char refs[MAX_KPS][65];
+    bool last[MAX_KPS];
+    size_t n = 0;
+    struct mls_group *g = NULL;
+    int rc;
+
+    /* collect our unused KeyPackages */
+    struct kp_collect c = {kps, refs, last, &n};
+    rc = client_state_each(d->st, "kp", NULL, 0, collect, &c);
+    if (rc != 0)
+        goto out;
+    rc = mls_group_join(e->data, e->len, kps, n, NULL, 0, NULL, 0, NULL, now_s(), 0, &g);
+    if (rc != 0) {
+        set_err(d, "crypto", "welcome for %s: %s", e->thread, err_str(rc));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (mls_kp_used(kps[i]) && !last[i])
+            (void)client_state_del(d->st, "kp", refs[i]);
+    if ((rc = group_save(d, e->thread, g)) != 0)
+        goto out;
+    /* proposals that arrived with the join are committed by the next pass */
+    if (mls_group_pending_proposals(g, NULL) > 0)
+        rc = mark_pending(d, e->thread, true);
+out:
+    for (size_t i = 0; i < n; i++)
+        mls_kp_free(kps[i]);
+    mls_group_free(g);
+    return rc;
+}
+
+static int on_handshake(struct client_dev *d, const struct entry *e, struct client_sync_stats *s)
+{
+    struct mls_group *g = NULL;
+    struct mls_group_event ev;
+    int rc;
+
+    memset(&ev, 0, sizeof(ev));
+    if ((rc = group_load(d, e->thread, &g)) != 0)
+        return rc == ERR_NOT_FOUND ? 0 : rc; /* not (or no longer) a member */
+    rc = mls_group_process(g, e->data, e->len, now_s(), &ev);
+    if (rc != 0) {
+        s->failed++;
+        goto out;
+    }
+    if (ev.type == MLS_GROUP_EV_COMMIT && ev.removed) {
+        /* we were removed: forget the keys, keep the history */
+        rc = client_state_del(d->st, "group", e->thread);
+        if (rc == 0)
+            rc = mark_pending(d, e->thread, false);
+        goto out;
+    }
+    if ((rc = group_save(d, e->thread, g)) != 0)
+        goto out;
+    if (ev.type == MLS_GROUP_EV_COMMIT)
+        rc = mark_pending(d, e->thread, mls_group_pending_proposals(g, NULL) > 0);
+    else if (ev.external_pending || mls_group_pending_proposals(g, NULL) > 0)
+        rc = mark_pending(d, e->thread, true);
+out:
+    mls_group_event_reset(&ev);
+    mls_group_free(g);
+    return rc;
+}
+
+static int on_app(struct client_dev *d, const struct entry *e, struct client_sync_stats *s)
+{
+    struct mls_group *g = NULL;
+    struct mls_group_event ev;
+    char id[CLIENT_ID_MAX + 1], dev[19], why[1024];
+    int rc;
+
+    memset(&ev, 0, sizeof(ev));
+    rc = group_load(d, e->thread, &g);
+    if (rc == ERR_NOT_FOUND) {
+        s->failed++;
+        return msg_store(d, e->thread, e->message, e->time, e->sender, e->device, NULL, 0,
+                         "no group state for this thread on this device");
+    }
+    if (rc != 0)
+        return rc;
+    rc = mls_group_process(g, e->data, e->len, now_s(), &ev);
+    if (rc != 0 || ev.type != MLS_GROUP_EV_APPLICATION) {
+        s->failed++;
+        snprintf(why, sizeof(why), "cannot decrypt: %s", rc ? err_str(rc) : "not an application message");
+        rc = msg_store(d, e->thread, e->message, e->time, e->sender, e->device, NULL, 0, why);
+        goto out;
+    }
+    /* the sender is the one MLS authenticated, not what the server claims */
+    leaf_identity(g, ev.sender, id, sizeof(id), dev, sizeof(dev));
+    if (strcmp(id, e->sender) != 0 || strcmp(dev, e->device) != 0) {
+        s->failed++;
+        snprintf(why, sizeof(why), "sender mismatch: the server said %s/%s, MLS says %s/%s",
+                 e->sender, e->device, id, dev);
+        rc = msg_store(d, e->thread, e->message, e->time, id, dev, NULL, 0, why);
+        goto out;
+    }
+    /* the secret tree moved: save the group before the plaintext */
+    if ((rc = group_save(d, e->thread, g)) != 0)
+        goto out;
+    s->apps++;
+    rc = msg_store(d, e->thread, e->message, e->time, id, dev, ev.data, ev.len, NULL);
+out:
+    mls_group_event_reset(&ev);
+    mls_group_free(g);
+    return rc;
+}
+
+static int on_notice(struct client_dev *d, const struct entry *e)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "%020llu", (unsigned long long)e->seq);
+    if (e->len > 65536 || wire_check(e->data, e->len) != 0)
+        return 0; /* not a readable notice: skip it */
+    return client_state_put(d->st, "notice", k, e->thread, 0, e->time, e->data, e->len);
+}
+
+static int entry_handle(struct client_dev *d, const struct entry *e, struct client_sync_stats *s)
+{
+    int rc;
+
+    if (e->thread[0] && (strlen(e->thread) != CLIENT_THREAD_ID_LEN ||
+                         strncmp(e->thread, "t_", 2) != 0))
+        return 0; /* not a thread id we can key state by: skip */
+    if ((rc = client_state_begin(d->st)) != 0)
+        return rc;
+    if (strcmp(e->kind, "welcome") == 0) {
+        s->welcomes++;
+        rc = on_welcome(d, e);
+        if (rc != 0 && rc != ERR_NOMEM && rc != ERR_IO) {
+            s->failed++;
+            rc = 0; /* a Welcome we cannot open is skipped */
+        }
+    } else if (strcmp(e->kind, "handshake") == 0) {
+        s->handshakes++;
+        rc = on_handshake(d, e, s);
+        if (rc != 0 && rc != ERR_NOMEM && rc != ERR_IO)
+            rc = 0; /* refused by MLS: counted in failed, group unchanged */
+    } else if (strcmp(e->kind, "app") == 0) {
+        rc = on_app(d, e, s);
+    } else if (strcmp(e->kind, "notice") == 0) {
+        s->notices++;
+        rc = on_notice(d, e);
+    }
+    if (rc == 0)
+        rc = client_state_put_u64(d->st, "meta", "cursor", e->seq);
+    if (rc == 0)
+        rc = client_state_commit(d->st);
+    if (rc != 0)
+        client_state_rollback(d->st);
+    return rc;
+}
+
+/* Pulls the whole inbox after the stored cursor. *got: entries processed. */
+static int fetch(struct client_dev *d, struct client_sync_stats *s, unsigned *got)
+{
+    uint64_t cursor;
+    int rc;
+
+    *got = 0;
+    if ((rc = client_state_get_u64(d->st, "meta", "cursor", 0, &cursor)) != 0)
+        return rc;
+    for (int round = 0; round < SYNC_MAX_ROUNDS; round++) {
+        struct wire_enc e;
+        struct client_frame r;
+        struct wire_array arr;
+        bool more = false;
+        uint32_t id = req(d, &e, "sync", 2);
+
+        wire_kv_uint(&e, "after", cursor);
+        wire_kv_uint(&e, "limit", SYNC_LIMIT);
+        if ((rc = call(d, id, &e, &r)) != 0) {
+            client_frame_free(&r);
+            return rc;
+        }
+        if (wire_get_array(&r.msg.body, "entries", &arr) != 0)
+            arr.n = 0;
+        if (wire_get_bool(&r.msg.body, "more", &more) != 0)
+            more = false;
+        for (uint32_t i = 0; i < arr.n && rc == 0; i++) {
+            struct wire_map m;
+            struct entry en;
+            if (wire_array_map(&arr, i, &m) != 0 || entry_parse(&m, &en) != 0) {
+                set_err(d, "malformed", "sync: a malformed inbox entry");
+                rc = ERR_MALFORMED;
+                break;
+            }
+            if (en.seq <= cursor)
+                continue; /* already seen */
+            s->entries++;
+            if ((rc = entry_handle(d, &en, s)) == 0) {
+                cursor = en.seq;
+                (*got)++;
+            }
+        }
+        client_frame_free(&r);
+        if (rc != 0)
+            return rc;
+        if (!more || arr.n == 0)
+            break;
+    }
+    return 0;
+}
+
+static int ack(struct client_dev *d)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    uint64_t cursor;
+    uint32_t id;
+    int rc;
+
+    if ((rc = client_state_get_u64(d->st, "meta", "cursor", 0, &cursor)) != 0 || cursor == 0)
+        return rc;
+    id = req(d, &e, "ack", 1);
+    wire_kv_uint(&e, "seq", cursor);
+    rc = call(d, id, &e, &r);
+    client_frame_free(&r);
+    return rc;
+}
+
+/* Commits what is pending in one thread. ERR_CONFLICT: another commit won
+ * (the caller syncs and retries). */
+static int commit_one(struct client_dev *d, const char *thread, struct client_sync_stats *s)
+{
+    struct mls_group *g = NULL;
+    struct mls_group_commit_out co;
+    struct wire_enc e;
+    struct client_frame r;
+    uint32_t id;
+    int rc;
+
+    memset(&co, 0, sizeof(co));
+    memset(&r, 0, sizeof(r));
+    rc = group_load(d, thread, &g);
+    if (rc == ERR_NOT_FOUND)
+        return mark_pending(d, thread, false);
+    if (rc != 0)
+        return rc;
+    rc = mls_group_commit_pending(g, now_s(), &co);
+    if (rc == ERR_NOT_FOUND) {
+        rc = mark_pending(d, thread, false);
+        goto out;
+    }
+    if (rc != 0) {
+        set_err(d, "invalid", "cannot commit the pending proposals of %s: %s", thread,
+                err_str(rc));
+        goto out;
+    }
+    id = req(d, &e, "thread.commit", co.welcome ? 3 : 2);
+    wire_kv_str(&e, "thread", thread);
+    wire_kv_bin(&e, "commit", co.commit, co.commit_len);
+    if (co.welcome)
+        wire_kv_bin(&e, "welcome", co.welcome, co.welcome_len);
+    rc = call(d, id, &e, &r);
+    if (rc != 0) {
+        mls_group_commit_discard(g);
+        goto out;
+    }
+    if ((rc = mls_group_commit_confirm(g)) != 0)
+        goto out;
+    if ((rc = client_state_begin(d->st)) != 0)
+        goto out;
+    rc = group_save(d, thread, g);
+    if (rc == 0)
+        rc = mark_pending(d, thread, false);
+    if (rc == 0)
+        rc = client_state_commit(d->st);
+    else
+        client_state_rollback(d->st);
+    if (rc == 0)
+        s->commits++;
+out:
+    client_frame_free(&r);
+    mls_group_commit_out_reset(&co);
+    mls_group_free(g);
+    return rc;
+}
+
+struct id_list {
+    char (*v)[CLIENT_THREAD_ID_LEN + 1];
+    size_t n, cap;
+};
+
+static int list_row(const struct client_state_row *row, void *user)
+{
+    struct id_list *l = user;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 8;
+        void *p = realloc(l->v, nc * sizeof(*l->v));
+        if (!p)
+            return ERR_NOMEM;
+        l->v = p;
+        l->cap = nc;
+    }
+    snprintf(l->v[l->n++], CLIENT_THREAD_ID_LEN + 1, "%s", row->k);
+    return 0;
+}
+
+int client_thread_sync(struct client_dev *d, struct client_sync_stats *stats)
+{
+    struct client_sync_stats local;
+    unsigned got = 0, total = 0;
+    int rc = 0;
+
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof(*stats));
+    for (int attempt = 0; attempt < COMMIT_TRIES; attempt++) {
+        struct id_list l = {0};
+        bool conflict = false;
+
+        if ((rc = fetch(d, stats, &got)) != 0)
+            return rc;
+        total += got;
+        if ((rc = client_state_each(d->st, "pending", NULL, 0, list_row, &l)) != 0) {
+            free(l.v);
+            return rc;
+        }
+        for (size_t i = 0; i < l.n; i++) {
+            int c = commit_one(d, l.v[i], stats);
+            if (c == ERR_CONFLICT)
+                conflict = true;
+            else if (c != 0 && rc == 0)
+                rc = c; /* reported; the other threads still get their commit */
+        }
+        free(l.v);
+        if (!conflict)
+            break;
+        rc = 0;
+    }
+    if (total > 0) {
+        int a = ack(d);
+        if (rc == 0)
+            rc = a;
+    }
+    return rc;
+}
+
+/* ---- thread operations ---------------------------------------------------------- */
+
+static int external_senders(const struct client_dev *d, struct mls_extension_list *ext)
+{
+    struct mls_external_senders es = {0};
+    struct mls_external_sender s;
+    struct tls_writer w;
+    char cred[CLIENT_DOMAIN_MAX + 8];
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    snprintf(cred, sizeof(cred), "server@%s", d->domain);
+    s.credential.credential_type = MLS_CREDENTIAL_BASIC;
+    if ((rc = mls_bytes_set(&s.signature_key, d->server_key, 32)) != 0 ||
+        (rc = mls_bytes_set(&s.credential.identity, (const uint8_t *)cred, strlen(cred))) != 0) {
+        mls_external_sender_free(&s);
+        return rc;
+    }
+    es.v = &s;
+    es.n = 1;
+    tls_writer_init(&w, 0);
+    mls_external_senders_encode(&w, &es);
+    mls_external_sender_free(&s);
+    ext->v = calloc(1, sizeof(*ext->v));
+    if (!ext->v) {
+        tls_writer_reset(&w);
+        return ERR_NOMEM;
+    }
+    ext->n = 1;
+    ext->v[0].extension_type = MLS_EXT_EXTERNAL_SENDERS;
+    return tls_writer_take(&w, &ext->v[0].extension_data.data, &ext->v[0].extension_data.len);
+}
+
+int client_thread_create(struct client_dev *d, const char *citizen, const char *kind,
+                         const char *title, char thread[CLIENT_THREAD_ID_LEN + 1])
+{
+    uint8_t gid[16], ident[MLS_KP_MAX_IDENTITY], *gi = NULL;
+    size_t ilen, gilen = 0;
+    struct mls_extension_list ext = {0};
+    struct mls_kp *kp = NULL;
+    struct mls_group *g = NULL;
+    struct wire_enc e;
+    struct client_frame r;
+    uint64_t now = now_s();
+    uint32_t id;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    if ((rc = client_thread_sync(d, NULL)) != 0 || (rc = client_dev_server_key(d)) != 0)
+        return rc;
+    randombytes_buf(gid, sizeof(gid));
+    memcpy(thread, "t_", 2);
+    sodium_bin2hex(thread + 2, 33, gid, sizeof(gid));
+    if ((rc = own_identity(d, ident, sizeof(ident), &ilen)) != 0 ||
+        (rc = mls_kp_create(ident, ilen, d->seed, now - 86400, now + KP_LIFETIME, &kp)) != 0 ||
+        (rc = external_senders(d, &ext)) != 0 ||
+        (rc = mls_group_create(gid, sizeof(gid), kp, &ext, 0, &g)) != 0 ||
+        (rc = mls_group_group_info(g, true, &gi, &gilen)) != 0) {
+        set_err(d, "internal", "cannot create the MLS group: %s", err_str(rc));
+        goto out;
+    }
+    id = req(d, &e, "thread.create", 4);
+    wire_kv_str(&e, "citizen", citizen);
+    wire_kv_str(&e, "kind", kind);
+    wire_kv_str(&e, "title", title);
+    wire_kv_bin(&e, "group_info", gi, gilen);
+    if ((rc = call(d, id, &e, &r)) != 0)
+        goto out;
+    {
+        char got[CLIENT_THREAD_ID_LEN + 1];
+        if (wire_get_cstr(&r.msg.body, "thread", got, sizeof(got)) != 0 ||
+            strcmp(got, thread) != 0) {
+            set_err(d, "malformed", "thread.create: the server named another thread");
+            rc = ERR_MALFORMED;
+            goto out;
+        }
+    }
+    if ((rc = group_save(d, thread, g)) != 0)
+        goto out;
+    /* the server now proposes the other entitled devices: commit them */
+    rc = client_thread_sync(d, NULL);
+out:
+    client_frame_free(&r);
+    free(gi);
+    mls_extension_list_free(&ext);
+    mls_group_free(g);
+    mls_kp_free(kp);
+    return rc;
+}
+
+/* Waits for `delivered` events of (thread, message); updates *delivered. */
+static void wait_delivered(struct client_dev *d, const char *thread, uint64_t message,
+                           uint64_t devices, int wait_ms, uint64_t *delivered)
+{
+    int64_t until = client_sync_now_ms() + wait_ms;
+
+    while (*delivered < devices) {
+        struct client_frame ev;
+        int64_t left = until - client_sync_now_ms();
+        char t[CLIENT_THREAD_ID_LEN + 1];
+        uint64_t m, n;
+
+        if (left <= 0)
+            break;
+        if (client_sync_event(d->conn, (int)left, &ev) != 0)
+            break;
+        if (strcmp(ev.msg.name, "delivered") == 0 &&
+            wire_get_cstr(&ev.msg.body, "thread", t, sizeof(t)) == 0 && strcmp(t, thread) == 0 &&
+            wire_get_uint(&ev.msg.body, "message", &m) == 0 && m == message &&
+            wire_get_uint(&ev.msg.body, "delivered_to", &n) == 0 && n > *delivered)
+            *delivered = n;
+        client_frame_free(&ev);
+    }
+}
+
+int client_thread_send(struct client_dev *d, const char *thread, const uint8_t *text,
+                       size_t len, int wait_ms, uint64_t *message, uint64_t *devices,
+                       uint64_t *delivered_to)
+{
+    struct client_frame r;
+    int rc = 0;
+
+    *message = *devices = *delivered_to = 0;
+    memset(&r, 0, sizeof(r));
+    for (int attempt = 0; attempt < SEND_TRIES; attempt++) {
+        struct mls_group *g = NULL;
+        uint8_t *ct = NULL;
+        size_t ctlen = 0;
+        struct wire_enc e;
+        uint32_t id;
+
+        if ((rc = client_thread_sync(d, NULL)) != 0)
+            return rc;
+        rc = group_load(d, thread, &g);
+        if (rc == ERR_NOT_FOUND) {
+            set_err(d, "not_found", "this device is not a member of %s", thread);
+            return rc;
+        }
+        if (rc != 0)
+            return rc;
+        rc = mls_group_encrypt(g, text, len, NULL, 0, &ct, &ctlen);
+        /* the sending generation moved: save before anything leaves */
+        if (rc == 0)
+            rc = group_save(d, thread, g);
+        mls_group_free(g);
+        if (rc != 0) {
+            free(ct);
+            set_err(d, "internal", "cannot encrypt: %s", err_str(rc));
+            return rc;
+        }
+        id = req(d, &e, "thread.send", 2);
+        wire_kv_str(&e, "thread", thread);
+        wire_kv_bin(&e, "msg", ct, ctlen);
+        rc = call(d, id, &e, &r);
+        free(ct);
+        if (rc == ERR_CONFLICT) {
+            client_frame_free(&r);
+            continue; /* a commit won the race: sync and re-encrypt */
+        }
+        break;
+    }
+    if (rc != 0) {
+        client_frame_free(&r);
+        return rc;
+    }
+    if (wire_get_uint(&r.msg.body, "message", message) != 0 ||
+        wire_get_uint(&r.msg.body, "devices", devices) != 0) {
+        client_frame_free(&r);
+        set_err(d, "malformed", "thread.send: no message/devices in the answer");
+        return ERR_MALFORMED;
+    }
+    client_frame_free(&r);
+    rc = msg_store(d, thread, *message, now_s(), d->id, d->device, text, len, NULL);
+    if (rc != 0)
+        return rc;
+    if (*devices > 0 && wait_ms > 0)
+        wait_delivered(d, thread, *message, *devices, wait_ms, delivered_to);
+    /* the final count from the server */
+    {
+        struct wire_enc e;
+        uint32_t id = req(d, &e, "thread.status", 2);
+        uint64_t n;
+        wire_kv_str(&e, "thread", thread);
+        wire_kv_uint(&e, "message", *message);
+        if (call(d, id, &e, &r) == 0 && wire_get_uint(&r.msg.body, "delivered_to", &n) == 0 &&
+            n > *delivered_to)
+            *delivered_to = n;
+        client_frame_free(&r);
+        d->err_code[0] = '\0';
+    }
+    return 0;
+}
+
+/* ---- roster and consent checks ------------------------------------------------- */
+
+int client_thread_roster(struct client_dev *d, const char *thread,
+                         struct client_roster_dev **out, size_t *n)
+{
+    struct mls_group *g = NULL;
+    struct mls_roster_entry *ro = NULL;
+    struct client_roster_dev *rd = NULL;
+    size_t cnt = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = group_load(d, thread, &g)) != 0)
+        return rc;
+    (void)mls_group_roster(g, NULL, 0, &cnt);
+    ro = calloc(cnt ? cnt : 1, sizeof(*ro));
+    rd = calloc(cnt ? cnt : 1, sizeof(*rd));
+    if (!ro || !rd) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = mls_group_roster(g, ro, cnt, &cnt)) != 0)
+        goto out;
+    for (size_t i = 0; i < cnt; i++) {
+        split_identity(ro[i].identity, ro[i].identity_len, rd[i].identity,
+                       sizeof(rd[i].identity), rd[i].device, sizeof(rd[i].device));
+        rd[i].bound = ro[i].signature_key_len == 32 &&
+                      mls_kp_identity_check(ro[i].identity, ro[i].identity_len,
+                                            ro[i].signature_key, ro[i].signature_key_len) == 0;
+        if (ro[i].signature_key_len == 32)
+            keys_id_fingerprint(ro[i].signature_key, rd[i].fingerprint);
+    }
+    *out = rd;
+    *n = cnt;
+    rd = NULL;
+out:
+    free(ro);
+    free(rd);
+    mls_group_free(g);
+    return rc;
+}
+
+int client_thread_check_basis(struct client_dev *d, const char *citizen, const char *thread,
+                              const char *kind, const char *member, const char *basis,
+                              uint64_t server_time, char *why, size_t cap)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    struct wire_array arr;
+    uint32_t id;
+    int rc;
+
+    if (strcmp(basis, "citizen") == 0) {
+        if (strcmp(member, citizen) == 0) {
+            snprintf(why, cap, "the citizen");
+            return 0;
+        }
+        snprintf(why, cap, "basis 'citizen' for someone who is not the citizen");
+        return ERR_DENIED;
+    }
+    if (strcmp(basis, "proxy") == 0 || strcmp(basis, "breakglass") == 0) {
+        snprintf(why, cap, "%s registration (attested by the server)", basis);
+        return 0;
+    }
+    if (!msg_grant_id_valid(basis)) {
+        snprintf(why, cap, "unknown basis '%s'", basis);
+        return ERR_DENIED;
+    }
+    id = req(d, &e, "consent.list", 1);
+    wire_kv_str(&e, "citizen", citizen);
+    if ((rc = call(d, id, &e, &r)) != 0) {
+        client_frame_free(&r);
+        snprintf(why, cap, "cannot list the consents: %s", d->err_code);
+        return rc;
+    }
+    rc = ERR_DENIED;
+    snprintf(why, cap, "grant %s not found in the citizen's ledger", basis);
+    if (wire_get_array(&r.msg.body, "grants", &arr) != 0)
+        arr.n = 0;
+    for (uint32_t i = 0; i < arr.n; i++) {
+        struct wire_map m;
+        const uint8_t *tbs, *sig, *key;
+        size_t tl, sl, kl;
+        uint64_t revoked = 0;
+        char gid[MSG_GRANT_GID_LEN + 1];
+        struct msg_grant *g;
+
+        if (wire_array_map(&arr, i, &m) != 0 ||
+            wire_get_cstr(&m, "grant", gid, sizeof(gid)) != 0 || strcmp(gid, basis) != 0)
+            continue;
+        if (wire_get_bin(&m, "tbs", &tbs, &tl) != 0 || wire_get_bin(&m, "sig", &sig, &sl) != 0 ||
+            wire_get_bin(&m, "granter_key", &key, &kl) != 0) {
+            snprintf(why, cap, "grant %s: the server sent no signed form", basis);
+            break;
+        }
+        (void)wire_get_uint(&m, "revoked", &revoked);
+        g = malloc(sizeof(*g));
+        if (!g) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        if (client_consent_verify(tbs, tl, sig, sl, key, kl, basis, g) != 0) {
+            snprintf(why, cap, "grant %s: the signature does not verify", basis);
+        } else if (revoked) {
+            snprintf(why, cap, "grant %s is revoked", basis);
+        } else if (!client_consent_covers(g, citizen, thread, kind, server_time)) {
+            snprintf(why, cap, "grant %s does not cover this thread (scope %s%s)", basis,
+                     g->scope, g->expires_at && server_time >= g->expires_at ? ", expired" : "");
+        } else {
+            enum msg_grantee_kind gk;
+            if (msg_grant_grantee_parse(g->grantee, &gk, NULL, 0, NULL, 0) != 0) {
+                snprintf(why, cap, "grant %s: bad grantee", basis);
+            } else if (gk == MSG_GRANTEE_PERSON) {
+                if (strcmp(g->grantee, member) == 0) {
+                    snprintf(why, cap, "signed %s grant by %s (%s) for %s", msg_grant_form_name(g->form),
+                             g->granter, g->basis, g->scope);
+                    rc = 0;
+                } else {
+                    snprintf(why, cap, "grant %s names %s, not %s", basis, g->grantee, member);
+                }
+            } else {
+                /* membership of a department/association is the server's
+                 * ledger; the signed grant itself is verified */
+                snprintf(why, cap, "signed %s grant by %s to %s (%s)",
+                         msg_grant_form_name(g->form), g->granter, g->grantee, g->scope);
+                rc = 0;
+            }
+        }
+        free(g);
+        break;
+    }
+    client_frame_free(&r);
+    return rc;
+}
