@@ -65,22 +65,30 @@ static int encode_gc(const struct mls_group_context *gc, uint8_t **buf, size_t *
 }
 
 /* out = Hash(prefix || <whatever w holds>); resets w. */
-static int hash_after(const uint8_t prefix[HLEN], struct tls_writer *w, uint8_t out[HLEN])
+static int hash_after_n(const uint8_t *prefix, size_t prefix_len, struct tls_writer *w,
+                        uint8_t out[HLEN])
 {
     int rc = tls_writer_error(w);
     if (rc == 0)
-        crypto_sha256_2(prefix, HLEN, w->buf, w->len, out);
+        crypto_sha256_2(prefix, prefix_len, w->buf, w->len, out);
     tls_writer_reset(w);
     return rc;
 }
 
-static int interim_hash(const uint8_t confirmed[HLEN], const struct mls_bytes *tag,
-                        uint8_t out[HLEN])
+static int hash_after(const uint8_t prefix[HLEN], struct tls_writer *w, uint8_t out[HLEN])
+{
+    return hash_after_n(prefix, HLEN, w, out);
+}
+
+/* confirmed_len is HLEN, or 0 at epoch 0 of a new group, whose confirmed
+ * transcript hash is the empty string (RFC 9420 §8.2, §11). */
+static int interim_hash(const uint8_t *confirmed, size_t confirmed_len,
+                        const struct mls_bytes *tag, uint8_t out[HLEN])
 {
     struct tls_writer w;
     tls_writer_init(&w, 0);
     mls_interim_transcript_hash_input_encode(&w, tag);
-    return hash_after(confirmed, &w, out);
+    return hash_after_n(confirmed, confirmed_len, &w, out);
 }
 
 static bool u16_in(const struct mls_u16_list *l, uint16_t v)
@@ -208,7 +216,11 @@ int mls_follower_new(const uint8_t *group_info, size_t group_info_len, const uin
         rc = ERR_UNSUPPORTED;
         goto out;
     }
-    if (gc->tree_hash.len != HLEN || gc->confirmed_transcript_hash.len != HLEN ||
+    /* a new group's GroupInfo (epoch 0) has an empty confirmed transcript
+     * hash (RFC 9420 §11) */
+    bool empty_confirmed = gc->epoch == 0 && gc->confirmed_transcript_hash.len == 0;
+    if (gc->tree_hash.len != HLEN ||
+        (gc->confirmed_transcript_hash.len != HLEN && !empty_confirmed) ||
         gi->confirmation_tag.len != CRYPTO_MAC_LEN ||
         mls_extension_list_check_unique(&gi->extensions) != 0)
         goto out;
@@ -256,7 +268,8 @@ int mls_follower_new(const uint8_t *group_info, size_t group_info_len, const uin
     if (rc == ERR_NOT_FOUND)
         rc = 0;
     if (rc == 0)
-        rc = interim_hash(gc->confirmed_transcript_hash.data, &gi->confirmation_tag, f->interim);
+        rc = interim_hash(gc->confirmed_transcript_hash.data, gc->confirmed_transcript_hash.len,
+                          &gi->confirmation_tag, f->interim);
     if (rc == 0)
         rc = mls_group_context_copy(&f->gc, gc);
     if (rc != 0)
@@ -736,7 +749,7 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
     mls_confirmed_transcript_hash_input_encode(&w, MLS_WF_PUBLIC_MESSAGE, fc, &pm->auth.signature);
     rc = hash_after(f->interim, &w, confirmed);
     if (rc == 0)
-        rc = interim_hash(confirmed, &pm->auth.confirmation_tag, interim);
+        rc = interim_hash(confirmed, HLEN, &pm->auth.confirmation_tag, interim);
     if (rc != 0)
         goto out;
 
@@ -744,6 +757,13 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
      * the resulting tree before anything changes. */
     if (f->commit_check) {
         rc = f->commit_check(f->commit_check_ctx, pl.tree, pl.committer);
+        if (rc != 0)
+            goto out;
+    }
+    /* The first commit of a new group gives the (empty) confirmed hash its
+     * length; allocated before anything switches. */
+    if (f->gc.confirmed_transcript_hash.len != HLEN) {
+        rc = mls_bytes_set(&f->gc.confirmed_transcript_hash, confirmed, HLEN);
         if (rc != 0)
             goto out;
     }
@@ -938,7 +958,11 @@ void mls_follower_tree_hash(const struct mls_follower *f, uint8_t out[MLS_TREE_H
 void mls_follower_confirmed_transcript_hash(const struct mls_follower *f,
                                             uint8_t out[MLS_TREE_HASH_LEN])
 {
-    memcpy(out, f->gc.confirmed_transcript_hash.data, HLEN);
+    /* epoch 0 of a new group: the hash is the empty string; report zeros */
+    if (f->gc.confirmed_transcript_hash.len != HLEN)
+        memset(out, 0, HLEN);
+    else
+        memcpy(out, f->gc.confirmed_transcript_hash.data, HLEN);
 }
 
 void mls_follower_interim_transcript_hash(const struct mls_follower *f,

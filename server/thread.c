@@ -510,16 +510,27 @@ static int route_welcome(const char *thread, const char *sender, const char *sen
     }
     for (size_t i = 0; i < m.welcome.n_secrets && !rc; i++) {
         const struct mls_bytes *ref = &m.welcome.secrets[i].new_member;
-        char dev[DEV_MAX] = "";
+        char dev[DEV_MAX] = "", claimed_for[THREAD_ID_MAX + 8] = "";
+        bool last_resort = false;
         sqlite3_stmt *s = tq(Q_KP_DEVICE);
         rc = tq_blob(s, 1, ref->data, ref->len);
         if (!rc && (rc = tq_row(s)) == 0) {
             tq_col_text(s, 0, dev, sizeof(dev));
+            tq_col_text(s, 1, claimed_for, sizeof(claimed_for));
+            last_resort = tq_col_u64(s, 2) != 0;
             tq_done(s);
         }
         if (rc == ERR_NOT_FOUND) {
             rc = 0;
             continue;
+        }
+        if (rc)
+            break;
+        /* a KeyPackage is used once: one the server handed out for another
+         * thread (or retired) must not be used again */
+        if (!last_resort && claimed_for[0] && strcmp(claimed_for, thread) != 0) {
+            rc = ERR_CONFLICT;
+            break;
         }
         for (size_t k = 0; k < nnew && !rc; k++) {
             if (strcmp(newdev[k], dev) == 0) {
@@ -758,6 +769,8 @@ int thread_commit(const char *thread, const char *identity, const char *device,
                            (const char(*)[DEV_MAX])newdev, nnew, now, &routed);
         if (rc == ERR_INVALID)
             FAIL("invalid", "welcome does not decode");
+        if (rc == ERR_CONFLICT)
+            FAIL("invalid", "the welcome uses a KeyPackage already claimed for another thread");
     }
     if (!rc)
         rc = thread_reconcile(thread, now);

@@ -74,7 +74,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_KP_CLAIM] = "UPDATE key_packages SET claimed = ?2, claimed_for = ?3 WHERE ref = ?1"
                    " AND claimed IS NULL",
     [Q_KP_GET] = "SELECT data, device FROM key_packages WHERE ref = ?1",
-    [Q_KP_DEVICE] = "SELECT device FROM key_packages WHERE ref = ?1",
+    [Q_KP_DEVICE] = "SELECT device, claimed_for, last_resort FROM key_packages WHERE ref = ?1",
     [Q_KP_DEL] = "DELETE FROM key_packages WHERE ref = ?1",
     [Q_THREAD_ADD] = "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch,"
                      " group_info) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
