@@ -646,7 +646,10 @@ int check_proposal(const struct mls_group *g, const struct gstate *s, const stru
             return ERR_INVALID;
         return 0;
     case MLS_PROPOSAL_EXTERNAL_INIT:
-        return ERR_INVALID;
+        /* Only inside an external commit, by value (§12.4.3.2). */
+        if (sender_type != MLS_SENDER_NEW_MEMBER_COMMIT)
+            return ERR_INVALID;
+        return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
     case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
         return tree_supports(s->tree, &p->gce);
     default:
@@ -767,7 +770,8 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
     size_t n_leaves = 0, n_gce = 0;
     int rc = ERR_NOMEM;
 
-    pl->path_required = pl->n == 0;
+    size_t n_init = 0, n_remove = 0;
+    pl->path_required = pl->n == 0 || pl->external;
     leaves = calloc(pl->n ? pl->n : 1, sizeof(*leaves));
     pl->added = calloc(pl->n ? pl->n : 1, sizeof(*pl->added));
     pl->added_kp = calloc(pl->n ? pl->n : 1, sizeof(*pl->added_kp));
@@ -777,6 +781,11 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
         const struct gitem *it = &pl->items[i];
         const struct mls_proposal *p = it->p;
         rc = ERR_INVALID;
+        /* External commits (§12.4.3.2): one ExternalInit, at most one
+         * Remove (the joiner's old leaf: same identity), PSKs; by value. */
+        if (pl->external && p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
+            p->proposal_type != MLS_PROPOSAL_REMOVE && p->proposal_type != MLS_PROPOSAL_PSK)
+            goto out;
         switch (p->proposal_type) {
         case MLS_PROPOSAL_ADD:
         case MLS_PROPOSAL_PSK:
@@ -790,6 +799,16 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
         case MLS_PROPOSAL_REMOVE:
             if (p->remove == committer)
                 goto out;
+            if (pl->external) {
+                const struct mls_leaf_node *old = mls_tree_leaf(s->tree, p->remove);
+                const struct mls_credential *nc = &pl->ext_leaf->credential;
+                if (!old || old->credential.credential_type != nc->credential_type ||
+                    old->credential.identity.len != nc->identity.len ||
+                    memcmp(old->credential.identity.data, nc->identity.data,
+                           nc->identity.len) != 0)
+                    goto out;
+                n_remove++;
+            }
             leaves[n_leaves++] = p->remove;
             pl->path_required = true;
             break;
@@ -798,7 +817,11 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
             rc = ERR_UNSUPPORTED;
             goto out;
         case MLS_PROPOSAL_EXTERNAL_INIT:
-            goto out;
+            if (!pl->external)
+                goto out;
+            pl->external_init = &p->external_init;
+            n_init++;
+            break;
         case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
             n_gce++;
             pl->path_required = true;
@@ -818,7 +841,7 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
             goto out;
     }
     rc = ERR_INVALID;
-    if (n_gce > 1)
+    if (n_gce > 1 || (pl->external && (n_init != 1 || n_remove > 1)))
         goto out;
     qsort(leaves, n_leaves, sizeof(*leaves), cmp_u32);
     for (size_t i = 1; i < n_leaves; i++)
@@ -868,6 +891,10 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
         if ((rc = mls_tree_remove(pl->tree, p->remove)) != 0)
             goto out;
     }
+    /* An external joiner takes the leftmost blank leaf, as an Add would;
+     * its path (applied by the caller) starts there. */
+    if (pl->external && (rc = mls_tree_add(pl->tree, pl->ext_leaf, &pl->committer)) != 0)
+        goto out;
     for (size_t i = 0; i < pl->n; i++) {
         const struct mls_proposal *p = pl->items[i].p;
         if (p->proposal_type != MLS_PROPOSAL_ADD)
@@ -899,10 +926,12 @@ int gplan_resolve(const struct gstate *s, const struct mls_commit *c, uint32_t c
         struct gitem *it = &pl->items[pl->n++];
         if (por->type == MLS_POR_PROPOSAL) {
             it->p = &por->proposal;
-            it->sender_type = MLS_SENDER_MEMBER;
+            it->sender_type = pl->external ? MLS_SENDER_NEW_MEMBER_COMMIT : MLS_SENDER_MEMBER;
             it->sender = committer;
             continue;
         }
+        if (pl->external)
+            return ERR_INVALID; /* external commits carry proposals by value */
         const struct gprop *hit = NULL;
         for (size_t k = 0; k < s->n_props && !hit; k++)
             if (por->reference.len == MLS_REF_LEN &&
@@ -958,11 +987,18 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     int rc;
 
     memset(&pl, 0, sizeof(pl));
-    if (fc->sender.sender_type == MLS_SENDER_NEW_MEMBER_COMMIT)
-        return ERR_UNSUPPORTED;
-    if (fc->sender.sender_type != MLS_SENDER_MEMBER)
+    if (fc->sender.sender_type == MLS_SENDER_NEW_MEMBER_COMMIT) {
+        /* An external commit (§12.4.3.2): the joiner's leaf comes from the
+         * path; its index is known once the proposals are applied. */
+        if (!c->has_path)
+            return ERR_INVALID;
+        pl.external = true;
+        pl.ext_leaf = &c->path.leaf_node;
+        committer = UINT32_MAX;
+    } else if (fc->sender.sender_type != MLS_SENDER_MEMBER) {
         return ERR_INVALID;
-    if (committer == s->own_leaf) {
+    }
+    if (!pl.external && committer == s->own_leaf) {
         /* Our own commit, echoed by the delivery service. */
         if (!g->pend || g->pend_commit_len != len || memcmp(g->pend_commit, msg, len) != 0)
             return ERR_STATE;
@@ -977,6 +1013,8 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
         goto out;
     if ((rc = gplan_build(g, s, &pl, committer, now)) != 0)
         goto out;
+    if (pl.external)
+        committer = pl.committer;
     if (pl.path_required && !c->has_path) {
         rc = ERR_INVALID;
         goto out;
@@ -1046,9 +1084,15 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
         (rc = mls_bytes_set(&ns->gc.confirmed_transcript_hash, th, HLEN)) != 0 ||
         (rc = gstate_set_gc(ns)) != 0)
         goto out;
-    if ((rc = mls_ks_epoch_secret(s->ks, MLS_KS_INIT, init)) != 0 ||
-        (rc = mls_ks_epoch_new(init, commit_secret, psk_secret, ns->gc_enc, ns->gc_len,
-                               &ns->ks)) != 0)
+    /* init_secret: the old epoch's, or for an external commit the one the
+     * joiner exported from HPKE to our external_pub (§8.3). */
+    if (pl.external)
+        rc = mls_ks_epoch_external_init(s->ks, pl.external_init->data, pl.external_init->len,
+                                        init);
+    else
+        rc = mls_ks_epoch_secret(s->ks, MLS_KS_INIT, init);
+    if (rc != 0 || (rc = mls_ks_epoch_new(init, commit_secret, psk_secret, ns->gc_enc,
+                                          ns->gc_len, &ns->ks)) != 0)
         goto out;
     if ((rc = mls_ks_epoch_verify_confirmation_tag(ns->ks, th, auth->confirmation_tag.data,
                                                    auth->confirmation_tag.len)) != 0)
@@ -1166,8 +1210,16 @@ int mls_group_process(struct mls_group *g, const uint8_t *msg, size_t len, uint6
             }
             key = &fc->proposal.add.leaf_node.signature_key;
             break;
+        case MLS_SENDER_NEW_MEMBER_COMMIT:
+            /* External commit: signed by the joiner's new LeafNode key. */
+            if (fc->content_type != MLS_CONTENT_COMMIT || !fc->commit.has_path) {
+                rc = ERR_INVALID;
+                goto out;
+            }
+            key = &fc->commit.path.leaf_node.signature_key;
+            break;
         default:
-            rc = ERR_UNSUPPORTED; /* external commits */
+            rc = ERR_INVALID;
             goto out;
         }
         if (member && (rc = mls_ks_epoch_secret(s->ks, MLS_KS_MEMBERSHIP_KEY, mk)) != 0)

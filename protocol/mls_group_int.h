@@ -118,6 +118,13 @@ struct gplan {
     const struct mls_key_package **added_kp;
     bool path_required;
     bool removes_us;
+    /* External commit (sender new_member_commit): the joiner's LeafNode
+     * (set by the caller), its ExternalInit, and the leaf it got, which
+     * gplan_build writes into committer. */
+    bool external;
+    const struct mls_leaf_node *ext_leaf;
+    const struct mls_bytes *external_init;
+    uint32_t committer;
 };
 
 void gplan_free(struct gplan *pl);
