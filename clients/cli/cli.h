@@ -33,6 +33,7 @@ struct cli {
     struct client_profile prof;
     struct client_ctx *ctx;
     struct client_conn *conn;
+    struct client_dev *dev; /* issue-5 commands: device state + sync engine */
 };
 
 /* Prints result (human form: one "key: value" line per field, arrays
@@ -47,6 +48,15 @@ int cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
 /* The same for a server's error response. */
 int cli_fail_reply(struct cli *cli, const struct client_frame *reply, int rc, const char *what);
 
+/* Loads the profile, unlocks the key, connects and logs in (cmd.c).
+ * Returns 0 or the exit status of the failure it already reported. */
+int cli_session(struct cli *cli);
+
+/* A decoded msgpack map / object as JSON (bin values as lowercase hex).
+ * Returns a new reference or NULL. */
+json_t *cli_json_map(const struct wire_map *m);
+json_t *cli_json_obj(const msgpack_object *o);
+
 /* Command handlers (cmd.c). */
 int cmd_enroll(struct cli *cli);
 int cmd_whoami(struct cli *cli);
@@ -59,5 +69,31 @@ int cmd_admin_association_add(struct cli *cli);
 int cmd_admin_departments(struct cli *cli);
 int cmd_admin_assign(struct cli *cli);
 int cmd_admin_unassign(struct cli *cli);
+
+/* Issue-5 command handlers (cmd_threads.c). Each logs in, opens the device
+ * state (cli->dev), tops up the KeyPackage stock and syncs first. */
+int cmd_invite_relative(struct cli *cli);
+int cmd_proxy_register(struct cli *cli);
+int cmd_consent_grant(struct cli *cli);
+int cmd_consent_revoke(struct cli *cli);
+int cmd_consent_list(struct cli *cli);
+int cmd_consent_request(struct cli *cli);
+int cmd_consent_requests(struct cli *cli);
+int cmd_consent_approve(struct cli *cli);
+int cmd_consent_decline(struct cli *cli);
+int cmd_breakglass(struct cli *cli);
+int cmd_thread_create(struct cli *cli);
+int cmd_thread_list(struct cli *cli);
+int cmd_thread_members(struct cli *cli);
+int cmd_thread_send(struct cli *cli);
+int cmd_thread_read(struct cli *cli);
+int cmd_thread_log(struct cli *cli);
+int cmd_agreement_pin(struct cli *cli);
+int cmd_agreement_ack(struct cli *cli);
+int cmd_agreement_show(struct cli *cli);
+int cmd_sync(struct cli *cli);
+/* After enroll: open the new device's state and upload its KeyPackages
+ * (best effort: a server without issue 5 is not an error). */
+void cli_enroll_keypackages(struct cli *cli, const uint8_t seed[32]);
 
 #endif

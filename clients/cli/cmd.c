@@ -101,6 +101,17 @@ static json_t *json_from_map(const struct wire_map *m)
     return from_obj(&o, 0);
 }
 
+/* Exported for cmd_threads.c: a msgpack map / object as JSON. */
+json_t *cli_json_map(const struct wire_map *m)
+{
+    return json_from_map(m);
+}
+
+json_t *cli_json_obj(const msgpack_object *o)
+{
+    return from_obj(o, 0);
+}
+
 /* ---- helpers ---- */
 
 /* name -> name@domain; name@domain stays. Returns 0 or nonzero when it does
@@ -177,6 +188,11 @@ static int session(struct cli *cli)
     }
     client_frame_free(&reply);
     return 0;
+}
+
+int cli_session(struct cli *cli)
+{
+    return session(cli);
 }
 
 /* Calls op with string arguments kv = {key, value, ..., NULL} (NULL values
@@ -259,8 +275,8 @@ int cmd_enroll(struct cli *cli)
         return st;
     }
     rc = client_auth_enroll(cli->conn, code, seed, label, cli->timeout_ms, &reply);
-    sodium_memzero(seed, sizeof(seed));
     if (rc != 0) {
+        sodium_memzero(seed, sizeof(seed));
         st = cli_fail_reply(cli, &reply, rc, "enroll");
         client_frame_free(&reply);
         return st;
@@ -281,9 +297,15 @@ int cmd_enroll(struct cli *cli)
     }
     client_frame_free(&reply);
     rc = client_profile_save(cli->profile_dir, &cli->prof);
-    if (rc != 0)
+    if (rc != 0) {
+        sodium_memzero(seed, sizeof(seed));
         return cli_fail(cli, err_str(rc), "enrolled as %s, but cannot write %s/profile.json: %s",
                         cli->prof.id, cli->profile_dir, err_str(rc));
+    }
+    /* issue 5: KeyPackages on the server at once, so the device can be
+     * added to threads before its first command */
+    cli_enroll_keypackages(cli, seed);
+    sodium_memzero(seed, sizeof(seed));
     return cli_ok(cli, json_pack("{s:s, s:s, s:s}", "id", cli->prof.id, "device",
                                  cli->prof.device, "role", cli->prof.role));
 }

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "client_sync.h"
+#include "client_thread.h"
 #include "err.h"
 
 static const char *const globals[] = {"server=", "profile=", "json", "timeout=", NULL};
@@ -24,11 +25,36 @@ static const char *const req_invite[] = {"role", "name", NULL};
 static const char *const opt_assign[] = {"staff=", "department=", NULL};
 static const char *const req_assign[] = {"staff", "department", NULL};
 
+static const char *const opt_relative[] = {"citizen=", "name=", "child", "scope=", "oral",
+                                           "reason=", "purpose=", "expires=", NULL};
+static const char *const req_relative[] = {"citizen", "name", NULL};
+static const char *const opt_proxy[] = {"citizen=", "name=", "basis=", NULL};
+static const char *const req_proxy[] = {"citizen", "name", "basis", NULL};
+static const char *const opt_grant[] = {"citizen=", "to=", "scope=", "basis=", "purpose=",
+                                        "expires=", "oral", "reason=", NULL};
+static const char *const req_grant[] = {"citizen", "to", "scope", "basis", "purpose", NULL};
+static const char *const opt_citizen[] = {"citizen=", NULL};
+static const char *const opt_request[] = {"citizen=", "scope=", "note=", NULL};
+static const char *const req_request[] = {"citizen", "scope", NULL};
+static const char *const opt_approve[] = {"basis=", "purpose=", "expires=", NULL};
+static const char *const opt_breakglass[] = {"citizen=", "thread=", "reason=", "hours=", NULL};
+static const char *const req_breakglass[] = {"citizen", "thread", "reason", NULL};
+static const char *const opt_create[] = {"citizen=", "kind=", "title=", NULL};
+static const char *const req_create[] = {"citizen", "kind", "title", NULL};
+static const char *const opt_send[] = {"wait=", NULL};
+static const char *const opt_read[] = {"since=", NULL};
+
 static int (*const handlers[])(struct cli *) = {
     cmd_enroll,       cmd_whoami,          cmd_devices,
     cmd_devices_revoke, cmd_link_device,   cmd_admin_invite,
     cmd_admin_department_add, cmd_admin_association_add, cmd_admin_departments,
     cmd_admin_assign, cmd_admin_unassign,
+    /* issue 5 (cmd_threads.c), tags 11.. */
+    cmd_invite_relative, cmd_proxy_register, cmd_consent_grant, cmd_consent_revoke,
+    cmd_consent_list, cmd_consent_request, cmd_consent_requests, cmd_consent_approve,
+    cmd_consent_decline, cmd_breakglass, cmd_thread_create, cmd_thread_list,
+    cmd_thread_members, cmd_thread_send, cmd_thread_read, cmd_thread_log,
+    cmd_agreement_pin, cmd_agreement_ack, cmd_agreement_show, cmd_sync,
 };
 
 /* One row per command; tag indexes handlers[]. Issue 5's commands (thread,
@@ -50,6 +76,43 @@ static const struct client_cmd commands[] = {
      "assign a staff member to a department", 9},
     {"admin unassign", "--staff ID --department D", 0, 0, opt_assign, req_assign,
      "remove a staff member from a department", 10},
+    {"invite relative",
+     "--citizen C --name N [--child] [--scope S] [--oral --reason R] [--purpose P] "
+     "[--expires T]",
+     0, 0, opt_relative, req_relative,
+     "invite a relative with a signed grant (prints their enrollment code)", 11},
+    {"proxy register", "--citizen C --name N --basis guardianship|power-of-attorney", 0, 0,
+     opt_proxy, req_proxy, "register a proxy for a citizen (staff)", 12},
+    {"consent grant",
+     "--citizen C --to G --scope S --basis B --purpose P [--expires ISO-8601] "
+     "[--oral --reason R]",
+     0, 0, opt_grant, req_grant, "sign and record a consent grant", 13},
+    {"consent revoke", "GRANT", 1, 1, NULL, NULL, "revoke a grant (signed)", 14},
+    {"consent list", "[--citizen C]", 0, 0, opt_citizen, NULL,
+     "list a citizen's grants, each verified on this device", 15},
+    {"consent request", "--citizen C --scope S [--note N]", 0, 0, opt_request, req_request,
+     "ask a citizen for consent", 16},
+    {"consent requests", "", 0, 0, NULL, NULL, "list consent requests", 17},
+    {"consent approve", "REQUEST [--basis B] [--purpose P] [--expires T]", 1, 1, opt_approve,
+     NULL, "approve a request with a signed grant", 18},
+    {"consent decline", "REQUEST", 1, 1, NULL, NULL, "decline a consent request", 19},
+    {"breakglass", "--citizen C --thread T --reason R [--hours H]", 0, 0, opt_breakglass,
+     req_breakglass, "open time-limited access without consent (staff; loudly logged)", 20},
+    {"thread create", "--citizen C --kind care|coordination --title T", 0, 0, opt_create,
+     req_create, "create an end-to-end encrypted thread about a citizen", 21},
+    {"thread list", "", 0, 0, NULL, NULL, "list your threads", 22},
+    {"thread members", "T", 1, 1, NULL, NULL,
+     "list a thread's members, why each is there, and device fingerprints", 23},
+    {"thread send", "T TEXT [--wait S]", 2, 2, opt_send, NULL, "send an encrypted message",
+     24},
+    {"thread read", "T [--since MESSAGE]", 1, 1, opt_read, NULL,
+     "show the thread's history on this device", 25},
+    {"thread log", "T", 1, 1, NULL, NULL, "show a thread's access log", 26},
+    {"agreement pin", "T TEXT", 2, 2, NULL, NULL, "pin an agreement in a thread", 27},
+    {"agreement ack", "T AGREEMENT", 2, 2, NULL, NULL, "acknowledge the pinned agreement", 28},
+    {"agreement show", "T", 1, 1, NULL, NULL, "show the agreement and who acknowledged it",
+     29},
+    {"sync", "", 0, 0, NULL, NULL, "fetch and process everything waiting for this device", 30},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -235,6 +298,7 @@ int main(int argc, char **argv)
 
     rc = handlers[cli.args.cmd->tag](&cli);
 
+    client_dev_free(cli.dev);
     if (cli.conn) {
         client_conn_close(cli.conn);
         (void)client_sync_closed(cli.conn, 1000);

@@ -1,0 +1,884 @@
+/*
+ * cmd_threads.c: the issue-5 commands of `sammen` (threads, consent,
+ * relatives, proxies, break-glass, agreements). Every one starts with
+ * dev_session(): log in, open the device's encrypted state, keep the
+ * KeyPackage stock, and sync (client_thread_sync), so the device has
+ * processed everything waiting and committed the server's proposals before
+ * it acts. The MLS and consent work is in clients/lib (client_thread.c,
+ * client_consent.c); this file maps arguments to it and answers in JSON.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+#include "client_consent.h"
+#include "client_sync.h"
+#include "client_thread.h"
+#include "err.h"
+#include "msg_grant.h"
+
+#define SEND_WAIT_MS 1000
+
+/* ---- session and calls ---- */
+
+static int dev_fail(struct cli *cli, int rc, const char *what)
+{
+    const struct client_dev *d = cli->dev;
+    if (d && d->err_code[0])
+        return cli_fail(cli, d->err_code, "%s: %s (%s)", what, d->err_code, d->err_msg);
+    if (d && d->err_msg[0])
+        return cli_fail(cli, err_str(rc), "%s: %s", what, d->err_msg);
+    return cli_fail(cli, err_str(rc), "%s: %s", what, err_str(rc));
+}
+
+static int open_dev(struct cli *cli, const uint8_t seed[32])
+{
+    int rc = client_dev_open(cli->conn, cli->profile_dir, cli->prof.id, cli->prof.device,
+                             cli->prof.domain, seed, cli->timeout_ms, &cli->dev);
+    if (rc == ERR_DENIED)
+        return cli_fail(cli, "denied", "%s/state.db is readable by others; refusing it",
+                        cli->profile_dir);
+    if (rc != 0)
+        return cli_fail(cli, err_str(rc), "cannot open %s/state.db: %s", cli->profile_dir,
+                        err_str(rc));
+    return 0;
+}
+
+/* Logs in, opens the device state, tops up KeyPackages, syncs. */
+static int dev_session(struct cli *cli)
+{
+    uint8_t seed[32];
+    int rc, st;
+
+    if ((st = cli_session(cli)) != 0)
+        return st;
+    rc = client_profile_read_key(cli->profile_dir, cli->passphrase, seed);
+    if (rc != 0) {
+        sodium_memzero(seed, sizeof(seed));
+        return cli_fail(cli, err_str(rc), "cannot unlock the device key: %s", err_str(rc));
+    }
+    st = open_dev(cli, seed);
+    sodium_memzero(seed, sizeof(seed));
+    if (st != 0)
+        return st;
+    if ((rc = client_thread_kp_stock(cli->dev, NULL)) != 0)
+        return dev_fail(cli, rc, "keeping KeyPackages on the server");
+    if ((rc = client_thread_sync(cli->dev, NULL)) != 0)
+        return dev_fail(cli, rc, "sync");
+    return 0;
+}
+
+void cli_enroll_keypackages(struct cli *cli, const uint8_t seed[32])
+{
+    int rc;
+
+    if (open_dev(cli, seed) != 0)
+        return;
+    rc = client_thread_kp_stock(cli->dev, NULL);
+    if (rc != 0 && strcmp(cli->dev->err_code, "unknown_op") != 0)
+        fprintf(stderr, "sammen: warning: could not upload KeyPackages: %s %s\n",
+                cli->dev->err_code, cli->dev->err_msg);
+}
+
+/* Sends the request in e (id) and returns its `ok` map as JSON in *out. */
+static int dev_call_json(struct cli *cli, uint32_t id, struct wire_enc *e, const char *op,
+                         json_t **out)
+{
+    struct client_frame r;
+    int rc = client_dev_call(cli->dev, id, e, &r);
+
+    wire_enc_reset(e);
+    *out = NULL;
+    if (rc != 0) {
+        client_frame_free(&r);
+        return dev_fail(cli, rc, op);
+    }
+    *out = cli_json_map(&r.msg.body);
+    client_frame_free(&r);
+    if (!*out)
+        return cli_fail(cli, "internal", "%s: cannot convert the answer", op);
+    return 0;
+}
+
+static uint32_t start(struct cli *cli, struct wire_enc *e, const char *op, uint32_t n)
+{
+    uint32_t id = client_conn_next_id(cli->conn);
+    wire_enc_init(e);
+    wire_enc_request(e, id, op, n);
+    return id;
+}
+
+/* op with string arguments kv = {key, value, ..., NULL} (NULL values left
+ * out); prints the answer. */
+static int simple(struct cli *cli, const char *op, const char *const *kv)
+{
+    struct wire_enc e;
+    uint32_t n = 0, id;
+    json_t *j;
+    int st;
+
+    for (size_t i = 0; kv && kv[i]; i += 2)
+        n += kv[i + 1] != NULL;
+    id = start(cli, &e, op, n);
+    for (size_t i = 0; kv && kv[i]; i += 2)
+        if (kv[i + 1])
+            wire_kv_str(&e, kv[i], kv[i + 1]);
+    if ((st = dev_call_json(cli, id, &e, op, &j)) != 0)
+        return st;
+    return cli_ok(cli, j);
+}
+
+static int qualify(struct cli *cli, const char *opt, const char *v, char *out, size_t cap)
+{
+    if (client_consent_qualify(v, cli->prof.domain, out, cap) != 0)
+        return cli_fail(cli, "usage", "--%s: too long", opt);
+    return 0;
+}
+
+/* ---- grants ---- */
+
+/* Fills and signs a grant from the common options. grantee is qualified.
+ * On success *tbs (free) / sig / gid. */
+static int make_grant(struct cli *cli, const char *citizen, const char *grantee,
+                      const char *scope, const char *basis, const char *purpose,
+                      const char *expires, uint8_t **tbs, size_t *tl, uint8_t sig[64],
+                      char gid[MSG_GRANT_GID_LEN + 1])
+{
+    struct msg_grant *g = malloc(sizeof(*g));
+    const char *oral = client_args_get(&cli->args, "oral");
+    const char *reason = client_args_get(&cli->args, "reason");
+    uint64_t now = (uint64_t)time(NULL);
+    int rc, st = 0;
+
+    if (!g)
+        return cli_fail(cli, "internal", "out of memory");
+    msg_grant_init(g);
+    if (!msg_grant_scope_valid(scope)) {
+        st = cli_fail(cli, "usage", "--scope must be care, coordination or thread:t_...");
+        goto out;
+    }
+    if (oral && (!reason || !*reason)) {
+        st = cli_fail(cli, "usage", "--oral needs --reason (who said what, and why)");
+        goto out;
+    }
+    if (!oral && reason) {
+        st = cli_fail(cli, "usage", "--reason goes with --oral");
+        goto out;
+    }
+    if (strlen(citizen) >= sizeof(g->citizen) || strlen(grantee) >= sizeof(g->grantee) ||
+        strlen(basis) >= sizeof(g->basis) || strlen(purpose) >= sizeof(g->purpose) ||
+        (reason && strlen(reason) >= sizeof(g->reason))) {
+        st = cli_fail(cli, "usage", "an argument is too long");
+        goto out;
+    }
+    strcpy(g->citizen, citizen);
+    strcpy(g->grantee, grantee);
+    strcpy(g->scope, scope);
+    strcpy(g->basis, basis);
+    strcpy(g->purpose, purpose);
+    g->issued_at = now;
+    if (expires && client_consent_parse_time(expires, now, &g->expires_at) != 0) {
+        st = cli_fail(cli, "usage", "--expires: want YYYY-MM-DD[THH:MM[:SS]Z] or +Nd / +Nh");
+        goto out;
+    }
+    if (expires && g->expires_at <= now) {
+        st = cli_fail(cli, "usage", "--expires is in the past");
+        goto out;
+    }
+    g->form = oral ? MSG_GRANT_FORM_ORAL
+              : strcmp(cli->prof.id, citizen) == 0 ? MSG_GRANT_FORM_CITIZEN
+                                                   : MSG_GRANT_FORM_PROXY;
+    strcpy(g->granter, cli->prof.id);
+    snprintf(g->granter_device, sizeof(g->granter_device), "%s", cli->prof.device);
+    if (oral)
+        strcpy(g->reason, reason);
+    rc = client_consent_sign_grant(g, cli->dev->seed, tbs, tl, sig, gid);
+    if (rc != 0)
+        st = cli_fail(cli, rc == ERR_INVALID ? "invalid" : err_str(rc),
+                      "the grant breaks a rule (names, scope, basis, purpose): %s", err_str(rc));
+out:
+    free(g);
+    return st;
+}
+
+/* Checks the server's receipt for our grant. */
+static int check_receipt(struct cli *cli, json_t *ans, const uint8_t *tbs, size_t tl,
+                         const uint8_t sig[64], const char *gid)
+{
+    const char *got = json_string_value(json_object_get(ans, "grant"));
+    const char *rhex = json_string_value(json_object_get(ans, "receipt"));
+    json_t *stored = json_object_get(ans, "stored");
+    uint8_t receipt[64], hash[MSG_GRANT_HASH_LEN];
+    size_t rl = 0;
+    int rc;
+
+    if (!got || strcmp(got, gid) != 0)
+        return cli_fail(cli, "crypto", "the server named the grant %s, but it is %s",
+                        got ? got : "(none)", gid);
+    if (!rhex || !json_is_integer(stored))
+        return 0; /* no receipt in this answer */
+    if (sodium_hex2bin(receipt, sizeof(receipt), rhex, strlen(rhex), NULL, &rl, NULL) != 0 ||
+        rl != 64)
+        return cli_fail(cli, "malformed", "the receipt is not 64 bytes");
+    if ((rc = client_dev_server_key(cli->dev)) != 0)
+        return dev_fail(cli, rc, "server.info");
+    msg_grant_hash(tbs, tl, sig, hash);
+    if (msg_grant_receipt_verify(cli->dev->server_key, gid, hash,
+                                 (uint64_t)json_integer_value(stored), receipt) != 0)
+        return cli_fail(cli, "crypto", "the server's receipt for %s does not verify", gid);
+    return 0;
+}
+
+int cmd_consent_grant(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1], to[MSG_GRANT_GRANTEE_MAX];
+    char gid[MSG_GRANT_GID_LEN + 1];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    struct wire_enc e;
+    json_t *j = NULL;
+    uint32_t id;
+    int st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
+                      sizeof(citizen))) != 0 ||
+        (st = qualify(cli, "to", client_args_get(&cli->args, "to"), to, sizeof(to))) != 0)
+        return st;
+    if ((st = make_grant(cli, citizen, to, client_args_get(&cli->args, "scope"),
+                         client_args_get(&cli->args, "basis"),
+                         client_args_get(&cli->args, "purpose"),
+                         client_args_get(&cli->args, "expires"), &tbs, &tl, sig, gid)) != 0)
+        return st;
+    id = start(cli, &e, "consent.grant", 2);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
+    st = dev_call_json(cli, id, &e, "consent.grant", &j);
+    if (st == 0)
+        st = check_receipt(cli, j, tbs, tl, sig, gid);
+    free(tbs);
+    if (st != 0) {
+        json_decref(j);
+        return st;
+    }
+    return cli_ok(cli, j);
+}
+
+int cmd_consent_revoke(struct cli *cli)
+{
+    const char *gid = cli->args.pos[0];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    struct wire_enc e;
+    json_t *j;
+    uint32_t id;
+    int rc, st;
+
+    if (!msg_grant_id_valid(gid))
+        return cli_fail(cli, "usage", "GRANT is g_ and 16 hex digits");
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    rc = client_consent_sign_revocation(gid, cli->prof.id, cli->prof.device,
+                                        (uint64_t)time(NULL), cli->dev->seed, &tbs, &tl, sig);
+    if (rc != 0)
+        return cli_fail(cli, err_str(rc), "cannot sign the revocation: %s", err_str(rc));
+    id = start(cli, &e, "consent.revoke", 2);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
+    free(tbs);
+    if ((st = dev_call_json(cli, id, &e, "consent.revoke", &j)) != 0)
+        return st;
+    /* the removal the server now proposes is committed by this device */
+    if ((rc = client_thread_sync(cli->dev, NULL)) != 0) {
+        json_decref(j);
+        return dev_fail(cli, rc, "sync after the revocation");
+    }
+    return cli_ok(cli, j);
+}
+
+/* Verifies each listed grant and replaces the signed blobs by `verified`. */
+static void annotate_grants(struct client_frame *r, json_t *grants)
+{
+    struct wire_array arr;
+
+    if (wire_get_array(&r->msg.body, "grants", &arr) != 0)
+        return;
+    for (uint32_t i = 0; i < arr.n && i < json_array_size(grants); i++) {
+        struct wire_map m;
+        const uint8_t *tbs = NULL, *sig = NULL, *key = NULL;
+        size_t tl = 0, sl = 0, kl = 0;
+        char gid[MSG_GRANT_GID_LEN + 1] = "";
+        struct msg_grant *g = malloc(sizeof(*g));
+        json_t *o = json_array_get(grants, i);
+        bool ok = false;
+
+        if (g && wire_array_map(&arr, i, &m) == 0 &&
+            wire_get_cstr(&m, "grant", gid, sizeof(gid)) == 0 &&
+            wire_get_bin(&m, "tbs", &tbs, &tl) == 0 && wire_get_bin(&m, "sig", &sig, &sl) == 0 &&
+            wire_get_bin(&m, "granter_key", &key, &kl) == 0)
+            ok = client_consent_verify(tbs, tl, sig, sl, key, kl, gid, g) == 0;
+        free(g);
+        json_object_set_new(o, "verified", json_boolean(ok));
+        json_object_del(o, "tbs");
+        json_object_del(o, "sig");
+        json_object_del(o, "receipt");
+        json_object_del(o, "granter_key");
+    }
+}
+
+int cmd_consent_list(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1];
+    const char *c = client_args_get(&cli->args, "citizen");
+    struct wire_enc e;
+    struct client_frame r;
+    json_t *j;
+    uint32_t id;
+    int rc, st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if (c && (st = qualify(cli, "citizen", c, citizen, sizeof(citizen))) != 0)
+        return st;
+    id = start(cli, &e, "consent.list", c ? 1 : 0);
+    if (c)
+        wire_kv_str(&e, "citizen", citizen);
+    rc = client_dev_call(cli->dev, id, &e, &r);
+    wire_enc_reset(&e);
+    if (rc != 0) {
+        client_frame_free(&r);
+        return dev_fail(cli, rc, "consent.list");
+    }
+    j = cli_json_map(&r.msg.body);
+    if (j && json_is_array(json_object_get(j, "grants")))
+        annotate_grants(&r, json_object_get(j, "grants"));
+    client_frame_free(&r);
+    if (!j)
+        return cli_fail(cli, "internal", "consent.list: cannot convert the answer");
+    return cli_ok(cli, j);
+}
+
+int cmd_consent_request(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1];
+    int st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
+                      sizeof(citizen))) != 0)
+        return st;
+    const char *kv[] = {"citizen", citizen, "scope", client_args_get(&cli->args, "scope"),
+                        "note", client_args_get(&cli->args, "note"), NULL};
+    return simple(cli, "consent.request", kv);
+}
+
+int cmd_consent_requests(struct cli *cli)
+{
+    int st;
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    return simple(cli, "consent.requests", NULL);
+}
+
+int cmd_consent_decline(struct cli *cli)
+{
+    int st;
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    const char *kv[] = {"request", cli->args.pos[0], NULL};
+    return simple(cli, "consent.decline", kv);
+}
+
+int cmd_consent_approve(struct cli *cli)
+{
+    const char *rid = cli->args.pos[0];
+    char citizen[CLIENT_ID_MAX + 1] = "", requester[CLIENT_ID_MAX + 1] = "",
+         scope[MSG_GRANT_SHORT_MAX] = "", note[MSG_GRANT_TEXT_MAX] = "",
+         purpose[MSG_GRANT_TEXT_MAX];
+    char gid[MSG_GRANT_GID_LEN + 1];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    struct wire_enc e;
+    struct client_frame r;
+    struct wire_array arr;
+    bool found = false;
+    json_t *j = NULL;
+    uint32_t id;
+    int rc, st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    /* the request says who asked for which scope: the grant we sign is
+     * exactly that */
+    id = start(cli, &e, "consent.requests", 0);
+    rc = client_dev_call(cli->dev, id, &e, &r);
+    wire_enc_reset(&e);
+    if (rc != 0) {
+        client_frame_free(&r);
+        return dev_fail(cli, rc, "consent.requests");
+    }
+    if (wire_get_array(&r.msg.body, "requests", &arr) != 0)
+        arr.n = 0;
+    for (uint32_t i = 0; i < arr.n && !found; i++) {
+        struct wire_map m;
+        char got[64];
+        if (wire_array_map(&arr, i, &m) != 0 ||
+            wire_get_cstr(&m, "request", got, sizeof(got)) != 0 || strcmp(got, rid) != 0)
+            continue;
+        found = wire_get_cstr(&m, "citizen", citizen, sizeof(citizen)) == 0 &&
+                wire_get_cstr(&m, "requester", requester, sizeof(requester)) == 0 &&
+                wire_get_cstr(&m, "scope", scope, sizeof(scope)) == 0;
+        if (wire_get_cstr(&m, "note", note, sizeof(note)) != 0)
+            note[0] = '\0';
+    }
+    client_frame_free(&r);
+    if (!found)
+        return cli_fail(cli, "not_found", "no open request %s addressed to you", rid);
+    snprintf(purpose, sizeof(purpose), "%s",
+             client_args_get(&cli->args, "purpose")
+                 ? client_args_get(&cli->args, "purpose")
+             : note[0] ? note
+                       : "approved consent request");
+    if ((st = make_grant(cli, citizen, requester, scope,
+                         client_args_get(&cli->args, "basis")
+                             ? client_args_get(&cli->args, "basis")
+                             : "consent",
+                         purpose, client_args_get(&cli->args, "expires"), &tbs, &tl, sig,
+                         gid)) != 0)
+        return st;
+    id = start(cli, &e, "consent.approve", 3);
+    wire_kv_str(&e, "request", rid);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
+    st = dev_call_json(cli, id, &e, "consent.approve", &j);
+    free(tbs);
+    if (st != 0)
+        return st;
+    if (!json_string_value(json_object_get(j, "grant")) ||
+        strcmp(json_string_value(json_object_get(j, "grant")), gid) != 0) {
+        json_decref(j);
+        return cli_fail(cli, "crypto", "the server recorded another grant than %s", gid);
+    }
+    return cli_ok(cli, j);
+}
+
+/* ---- relatives, proxies, break-glass ---- */
+
+int cmd_invite_relative(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1], grantee[CLIENT_ID_MAX + 1], bare[80];
+    const char *name = client_args_get(&cli->args, "name");
+    const char *scope = client_args_get(&cli->args, "scope");
+    const char *at = strchr(name, '@');
+    char gid[MSG_GRANT_GID_LEN + 1];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    struct wire_enc e;
+    json_t *j = NULL;
+    uint32_t id;
+    int st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if (at && strcmp(at + 1, cli->prof.domain) != 0)
+        return cli_fail(cli, "invalid", "--name %s: relatives are invited on this server (%s)",
+                        name, cli->prof.domain);
+    snprintf(bare, sizeof(bare), "%.*s", at ? (int)(at - name) : (int)strlen(name), name);
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
+                      sizeof(citizen))) != 0 ||
+        (st = qualify(cli, "name", bare, grantee, sizeof(grantee))) != 0)
+        return st;
+    if ((st = make_grant(cli, citizen, grantee, scope ? scope : "care", "consent",
+                         client_args_get(&cli->args, "purpose")
+                             ? client_args_get(&cli->args, "purpose")
+                             : "relative taking part in the citizen's care",
+                         client_args_get(&cli->args, "expires"), &tbs, &tl, sig, gid)) != 0)
+        return st;
+    id = start(cli, &e, "relative.invite", 5);
+    wire_kv_str(&e, "citizen", citizen);
+    wire_kv_str(&e, "name", bare);
+    wire_kv_bool(&e, "child", client_args_get(&cli->args, "child") != NULL);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
+    st = dev_call_json(cli, id, &e, "relative.invite", &j);
+    if (st == 0)
+        st = check_receipt(cli, j, tbs, tl, sig, gid);
+    free(tbs);
+    if (st != 0) {
+        json_decref(j);
+        return st;
+    }
+    return cli_ok(cli, j);
+}
+
+int cmd_proxy_register(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1];
+    const char *basis = client_args_get(&cli->args, "basis");
+    int st;
+
+    if (strcmp(basis, "guardianship") != 0 && strcmp(basis, "power-of-attorney") != 0)
+        return cli_fail(cli, "usage", "--basis is guardianship or power-of-attorney");
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
+                      sizeof(citizen))) != 0)
+        return st;
+    const char *kv[] = {"citizen", citizen, "name", client_args_get(&cli->args, "name"),
+                        "basis", basis, NULL};
+    return simple(cli, "proxy.register", kv);
+}
+
+int cmd_breakglass(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1];
+    const char *hours = client_args_get(&cli->args, "hours");
+    struct wire_enc e;
+    unsigned long h = 0;
+    json_t *j;
+    uint32_t id;
+    int st;
+
+    if (hours) {
+        char *end;
+        h = strtoul(hours, &end, 10);
+        if (*hours == '\0' || *end != '\0' || h < 1 || h > 72)
+            return cli_fail(cli, "usage", "--hours takes 1..72");
+    }
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
+                      sizeof(citizen))) != 0)
+        return st;
+    id = start(cli, &e, "breakglass.open", hours ? 4 : 3);
+    wire_kv_str(&e, "citizen", citizen);
+    wire_kv_str(&e, "thread", client_args_get(&cli->args, "thread"));
+    wire_kv_str(&e, "reason", client_args_get(&cli->args, "reason"));
+    if (hours)
+        wire_kv_uint(&e, "hours", h);
+    if ((st = dev_call_json(cli, id, &e, "breakglass.open", &j)) != 0)
+        return st;
+    /* the server now proposes this device: a member commits it; our
+     * Welcome arrives with a later sync */
+    return cli_ok(cli, j);
+}
+
+/* ---- threads ---- */
+
+int cmd_thread_create(struct cli *cli)
+{
+    char citizen[CLIENT_ID_MAX + 1], thread[CLIENT_THREAD_ID_LEN + 1];
+    const char *kind = client_args_get(&cli->args, "kind");
+    const char *title = client_args_get(&cli->args, "title");
+    int rc, st;
+
+    if (strcmp(kind, "care") != 0 && strcmp(kind, "coordination") != 0)
+        return cli_fail(cli, "usage", "--kind is care or coordination");
+    if (strlen(title) > 200)
+        return cli_fail(cli, "usage", "--title: at most 200 bytes");
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
+                      sizeof(citizen))) != 0)
+        return st;
+    if ((rc = client_thread_create(cli->dev, citizen, kind, title, thread)) != 0)
+        return dev_fail(cli, rc, "thread.create");
+    return cli_ok(cli, json_pack("{s:s, s:s, s:s, s:s}", "thread", thread, "citizen", citizen,
+                                 "kind", kind, "title", title));
+}
+
+int cmd_thread_list(struct cli *cli)
+{
+    int st;
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    return simple(cli, "thread.list", NULL);
+}
+
+int cmd_thread_log(struct cli *cli)
+{
+    int st;
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    const char *kv[] = {"thread", cli->args.pos[0], NULL};
+    return simple(cli, "thread.log", kv);
+}
+
+int cmd_sync(struct cli *cli)
+{
+    struct client_sync_stats s;
+    int rc, st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    if ((rc = client_thread_sync(cli->dev, &s)) != 0)
+        return dev_fail(cli, rc, "sync");
+    return cli_ok(cli, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "entries",
+                                 (json_int_t)s.entries, "messages", (json_int_t)s.apps,
+                                 "welcomes", (json_int_t)s.welcomes, "handshakes",
+                                 (json_int_t)s.handshakes, "failed", (json_int_t)s.failed,
+                                 "commits", (json_int_t)s.commits));
+}
+
+/* citizen and kind of thread from thread.list; 0 or ERR_NOT_FOUND. */
+static int thread_info(struct cli *cli, const char *thread, char *citizen, size_t ccap,
+                       char *kind, size_t kcap)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    struct wire_array arr;
+    uint32_t id = start(cli, &e, "thread.list", 0);
+    int rc = client_dev_call(cli->dev, id, &e, &r);
+
+    wire_enc_reset(&e);
+    if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+        if (wire_get_array(&r.msg.body, "threads", &arr) != 0)
+            arr.n = 0;
+        for (uint32_t i = 0; i < arr.n; i++) {
+            struct wire_map m;
+            char t[CLIENT_THREAD_ID_LEN + 1];
+            if (wire_array_map(&arr, i, &m) == 0 &&
+                wire_get_cstr(&m, "thread", t, sizeof(t)) == 0 && strcmp(t, thread) == 0 &&
+                wire_get_cstr(&m, "citizen", citizen, ccap) == 0 &&
+                wire_get_cstr(&m, "kind", kind, kcap) == 0) {
+                rc = 0;
+                break;
+            }
+        }
+    }
+    client_frame_free(&r);
+    return rc;
+}
+
+static uint64_t server_time(struct cli *cli)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    uint64_t t = (uint64_t)time(NULL);
+    uint32_t id = start(cli, &e, "ping", 0);
+
+    if (client_dev_call(cli->dev, id, &e, &r) == 0)
+        (void)wire_get_uint(&r.msg.body, "time", &t);
+    wire_enc_reset(&e);
+    client_frame_free(&r);
+    return t;
+}
+
+int cmd_thread_members(struct cli *cli)
+{
+    const char *thread = cli->args.pos[0];
+    char citizen[CLIENT_ID_MAX + 1], kind[32];
+    struct client_roster_dev *ro = NULL;
+    size_t nro = 0;
+    struct wire_enc e;
+    json_t *j, *members, *roster;
+    uint64_t now;
+    uint32_t id;
+    int rc, st;
+    size_t i;
+    json_t *m;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    id = start(cli, &e, "thread.members", 1);
+    wire_kv_str(&e, "thread", thread);
+    if ((st = dev_call_json(cli, id, &e, "thread.members", &j)) != 0)
+        return st;
+    if (thread_info(cli, thread, citizen, sizeof(citizen), kind, sizeof(kind)) != 0)
+        citizen[0] = kind[0] = '\0';
+    now = server_time(cli);
+    rc = client_thread_roster(cli->dev, thread, &ro, &nro);
+    members = json_object_get(j, "members");
+    /* each member: why they are here, checked on this device */
+    json_array_foreach(members, i, m) {
+        const char *mid = json_string_value(json_object_get(m, "id"));
+        const char *basis = json_string_value(json_object_get(m, "grant"));
+        char why[512] = "unknown";
+        bool ok = false;
+        json_t *fps = json_object();
+
+        if (mid && basis && citizen[0])
+            ok = client_thread_check_basis(cli->dev, citizen, thread, kind, mid, basis, now, why,
+                                           sizeof(why)) == 0;
+        json_object_set_new(m, "verified", json_boolean(ok));
+        json_object_set_new(m, "why", json_string(why));
+        for (size_t k = 0; rc == 0 && mid && k < nro; k++)
+            if (strcmp(ro[k].identity, mid) == 0)
+                json_object_set_new(fps, ro[k].device, json_string(ro[k].fingerprint));
+        json_object_set_new(m, "fingerprints", fps);
+    }
+    /* the MLS roster as this device holds it */
+    roster = json_array();
+    for (size_t k = 0; rc == 0 && k < nro; k++)
+        json_array_append_new(roster,
+                              json_pack("{s:s, s:s, s:s, s:b}", "id", ro[k].identity, "device",
+                                        ro[k].device, "fingerprint", ro[k].fingerprint, "bound",
+                                        ro[k].bound));
+    json_object_set_new(j, "roster", roster);
+    free(ro);
+    return cli_ok(cli, j);
+}
+
+int cmd_thread_send(struct cli *cli)
+{
+    const char *thread = cli->args.pos[0], *text = cli->args.pos[1];
+    const char *w = client_args_get(&cli->args, "wait");
+    uint64_t message, devices, delivered;
+    int wait_ms = SEND_WAIT_MS, rc, st;
+
+    if (w) {
+        char *end;
+        long s = strtol(w, &end, 10);
+        if (*w == '\0' || *end != '\0' || s < 0 || s > 60)
+            return cli_fail(cli, "usage", "--wait takes 0..60 seconds");
+        wait_ms = (int)s * 1000;
+    }
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    rc = client_thread_send(cli->dev, thread, (const uint8_t *)text, strlen(text), wait_ms,
+                            &message, &devices, &delivered);
+    if (rc != 0)
+        return dev_fail(cli, rc, "thread.send");
+    return cli_ok(cli, json_pack("{s:s, s:I, s:I, s:I}", "thread", thread, "message",
+                                 (json_int_t)message, "delivered_to", (json_int_t)delivered,
+                                 "devices", (json_int_t)devices));
+}
+
+static int add_msg(const struct client_msg *m, void *user)
+{
+    json_t *arr = user;
+    json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "message", (json_int_t)m->message, "sender",
+                          m->sender, "device", m->device, "time", (json_int_t)m->time);
+    if (!o)
+        return ERR_NOMEM;
+    if (m->error)
+        json_object_set_new(o, "error", json_string(m->error));
+    else
+        json_object_set_new(o, "text", json_stringn((const char *)m->text, m->text_len));
+    return json_array_append_new(arr, o) == 0 ? 0 : ERR_NOMEM;
+}
+
+static int add_notice(const char *thread, uint64_t t, const uint8_t *data, size_t len,
+                      void *user)
+{
+    json_t *arr = user, *o = NULL;
+    msgpack_unpacked up;
+    size_t off = 0;
+
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, (const char *)data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_MAP)
+        o = cli_json_obj(&up.data);
+    msgpack_unpacked_destroy(&up);
+    if (!o)
+        return 0;
+    json_object_set_new(o, "thread", json_string(thread));
+    json_object_set_new(o, "time", json_integer((json_int_t)t));
+    return json_array_append_new(arr, o) == 0 ? 0 : ERR_NOMEM;
+}
+
+int cmd_thread_read(struct cli *cli)
+{
+    const char *thread = cli->args.pos[0];
+    const char *since = client_args_get(&cli->args, "since");
+    unsigned long long after = 0;
+    json_t *msgs, *notices;
+    int rc, st;
+
+    if (since) {
+        char *end;
+        after = strtoull(since, &end, 10);
+        if (*since == '\0' || *end != '\0')
+            return cli_fail(cli, "usage", "--since takes a message number");
+    }
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    msgs = json_array();
+    notices = json_array();
+    rc = client_thread_history(cli->dev, thread, (uint64_t)after, add_msg, msgs);
+    if (rc == 0)
+        rc = client_thread_notices(cli->dev, thread, add_notice, notices);
+    if (rc != 0) {
+        json_decref(msgs);
+        json_decref(notices);
+        return cli_fail(cli, err_str(rc), "reading the local history: %s", err_str(rc));
+    }
+    return cli_ok(cli, json_pack("{s:s, s:o, s:o}", "thread", thread, "messages", msgs,
+                                 "notices", notices));
+}
+
+/* ---- agreements ---- */
+
+int cmd_agreement_pin(struct cli *cli)
+{
+    const char *thread = cli->args.pos[0], *text = cli->args.pos[1];
+    uint64_t message, devices, delivered;
+    struct wire_enc e;
+    json_t *j;
+    uint32_t id;
+    int rc, st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    /* the agreement is an ordinary (encrypted) message; the server pins its
+     * number, never its text */
+    rc = client_thread_send(cli->dev, thread, (const uint8_t *)text, strlen(text), 0, &message,
+                            &devices, &delivered);
+    if (rc != 0)
+        return dev_fail(cli, rc, "thread.send");
+    id = start(cli, &e, "agreement.pin", 2);
+    wire_kv_str(&e, "thread", thread);
+    wire_kv_uint(&e, "message", message);
+    if ((st = dev_call_json(cli, id, &e, "agreement.pin", &j)) != 0)
+        return st;
+    json_object_set_new(j, "message", json_integer((json_int_t)message));
+    return cli_ok(cli, j);
+}
+
+int cmd_agreement_ack(struct cli *cli)
+{
+    int st;
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    const char *kv[] = {"thread", cli->args.pos[0], "agreement", cli->args.pos[1], NULL};
+    return simple(cli, "agreement.ack", kv);
+}
+
+int cmd_agreement_show(struct cli *cli)
+{
+    const char *thread = cli->args.pos[0];
+    struct wire_enc e;
+    json_t *j, *msg;
+    uint32_t id;
+    int st;
+
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    id = start(cli, &e, "agreement.show", 1);
+    wire_kv_str(&e, "thread", thread);
+    if ((st = dev_call_json(cli, id, &e, "agreement.show", &j)) != 0)
+        return st;
+    /* the text is only on the devices: look it up in the local history */
+    msg = json_object_get(j, "message");
+    if (json_is_integer(msg)) {
+        uint8_t *text = NULL;
+        size_t len = 0;
+        if (client_thread_message(cli->dev, thread, (uint64_t)json_integer_value(msg), &text,
+                                  &len) == 0)
+            json_object_set_new(j, "text", json_stringn((const char *)text, len));
+        else
+            json_object_set_new(j, "text", json_null());
+        if (text) {
+            sodium_memzero(text, len);
+            free(text);
+        }
+    }
+    return cli_ok(cli, j);
+}
