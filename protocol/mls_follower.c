@@ -512,9 +512,12 @@ static int check_items(const struct mls_follower *f, const struct plan *pl, uint
     for (size_t i = 0; i < pl->n; i++) {
         const struct item *it = &pl->items[i];
         const struct mls_proposal *p = it->p;
-        /* External commits (§12.4.3.2): ExternalInit, at most one Remove
-         * (the joiner's old leaf, "resync") and PreSharedKey only. */
-        if (pl->external && p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
+        /* External commits (§12.4.3.2): of the RFC's own types only
+         * ExternalInit, at most one Remove (the joiner's old leaf, "resync")
+         * and PreSharedKey; extension types are judged as in any commit. */
+        if (pl->external && p->proposal_type >= MLS_PROPOSAL_ADD &&
+            p->proposal_type <= MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS &&
+            p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
             p->proposal_type != MLS_PROPOSAL_REMOVE && p->proposal_type != MLS_PROPOSAL_PSK)
             goto out;
         switch (p->proposal_type) {
