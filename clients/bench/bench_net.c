@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#include <uv.h>
 
 /* OpenSSL (pulled in by libwebsockets.h) declares a type ERR_STATE; our
  * enum constant of that name is spelled differently here (same value). */
@@ -52,7 +53,12 @@ struct bconn {
 
 struct bnet {
     struct lws_context *lws;
-    lws_sorted_usec_list_t wake;
+    /* libuv (epoll) rather than lws's default poll(): poll() walks every
+     * socket on each loop iteration, which at thousands of connections per
+     * process costs more than the traffic itself (PERFORMANCE.md) */
+    uv_loop_t loop;
+    uv_timer_t wake;
+    bool loop_ok, wake_ok;
     struct bconn *conns;
     size_t live;
     size_t max_frame;
@@ -267,14 +273,15 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- context ---- */
 
-static void wake_cb(lws_sorted_usec_list_t *sul)
+static void wake_cb(uv_timer_t *t)
 {
-    (void)sul; /* only ends lws_service()'s wait */
+    (void)t; /* only ends uv_run()'s wait */
 }
 
 int bnet_new(size_t max_frame, struct bnet **out)
 {
     struct lws_context_creation_info info;
+    void *loops[1];
     struct bnet *n;
 
     *out = NULL;
@@ -283,15 +290,28 @@ int bnet_new(size_t max_frame, struct bnet **out)
         return ERR_NOMEM;
     n->max_frame = max_frame;
     lws_set_log_level(getenv("SAMMEN_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
+    if (uv_loop_init(&n->loop) != 0) {
+        free(n);
+        return ERR_INTERNAL;
+    }
+    n->loop_ok = true;
+    if (uv_timer_init(&n->loop, &n->wake) != 0) {
+        bnet_free(n);
+        return ERR_INTERNAL;
+    }
+    n->wake_ok = true;
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.gid = -1;
     info.uid = -1;
+    info.options = LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = loops;
+    loops[0] = &n->loop;
     /* connections are to loopback servers with ws://: no TLS setup */
     n->lws = lws_create_context(&info);
     if (!n->lws) {
-        free(n);
+        bnet_free(n);
         return ERR_INTERNAL;
     }
     *out = n;
@@ -303,10 +323,18 @@ void bnet_free(struct bnet *n)
     if (!n)
         return;
     /* destroying the context closes every wsi; callback() finishes each */
-    lws_context_destroy(n->lws);
+    if (n->lws)
+        lws_context_destroy(n->lws);
     while (n->conns) {
         n->conns->wsi = NULL;
         finish(n->conns);
+    }
+    if (n->wake_ok)
+        uv_close((uv_handle_t *)&n->wake, NULL);
+    if (n->loop_ok) {
+        /* let lws's and our handles finish closing on the loop we own */
+        while (uv_loop_close(&n->loop) == UV_EBUSY)
+            uv_run(&n->loop, UV_RUN_NOWAIT);
     }
     free(n);
 }
@@ -315,9 +343,9 @@ int bnet_service(struct bnet *n, int timeout_ms)
 {
     if (timeout_ms < 0)
         timeout_ms = 0;
-    lws_sul_schedule(n->lws, 0, &n->wake, wake_cb, (lws_usec_t)timeout_ms * LWS_US_PER_MS);
-    if (lws_service(n->lws, 0) < 0)
-        return ERR_INTERNAL;
+    uv_timer_start(&n->wake, wake_cb, (uint64_t)timeout_ms, 0);
+    (void)uv_run(&n->loop, UV_RUN_ONCE);
+    uv_timer_stop(&n->wake);
     return 0;
 }
 
