@@ -304,6 +304,12 @@ static int check_proposal(const struct mls_follower *f, const struct mls_proposa
                                       gid(f)->data, gid(f)->len);
     case MLS_PROPOSAL_REMOVE:
         return mls_tree_leaf(f->tree, p->remove) ? 0 : ERR_INVALID;
+    case MLS_PROPOSAL_PSK:
+        /* §12.1.4: external, or resumption for an application; nonce of
+         * Nh bytes. */
+        if (p->psk.psktype == MLS_PSK_RESUMPTION && p->psk.usage != MLS_RESUMPTION_APPLICATION)
+            return ERR_INVALID;
+        return p->psk.psk_nonce.len == HLEN ? 0 : ERR_INVALID;
     case MLS_PROPOSAL_EXTERNAL_INIT:
         /* Only meaningful inside an external commit (check_items). */
         return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
