@@ -48,6 +48,7 @@ struct mls_follower {
     struct mls_external_senders ext;
     struct pending *pending;
     size_t n_pending;
+    size_t pending_bytes; /* encoded size of the pending proposal messages */
     bool ended; /* a ReInit was committed */
     /* optional policy check of a commit's resulting tree (see the header) */
     int (*commit_check)(void *ctx, const struct mls_tree *tree, uint32_t committer);
@@ -180,6 +181,7 @@ static void pending_clear(struct mls_follower *f)
     free(f->pending);
     f->pending = NULL;
     f->n_pending = 0;
+    f->pending_bytes = 0;
 }
 
 void mls_follower_free(struct mls_follower *f)
@@ -320,7 +322,8 @@ static int check_proposal(const struct mls_follower *f, const struct mls_proposa
     }
 }
 
-static int handle_proposal(struct mls_follower *f, struct mls_message *m, uint64_t now)
+static int handle_proposal(struct mls_follower *f, struct mls_message *m, size_t len,
+                           uint64_t now)
 {
     struct mls_public_message *pm = &m->public_message;
     const struct mls_sender *s = &pm->content.sender;
@@ -373,7 +376,8 @@ static int handle_proposal(struct mls_follower *f, struct mls_message *m, uint64
     for (size_t i = 0; i < f->n_pending; i++)
         if (memcmp(f->pending[i].ref, ref, MLS_REF_LEN) == 0)
             return ERR_CONFLICT; /* the same proposal again */
-    if (f->n_pending >= MLS_FOLLOWER_MAX_PENDING)
+    if (f->n_pending >= MLS_FOLLOWER_MAX_PENDING ||
+        len > MLS_FOLLOWER_MAX_PENDING_BYTES - f->pending_bytes)
         return ERR_LIMIT;
     struct pending *np = realloc(f->pending, (f->n_pending + 1) * sizeof(*np));
     if (!np)
@@ -383,6 +387,7 @@ static int handle_proposal(struct mls_follower *f, struct mls_message *m, uint64
     memcpy(e->ref, ref, MLS_REF_LEN);
     e->sender_type = s->sender_type;
     e->sender = who;
+    f->pending_bytes += len;
     /* Move the decoded proposal into our list (owned members). */
     e->proposal = *p;
     memset(p, 0, sizeof(*p));
@@ -821,7 +826,7 @@ int mls_follower_handle(struct mls_follower *f, const uint8_t *msg, size_t len, 
     if (fc->epoch != f->gc.epoch)
         goto out;
     if (fc->content_type == MLS_CONTENT_PROPOSAL) {
-        rc = handle_proposal(f, &m, now);
+        rc = handle_proposal(f, &m, len, now);
         if (rc == 0 && event)
             *event = MLS_FOLLOWER_PROPOSAL;
     } else if (fc->content_type == MLS_CONTENT_COMMIT) {

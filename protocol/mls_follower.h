@@ -40,7 +40,8 @@
  * ERR_DENIED (sender is not a current member or external sender),
  * ERR_NOT_FOUND (a commit references a proposal we never saw this epoch),
  * ERR_EXPIRED (a KeyPackage outside its lifetime), ERR_LIMIT (too many
- * pending proposals), ERR_NOMEM.
+ * pending proposals or bytes of them, too many proposals in a commit),
+ * ERR_CONFLICT (a proposal seen before), ERR_NOMEM.
  *
  * Ownership: struct mls_follower is opaque and owns its state; all inputs
  * are borrowed for the call; outputs are caller buffers or heap buffers the
@@ -57,6 +58,8 @@
 
 /* Proposals kept per epoch, and proposals in one commit, before ERR_LIMIT. */
 #define MLS_FOLLOWER_MAX_PENDING 1024
+/* Total encoded size of the proposals kept per epoch before ERR_LIMIT. */
+#define MLS_FOLLOWER_MAX_PENDING_BYTES ((size_t)8 * 1024 * 1024)
 
 struct mls_follower;
 

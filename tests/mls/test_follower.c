@@ -888,6 +888,83 @@ static void replay_file(const char *file, struct replay_counts *c)
     json_decref(root);
 }
 
+static void psk_proposal(struct mls_proposal *p, const uint8_t nonce[32], uint8_t usage)
+{
+    memset(p, 0, sizeof(*p));
+    p->proposal_type = MLS_PROPOSAL_PSK;
+    if (usage) {
+        p->psk.psktype = MLS_PSK_RESUMPTION;
+        p->psk.usage = usage;
+        assert_int_equal(mls_bytes_set(&p->psk.psk_group_id, GID, GID_LEN), 0);
+        p->psk.psk_epoch = 1;
+    } else {
+        p->psk.psktype = MLS_PSK_EXTERNAL;
+        assert_int_equal(mls_bytes_set(&p->psk.psk_id, (const uint8_t *)"psk", 3), 0);
+    }
+    assert_int_equal(mls_bytes_set(&p->psk.psk_nonce, nonce, 32), 0);
+}
+
+/* Limits and PSK rules: at most MLS_FOLLOWER_MAX_PENDING proposals per
+ * epoch and per commit; PSK proposals must be unique, external or
+ * application resumption. */
+static void limits_and_psks(void **state)
+{
+    (void)state;
+    struct world W;
+    setup_world(&W);
+    struct mls_message m;
+    uint8_t nonce[32] = {0};
+    for (uint32_t i = 0; i <= MLS_FOLLOWER_MAX_PENDING; i++) {
+        memcpy(nonce, &i, sizeof(i));
+        start_msg(&m, 5, MLS_SENDER_MEMBER, 0, MLS_CONTENT_PROPOSAL);
+        psk_proposal(&m.public_message.content.proposal, nonce, 0);
+        int rc = seal_feed(&W, &m, W.alice.priv, NULL);
+        assert_int_equal(rc, i < MLS_FOLLOWER_MAX_PENDING ? 0 : ERR_LIMIT);
+    }
+    /* A resumption PSK for a reinit is not a proposal anyone may send. */
+    start_msg(&m, 5, MLS_SENDER_MEMBER, 1, MLS_CONTENT_PROPOSAL);
+    psk_proposal(&m.public_message.content.proposal, nonce, MLS_RESUMPTION_REINIT);
+    assert_int_equal(seal_feed(&W, &m, W.bob.priv, NULL), ERR_INVALID);
+
+    /* Commits: too many proposals; the same PSK twice; a short nonce. */
+    size_t n = MLS_FOLLOWER_MAX_PENDING + 1;
+    struct mls_proposal_or_ref *many = calloc(n, sizeof(*many));
+    assert_non_null(many);
+    for (size_t i = 0; i < n; i++) {
+        many[i].type = MLS_POR_PROPOSAL;
+        memcpy(nonce, &i, sizeof(i));
+        psk_proposal(&many[i].proposal, nonce, 0);
+    }
+    commit_msg(&m, 5, 0, many, n);
+    assert_int_equal(seal_feed(&W, &m, W.alice.priv, NULL), ERR_LIMIT);
+    free(many);
+    struct mls_proposal_or_ref two[2];
+    memset(two, 0, sizeof(two));
+    for (int i = 0; i < 2; i++) {
+        two[i].type = MLS_POR_PROPOSAL;
+        psk_proposal(&two[i].proposal, nonce, 0);
+    }
+    commit_msg(&m, 5, 0, two, 2);
+    assert_int_equal(seal_feed(&W, &m, W.alice.priv, NULL), ERR_INVALID);
+    memset(two, 0, sizeof(two));
+    two[0].type = MLS_POR_PROPOSAL;
+    psk_proposal(&two[0].proposal, nonce, 0);
+    two[0].proposal.psk.psk_nonce.len = 16;
+    commit_msg(&m, 5, 0, two, 1);
+    assert_int_equal(seal_feed(&W, &m, W.alice.priv, NULL), ERR_INVALID);
+    /* One PSK by value: no path needed. */
+    memset(two, 0, sizeof(two));
+    two[0].type = MLS_POR_PROPOSAL;
+    psk_proposal(&two[0].proposal, nonce, 0);
+    commit_msg(&m, 5, 0, two, 1);
+    assert_int_equal(seal_feed(&W, &m, W.alice.priv, NULL), 0);
+    assert_int_equal(mls_follower_epoch(W.f), 6);
+    size_t np = 99;
+    assert_int_equal(mls_follower_pending(W.f, NULL, 0, &np), 0);
+    assert_int_equal(np, 0);
+    teardown_world(&W);
+}
+
 static int refuse_all(void *ctx, const struct mls_tree *tree, uint32_t committer)
 {
     (void)tree;
@@ -1044,6 +1121,7 @@ int main(void)
         cmocka_unit_test(add_and_remove),
         cmocka_unit_test(external_remove),
         cmocka_unit_test(external_join_and_add),
+        cmocka_unit_test(limits_and_psks),
         cmocka_unit_test(passive_client_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
