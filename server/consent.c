@@ -275,6 +275,51 @@ out:
     return rc;
 }
 
+/* Break-glass accesses past their end: logged once, threads reconciled. */
+static int breakglass_sweep(uint64_t now, bool *did)
+{
+    struct due {
+        char id[24];
+        char citizen[STORE_ID_MAX];
+        char thread[THREAD_ID_MAX];
+        char staff[STORE_ID_MAX];
+    } due[32];
+    size_t n = 0;
+    sqlite3_stmt *s = tq(Q_BG_EXPIRED_DUE);
+    int rc = tq_u64(s, 1, now);
+    while (!rc && n < 32 && (rc = tq_row(s)) == 0) {
+        tq_col_text(s, 0, due[n].id, sizeof(due[n].id));
+        tq_col_text(s, 1, due[n].citizen, sizeof(due[n].citizen));
+        tq_col_text(s, 2, due[n].thread, sizeof(due[n].thread));
+        tq_col_text(s, 3, due[n].staff, sizeof(due[n].staff));
+        n++;
+    }
+    if (rc == 0)
+        tq_done(s);
+    else if (rc != ERR_NOT_FOUND)
+        return rc;
+    if (n == 0)
+        return 0;
+    if (!store_in_txn(srv.store) && (rc = store_begin(srv.store)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        char subj[STORE_ID_MAX + 32];
+        snprintf(subj, sizeof(subj), "%s %s", due[i].id, due[i].staff);
+        s = tq(Q_BG_SET_LOGGED);
+        rc = tq_text(s, 1, due[i].id);
+        if (!rc) rc = tq_run(s);
+        if (!rc)
+            rc = accesslog_add(now, due[i].citizen, due[i].thread, srv.server_cred,
+                               "breakglass_expired", subj);
+        if (!rc)
+            rc = thread_reconcile(due[i].thread, now);
+        if (rc)
+            return rc;
+    }
+    *did = true;
+    return 0;
+}
+
 int consent_sweep(uint64_t now, bool *did)
 {
     struct due {
@@ -283,8 +328,11 @@ int consent_sweep(uint64_t now, bool *did)
     } due[100];
     size_t n = 0;
     *did = false;
+    int rc = breakglass_sweep(now, did);
+    if (rc)
+        return rc;
     sqlite3_stmt *s = tq(Q_GRANT_EXPIRED_DUE);
-    int rc = tq_u64(s, 1, now);
+    rc = tq_u64(s, 1, now);
     while (!rc && (rc = tq_row(s)) == 0 && n < 100) {
         tq_col_text(s, 0, due[n].id, sizeof(due[n].id));
         tq_col_text(s, 1, due[n].citizen, sizeof(due[n].citizen));

@@ -90,6 +90,15 @@ int handle_consent_revoke(struct req *r);
 int handle_consent_list(struct req *r);
 int handle_kp_upload(struct req *r);
 int handle_kp_count(struct req *r);
+/* issue 5: handle_ledger.c */
+int handle_proxy_register(struct req *r);
+int handle_proxy_end(struct req *r);
+int handle_relative_invite(struct req *r);
+int handle_consent_request(struct req *r);
+int handle_consent_requests(struct req *r);
+int handle_consent_approve(struct req *r);
+int handle_consent_decline(struct req *r);
+int handle_breakglass_open(struct req *r);
 /* issue 5: handle_thread.c */
 int handle_thread_create(struct req *r);
 int handle_thread_list(struct req *r);
@@ -100,6 +109,11 @@ int handle_thread_send(struct req *r);
 int handle_thread_log(struct req *r);
 int handle_sync(struct req *r);
 int handle_ack(struct req *r);
+int handle_thread_status(struct req *r);
+int handle_agreement_pin(struct req *r);
+int handle_agreement_ack(struct req *r);
+int handle_agreement_show(struct req *r);
+int handle_kp_claim(struct req *r);
 
 /* Ends every live session of device (device revoked). */
 void handle_end_device_sessions(const char *device, const char *reason);

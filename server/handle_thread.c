@@ -4,6 +4,7 @@
  * (PROTOCOL.md "Threads and MLS", "Delivery", "Access log"). The rules live
  * in thread.c, entitle.c and deliver.c.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,9 @@
 #include "entitle.h"
 #include "err.h"
 #include "handle.h"
+#include "kp.h"
 #include "log.h"
+#include "accesslog.h"
 #include "server.h"
 #include "thread.h"
 #include "tstore.h"
@@ -453,4 +456,295 @@ int handle_ack(struct req *r)
     wire_enc_ok(r->out, r->id, 1);
     wire_kv_uint(r->out, "acked", seq);
     return 0;
+}
+
+/* ---- thread.status, agreements, kp.claim ------------------------------------------- */
+
+int handle_thread_status(struct req *r)
+{
+    char id[THREAD_ID_MAX], kind[16], sender[STORE_ID_MAX];
+    struct thread_row t;
+    uint64_t message;
+    if (thread_arg(r, id, &t))
+        return -1;
+    int rc = wire_get_uint(r->args, "message", &message);
+    if (rc)
+        return req_fail(r, "bad_request", "'message' must be an unsigned integer");
+    sqlite3_stmt *s = tq(Q_MSG_GET);
+    rc = tq_text(s, 1, id);
+    if (!rc) rc = tq_u64(s, 2, message);
+    if (!rc) rc = tq_row(s);
+    if (rc == ERR_NOT_FOUND)
+        return req_fail(r, "not_found", "no message %llu in %s", (unsigned long long)message, id);
+    if (rc)
+        return req_fail_err(r, rc, "thread.status");
+    tq_col_text(s, 0, kind, sizeof(kind));
+    tq_col_text(s, 1, sender, sizeof(sender));
+    uint64_t targets = tq_col_u64(s, 5), acked = tq_col_u64(s, 6), undeliv = tq_col_u64(s, 7);
+    tq_done(s);
+    if (strcmp(sender, r->c->identity) != 0 && !is_member(id, r->c->identity))
+        return req_fail(r, "denied", "you are not the sender or a member of %s", id);
+    wire_enc_ok(r->out, r->id, 4);
+    wire_kv_uint(r->out, "message", message);
+    wire_kv_uint(r->out, "delivered_to", acked);
+    wire_kv_uint(r->out, "devices", targets);
+    wire_kv_uint(r->out, "undeliverable", undeliv);
+    return 0;
+}
+
+int handle_agreement_pin(struct req *r)
+{
+    char id[THREAD_ID_MAX], kind[16], aid[19];
+    struct thread_row t;
+    uint64_t message, now = clock_now();
+    uint8_t b[8];
+    if (member_arg(r, id, &t))
+        return -1;
+    int rc = wire_get_uint(r->args, "message", &message);
+    if (rc)
+        return req_fail(r, "bad_request", "'message' must be an unsigned integer");
+    sqlite3_stmt *s = tq(Q_MSG_GET);
+    rc = tq_text(s, 1, id);
+    if (!rc) rc = tq_u64(s, 2, message);
+    if (!rc) rc = tq_row(s);
+    if (rc == ERR_NOT_FOUND)
+        return req_fail(r, "not_found", "no message %llu in %s", (unsigned long long)message, id);
+    if (rc)
+        return req_fail_err(r, rc, "agreement.pin");
+    tq_col_text(s, 0, kind, sizeof(kind));
+    tq_done(s);
+    if (strcmp(kind, "app") != 0)
+        return req_fail(r, "invalid", "an agreement is an application message");
+    randombytes_buf(b, sizeof(b));
+    aid[0] = 'a';
+    aid[1] = '_';
+    for (size_t i = 0; i < 8; i++)
+        snprintf(aid + 2 + 2 * i, 3, "%02x", b[i]);
+    s = tq(Q_AGR_ADD);
+    rc = tq_text(s, 1, aid);
+    if (!rc) rc = tq_text(s, 2, id);
+    if (!rc) rc = tq_u64(s, 3, message);
+    if (!rc) rc = tq_text(s, 4, r->c->identity);
+    if (!rc) rc = tq_u64(s, 5, now);
+    if (!rc) rc = tq_run(s);
+    if (!rc) rc = accesslog_add(now, t.citizen, id, r->c->identity, "agreement_pinned", aid);
+    if (rc)
+        return req_fail_err(r, rc, "agreement.pin");
+    wire_enc_ok(r->out, r->id, 1);
+    wire_kv_str(r->out, "agreement", aid);
+    return 0;
+}
+
+static int count_acks(const char *aid, uint64_t *n)
+{
+    sqlite3_stmt *s = tq(Q_AGR_ACKS);
+    int rc = tq_text(s, 1, aid);
+    *n = 0;
+    while (!rc && (rc = tq_row(s)) == 0)
+        (*n)++;
+    return rc == ERR_NOT_FOUND ? 0 : rc ? rc : ERR_INTERNAL;
+}
+
+int handle_agreement_ack(struct req *r)
+{
+    char id[THREAD_ID_MAX], aid[24], th[THREAD_ID_MAX];
+    struct thread_row t;
+    uint64_t now = clock_now(), n;
+    if (member_arg(r, id, &t) || req_str(r, "agreement", aid, sizeof(aid)))
+        return -1;
+    sqlite3_stmt *s = tq(Q_AGR_GET);
+    int rc = tq_text(s, 1, aid);
+    if (!rc) rc = tq_row(s);
+    if (rc == 0) {
+        tq_col_text(s, 0, th, sizeof(th));
+        tq_done(s);
+    }
+    if (rc == ERR_NOT_FOUND || (rc == 0 && strcmp(th, id) != 0))
+        return req_fail(r, "not_found", "no agreement %s in %s", aid, id);
+    if (rc)
+        return req_fail_err(r, rc, "agreement");
+    s = tq(Q_AGR_ACK_ADD);
+    rc = tq_text(s, 1, aid);
+    if (!rc) rc = tq_text(s, 2, r->c->identity);
+    if (!rc) rc = tq_u64(s, 3, now);
+    if (!rc) rc = tq_run(s);
+    if (rc == ERR_CONFLICT)
+        return req_fail(r, "conflict", "you already acknowledged %s", aid);
+    if (!rc) rc = accesslog_add(now, t.citizen, id, r->c->identity, "agreement_acknowledged", aid);
+    if (!rc) rc = count_acks(aid, &n);
+    if (rc)
+        return req_fail_err(r, rc, "agreement.ack");
+    wire_enc_ok(r->out, r->id, 2);
+    wire_kv_str(r->out, "agreement", aid);
+    wire_kv_uint(r->out, "acks", n);
+    return 0;
+}
+
+int handle_agreement_show(struct req *r)
+{
+    char id[THREAD_ID_MAX], aid[24];
+    struct thread_row t;
+    uint64_t message = 0, nacks = 0;
+    static char acked[256][STORE_ID_MAX], members[256][STORE_ID_MAX];
+    size_t na = 0, nm = 0;
+    if (member_arg(r, id, &t))
+        return -1;
+    sqlite3_stmt *s = tq(Q_AGR_LATEST);
+    int rc = tq_text(s, 1, id);
+    if (!rc) rc = tq_row(s);
+    if (rc == ERR_NOT_FOUND) {
+        wire_enc_ok(r->out, r->id, 4);
+        wire_enc_key(r->out, "agreement");
+        wire_enc_nil(r->out);
+        wire_kv_uint(r->out, "message", 0);
+        wire_enc_key(r->out, "acks");
+        wire_enc_array(r->out, 0);
+        wire_enc_key(r->out, "pending");
+        wire_enc_array(r->out, 0);
+        return 0;
+    }
+    if (rc)
+        return req_fail_err(r, rc, "agreement.show");
+    tq_col_text(s, 0, aid, sizeof(aid));
+    message = tq_col_u64(s, 1);
+    tq_done(s);
+    rc = count_acks(aid, &nacks);
+    if (rc)
+        return req_fail_err(r, rc, "agreement.show");
+    wire_enc_ok(r->out, r->id, 4);
+    wire_kv_str(r->out, "agreement", aid);
+    wire_kv_uint(r->out, "message", message);
+    wire_enc_key(r->out, "acks");
+    wire_enc_array(r->out, (uint32_t)(nacks > 256 ? 256 : nacks));
+    s = tq(Q_AGR_ACKS);
+    rc = tq_text(s, 1, aid);
+    while (!rc && na < 256 && (rc = tq_row(s)) == 0) {
+        tq_col_text(s, 0, acked[na], STORE_ID_MAX);
+        wire_enc_map(r->out, 2);
+        wire_kv_str(r->out, "id", acked[na]);
+        wire_kv_uint(r->out, "time", tq_col_u64(s, 1));
+        na++;
+    }
+    if (rc == 0)
+        tq_done(s);
+    if (na != (nacks > 256 ? 256 : nacks))
+        return req_fail(r, "internal", "acknowledgements changed while read");
+    /* pending: member identities without an acknowledgement */
+    s = tq(Q_MEMBER_EACH);
+    rc = tq_text(s, 1, id);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        char who[STORE_ID_MAX];
+        tq_col_text(s, 1, who, sizeof(who));
+        if (sqlite3_column_int(s, 4) != 0)
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < na && !seen; i++)
+            seen = strcmp(acked[i], who) == 0;
+        for (size_t i = 0; i < nm && !seen; i++)
+            seen = strcmp(members[i], who) == 0;
+        if (!seen && nm < 256)
+            memcpy(members[nm++], who, sizeof(who));
+    }
+    wire_enc_key(r->out, "pending");
+    wire_enc_array(r->out, (uint32_t)nm);
+    for (size_t i = 0; i < nm; i++)
+        wire_enc_str(r->out, members[i]);
+    return 0;
+}
+
+/* kp.claim rate limit: claims per device per minute. */
+struct claim_slot {
+    char device[32];
+    uint64_t minute;
+    uint64_t count;
+};
+static struct claim_slot claim_slots[256];
+
+static bool claim_allowed(const char *device, uint64_t now)
+{
+    uint64_t minute = now / 60;
+    struct claim_slot *free_slot = NULL;
+    for (size_t i = 0; i < 256; i++) {
+        struct claim_slot *c = &claim_slots[i];
+        if (strcmp(c->device, device) == 0) {
+            if (c->minute != minute) {
+                c->minute = minute;
+                c->count = 0;
+            }
+            return ++c->count <= srv.cfg.kp_claims_per_minute;
+        }
+        if (!free_slot && (c->device[0] == 0 || c->minute != minute))
+            free_slot = c;
+    }
+    if (!free_slot)
+        return false; /* every slot busy this minute: refuse rather than forget */
+    snprintf(free_slot->device, sizeof(free_slot->device), "%s", device);
+    free_slot->minute = minute;
+    free_slot->count = 1;
+    return free_slot->count <= srv.cfg.kp_claims_per_minute;
+}
+
+int handle_kp_claim(struct req *r)
+{
+    char id[THREAD_ID_MAX], in[STORE_ID_MAX], who[STORE_ID_MAX], name[STORE_NAME_MAX];
+    struct thread_row t;
+    struct entitled_set ent = {0};
+    uint64_t now = clock_now();
+    static struct {
+        char device[32];
+        uint8_t *kp;
+        size_t len;
+    } out[64];
+    size_t n = 0;
+    if (member_arg(r, id, &t) || req_str(r, "identity", in, sizeof(in)) ||
+        req_identity(r, in, who, sizeof(who), name))
+        return -1;
+    if (!claim_allowed(r->c->device, now))
+        return req_fail(r, "limit", "at most %llu kp.claim per minute",
+                        (unsigned long long)srv.cfg.kp_claims_per_minute);
+    int rc = entitle_thread(id, t.citizen, t.kind, now, &ent);
+    if (rc)
+        return req_fail_err(r, rc, "kp.claim");
+    if (!entitle_find_identity(&ent, who)) {
+        entitle_free(&ent);
+        return req_fail(r, "denied", "%s is not entitled to %s", who, id);
+    }
+    for (size_t i = 0; i < ent.n && !rc && n < 64; i++) {
+        if (strcmp(ent.v[i].identity, who) != 0)
+            continue;
+        sqlite3_stmt *s = tq(Q_MEMBER_GET);
+        rc = tq_text(s, 1, id);
+        if (!rc) rc = tq_text(s, 2, ent.v[i].device);
+        if (!rc) rc = tq_row(s);
+        if (rc == 0) {
+            tq_done(s);
+            continue; /* already in the thread */
+        }
+        if (rc != ERR_NOT_FOUND)
+            break;
+        uint8_t ref[32];
+        rc = kp_claim(ent.v[i].device, id, now, ref, &out[n].kp, &out[n].len);
+        if (rc == ERR_NOT_FOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            break;
+        snprintf(out[n].device, sizeof(out[n].device), "%s", ent.v[i].device);
+        n++;
+    }
+    entitle_free(&ent);
+    if (!rc) {
+        wire_enc_ok(r->out, r->id, 1);
+        wire_enc_key(r->out, "key_packages");
+        wire_enc_array(r->out, (uint32_t)n);
+        for (size_t i = 0; i < n; i++) {
+            wire_enc_map(r->out, 2);
+            wire_kv_str(r->out, "device", out[i].device);
+            wire_kv_bin(r->out, "key_package", out[i].kp, out[i].len);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(out[i].kp);
+    return rc ? req_fail_err(r, rc, "kp.claim") : 0;
 }

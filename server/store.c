@@ -52,12 +52,14 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;",
     /* 1 -> 2: issue 5: consent ledger, threads, delivery (statements in
      * tstore.c). Grants and the access log are immutable. */
+    /* proxy / relative identities may be registered before they enroll
+     * (their invitation creates them), so no foreign key on them */
     "CREATE TABLE proxies(citizen TEXT NOT NULL REFERENCES identities(id),"
-    "  proxy TEXT NOT NULL REFERENCES identities(id), basis TEXT NOT NULL,"
+    "  proxy TEXT NOT NULL, basis TEXT NOT NULL,"
     "  created_by TEXT NOT NULL, created INTEGER NOT NULL, ended INTEGER,"
     "  v INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(citizen, proxy));"
     "CREATE INDEX proxies_proxy ON proxies(proxy);"
-    "CREATE TABLE relatives(identity TEXT PRIMARY KEY REFERENCES identities(id),"
+    "CREATE TABLE relatives(identity TEXT PRIMARY KEY, citizen TEXT NOT NULL,"
     "  child INTEGER NOT NULL, grant_id TEXT NOT NULL DEFAULT '', v INTEGER NOT NULL DEFAULT 1);"
     "CREATE TABLE grants(id TEXT PRIMARY KEY, citizen TEXT NOT NULL, grantee TEXT NOT NULL,"
     "  grantee_kind INTEGER NOT NULL, grantee_name TEXT NOT NULL, scope TEXT NOT NULL,"

@@ -150,6 +150,33 @@ static const char *const sql[Q_COUNT] = {
     [Q_ACCESS_EACH_THREAD] = "SELECT time, actor, action, subject FROM access_log"
                              " WHERE thread = ?1 OR (thread = '' AND citizen = ?2)"
                              " ORDER BY seq",
+    [Q_PROXIES_OF_CITIZEN] = "SELECT proxy FROM proxies WHERE citizen = ?1 AND ended IS NULL"
+                             " ORDER BY proxy",
+    [Q_REL_ADD] = "INSERT INTO relatives(identity, citizen, child, grant_id) VALUES(?1,?2,?3,?4)"
+                  " ON CONFLICT(identity) DO UPDATE SET child = excluded.child",
+    [Q_REQ_ADD] = "INSERT INTO consent_requests(id, citizen, requester, scope, note, status,"
+                  " created) VALUES(?1,?2,?3,?4,?5,'open',?6)",
+    [Q_REQ_GET] = "SELECT citizen, requester, scope, note, status, created, grant_id"
+                  " FROM consent_requests WHERE id = ?1",
+    [Q_REQ_EACH] = "SELECT id, citizen, requester, scope, note, status, created, grant_id"
+                   " FROM consent_requests WHERE requester = ?1 OR citizen = ?1 OR citizen IN"
+                   " (SELECT citizen FROM proxies WHERE proxy = ?1 AND ended IS NULL)"
+                   " ORDER BY created, id",
+    [Q_REQ_SET] = "UPDATE consent_requests SET status = ?2, grant_id = ?3 WHERE id = ?1"
+                  " AND status = 'open'",
+    [Q_BG_ADD] = "INSERT INTO breakglass(id, staff, citizen, thread, reason, opened, expires)"
+                 " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_BG_EXPIRED_DUE] = "SELECT id, citizen, thread, staff FROM breakglass WHERE expires <= ?1"
+                         " AND expired_logged = 0 LIMIT 100",
+    [Q_BG_SET_LOGGED] = "UPDATE breakglass SET expired_logged = 1 WHERE id = ?1",
+    [Q_AGR_ADD] = "INSERT INTO agreements(id, thread, message, pinned_by, time)"
+                  " VALUES(?1,?2,?3,?4,?5)",
+    [Q_AGR_LATEST] = "SELECT id, message FROM agreements WHERE thread = ?1"
+                     " ORDER BY time DESC, rowid DESC LIMIT 1",
+    [Q_AGR_ACK_ADD] = "INSERT INTO agreement_acks(agreement, identity, time) VALUES(?1,?2,?3)",
+    [Q_AGR_ACKS] = "SELECT identity, time FROM agreement_acks WHERE agreement = ?1"
+                   " ORDER BY time, identity",
+    [Q_AGR_GET] = "SELECT thread FROM agreements WHERE id = ?1",
 };
 
 static sqlite3 *db;
