@@ -147,7 +147,7 @@ int handle_consent_list(struct req *r)
     while (!rc && (rc = tq_row(s)) == 0 && got < n) {
         static char txt[MSG_GRANT_TEXT_MAX];
         const char *cols[] = {"grant", "citizen", "grantee", "scope", "basis", "purpose"};
-        wire_enc_map(r->out, 20);
+        wire_enc_map(r->out, 18);
         for (int i = 0; i < 6; i++) {
             tq_col_text(s, i, txt, sizeof(txt));
             wire_kv_str(r->out, cols[i], txt);

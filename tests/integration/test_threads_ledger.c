@@ -1,0 +1,361 @@
+/*
+ * test_threads_ledger.c: the ledger's ways into a thread, against the real
+ * server with real MLS: a department grant (assigned staff join), a
+ * relative invited with a code bound to the grant, a proxy registered by
+ * staff, consent requests approved and declined, break-glass (notices,
+ * time limit by the server clock, then removal), agreements pinned and
+ * acknowledged, delivery status and the offline limit (missed notices,
+ * undeliverable counts), proxy ended.
+ */
+#include "it.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define DOMAIN "ledger.test"
+#include "threads_it.h"
+
+/* The new member's entitlement brought an external Add: the committer
+ * syncs, commits it with a Welcome, the joiner syncs and joins. */
+static void admit(struct party *committer, struct party *joiner, const char *thread)
+{
+    struct seen sn;
+    char err[32];
+    sync_party(committer, thread, &sn);
+    assert_true(sn.external_pending);
+    struct mls_group_commit_out co = {0};
+    struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
+                                      .tree_in_welcome = true};
+    assert_int_equal(mls_group_commit_create(committer->g, &o, now_s(), &co), 0);
+    assert_non_null(co.welcome);
+    assert_string_equal(commit(committer, thread, &co, err, sizeof(err)), "");
+    sync_party(joiner, thread, &sn);
+    assert_int_equal(sn.welcomes, 1);
+    assert_non_null(joiner->g);
+    assert_int_equal(mls_group_epoch(joiner->g), mls_group_epoch(committer->g));
+}
+
+/* Other members catch up with a commit they did not make. */
+static void catch_up(struct party *p, const char *thread)
+{
+    struct seen sn;
+    sync_party(p, thread, &sn);
+}
+
+/* The basis thread.members reports for identity id. */
+static void member_basis(struct party *p, const char *thread, const char *id, char *basis,
+                         size_t cap)
+{
+    struct client_frame r;
+    struct arg a[] = {{.key = "thread", .str = thread}};
+    call_ok(p->c, "thread.members", a, 1, &r);
+    struct wire_array m;
+    assert_int_equal(wire_get_array(&r.msg.body, "members", &m), 0);
+    basis[0] = 0;
+    for (uint32_t i = 0; i < m.n; i++) {
+        struct wire_map mm;
+        char who[96];
+        assert_int_equal(wire_array_map(&m, i, &mm), 0);
+        assert_int_equal(wire_get_cstr(&mm, "id", who, sizeof(who)), 0);
+        if (strcmp(who, id) == 0)
+            assert_int_equal(wire_get_cstr(&mm, "grant", basis, cap), 0);
+    }
+    client_frame_free(&r);
+}
+
+static uint64_t sent_message(struct party *p, const char *thread, const char *text)
+{
+    uint8_t *ct = NULL;
+    size_t cl;
+    struct client_frame r;
+    uint64_t seq;
+    assert_int_equal(mls_group_encrypt(p->g, (const uint8_t *)text, strlen(text), NULL, 0, &ct,
+                                       &cl),
+                     0);
+    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "msg", .bin = ct, .len = cl}};
+    call_ok(p->c, "thread.send", a, 2, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "message", &seq), 0);
+    client_frame_free(&r);
+    free(ct);
+    return seq;
+}
+
+static void status(struct party *p, const char *thread, uint64_t msg, uint64_t *delivered,
+                   uint64_t *devices, uint64_t *undeliverable)
+{
+    struct client_frame r;
+    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "message", .is_uint = true, .u = msg}};
+    call_ok(p->c, "thread.status", a, 2, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "delivered_to", delivered), 0);
+    assert_int_equal(wire_get_uint(&r.msg.body, "devices", devices), 0);
+    assert_int_equal(wire_get_uint(&r.msg.body, "undeliverable", undeliverable), 0);
+    client_frame_free(&r);
+}
+
+static void ledger(void **state)
+{
+    struct st *s = *state;
+    char code[64], thread[40], gid[MSG_GRANT_GID_LEN + 1], basis[32];
+    struct client_frame r;
+    struct seen sn;
+
+    enroll(s, &s->admin, s->ts.admin_code);
+    {
+        const char *kv[] = {"name", "hjemmepleje", NULL};
+        it_ok(s->admin.c, "admin.department.add", kv, NULL, NULL, 0);
+    }
+    invite(s, "citizen", "karen", NULL, code, sizeof(code));
+    enroll(s, &s->karen, code);
+    invite(s, "staff", "mette", "hjemmepleje", code, sizeof(code));
+    enroll(s, &s->mette, code);
+    invite(s, "staff", "per", NULL, code, sizeof(code));
+    enroll(s, &s->per, code);
+    call_ok(s->karen.c, "server.info", NULL, 0, &r);
+    {
+        const uint8_t *k;
+        size_t kl;
+        assert_int_equal(wire_get_bin(&r.msg.body, "key", &k, &kl), 0);
+        memcpy(s->server_key, k, 32);
+    }
+    client_frame_free(&r);
+    create_thread(s, &s->karen, "karen", thread, NULL);
+
+    /* a department grant: assigned staff join */
+    upload_kps(&s->mette, 2);
+    grant(s, &s->karen, "department:hjemmepleje@" DOMAIN, "care", gid);
+    admit(&s->karen, &s->mette, thread);
+    member_basis(&s->karen, thread, "mette@" DOMAIN, basis, sizeof(basis));
+    assert_string_equal(basis, gid);
+    /* staff of a granted department may read the ledger; others not */
+    {
+        struct arg a[] = {{.key = "citizen", .str = "karen"}};
+        call_ok(s->mette.c, "consent.list", a, 1, &r);
+        struct wire_array g;
+        assert_int_equal(wire_get_array(&r.msg.body, "grants", &g), 0);
+        assert_int_equal(g.n, 1);
+        client_frame_free(&r);
+        call_err(s->per.c, "consent.list", a, 1, "denied");
+    }
+
+    /* a relative invited with a code bound to the grant */
+    {
+        uint8_t *tbs, sig[64];
+        size_t len;
+        grant_bytes(&s->karen, "karen@" DOMAIN, "ole@" DOMAIN, "care", MSG_GRANT_FORM_CITIZEN,
+                    NULL, 0, &tbs, &len, sig);
+        struct arg a[] = {{.key = "citizen", .str = "karen"},
+                          {.key = "name", .str = "ole"},
+                          {.key = "tbs", .bin = tbs, .len = len},
+                          {.key = "sig", .bin = sig, .len = 64}};
+        call_ok(s->karen.c, "relative.invite", a, 4, &r);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "code", code, sizeof(code)), 0);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "grant", gid, sizeof(gid)), 0);
+        client_frame_free(&r);
+        /* the same invitation twice: the grant is already stored */
+        call_err(s->karen.c, "relative.invite", a, 4, "conflict");
+        free(tbs);
+    }
+    enroll(s, &s->ole, code);
+    call_ok(s->ole.c, "whoami", NULL, 0, &r);
+    {
+        char role[16];
+        assert_int_equal(wire_get_cstr(&r.msg.body, "role", role, sizeof(role)), 0);
+        assert_string_equal(role, "relative");
+    }
+    client_frame_free(&r);
+    upload_kps(&s->ole, 1);
+    admit(&s->karen, &s->ole, thread);
+    catch_up(&s->mette, thread);
+    member_basis(&s->karen, thread, "ole@" DOMAIN, basis, sizeof(basis));
+    assert_string_equal(basis, gid);
+
+    /* a proxy registered by staff (not by the citizen) */
+    {
+        struct arg a[] = {{.key = "citizen", .str = "karen"},
+                          {.key = "name", .str = "lise"},
+                          {.key = "basis", .str = "guardianship"}};
+        call_err(s->karen.c, "proxy.register", a, 3, "denied");
+        call_ok(s->mette.c, "proxy.register", a, 3, &r);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "code", code, sizeof(code)), 0);
+        client_frame_free(&r);
+    }
+    enroll(s, &s->lise, code);
+    upload_kps(&s->lise, 1);
+    admit(&s->karen, &s->lise, thread);
+    catch_up(&s->mette, thread);
+    catch_up(&s->ole, thread);
+    member_basis(&s->karen, thread, "lise@" DOMAIN, basis, sizeof(basis));
+    assert_string_equal(basis, "proxy");
+
+    /* consent requests: per asks, karen declines; mette asks, lise (proxy)
+     * approves with a grant for exactly that request */
+    {
+        char req1[24], req2[24];
+        struct arg a[] = {{.key = "citizen", .str = "karen"},
+                          {.key = "scope", .str = "coordination"},
+                          {.key = "note", .str = "care plan meeting"}};
+        call_ok(s->per.c, "consent.request", a, 3, &r);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "request", req1, sizeof(req1)), 0);
+        client_frame_free(&r);
+        call_ok(s->mette.c, "consent.request", a, 3, &r);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "request", req2, sizeof(req2)), 0);
+        client_frame_free(&r);
+        call_ok(s->karen.c, "consent.requests", NULL, 0, &r);
+        struct wire_array q;
+        assert_int_equal(wire_get_array(&r.msg.body, "requests", &q), 0);
+        assert_int_equal(q.n, 2);
+        client_frame_free(&r);
+        struct arg d[] = {{.key = "request", .str = req1}};
+        call_err(s->per.c, "consent.decline", d, 1, "denied");
+        call_ok(s->karen.c, "consent.decline", d, 1, &r);
+        client_frame_free(&r);
+        call_err(s->karen.c, "consent.decline", d, 1, "conflict");
+        uint8_t *tbs, sig[64];
+        size_t len;
+        /* a grant for the wrong scope is refused, the right one accepted */
+        grant_bytes(&s->lise, "karen@" DOMAIN, "mette@" DOMAIN, "care", MSG_GRANT_FORM_PROXY, NULL,
+                    0, &tbs, &len, sig);
+        struct arg bad[] = {{.key = "request", .str = req2},
+                            {.key = "tbs", .bin = tbs, .len = len},
+                            {.key = "sig", .bin = sig, .len = 64}};
+        call_err(s->lise.c, "consent.approve", bad, 3, "invalid");
+        free(tbs);
+        grant_bytes(&s->lise, "karen@" DOMAIN, "mette@" DOMAIN, "coordination",
+                    MSG_GRANT_FORM_PROXY, NULL, 0, &tbs, &len, sig);
+        struct arg ok[] = {{.key = "request", .str = req2},
+                           {.key = "tbs", .bin = tbs, .len = len},
+                           {.key = "sig", .bin = sig, .len = 64}};
+        call_ok(s->lise.c, "consent.approve", ok, 3, &r);
+        client_frame_free(&r);
+        free(tbs);
+        call_ok(s->mette.c, "consent.requests", NULL, 0, &r);
+        assert_int_equal(wire_get_array(&r.msg.body, "requests", &q), 0);
+        assert_int_equal(q.n, 1);
+        struct wire_map m;
+        char st[16];
+        assert_int_equal(wire_array_map(&q, 0, &m), 0);
+        assert_int_equal(wire_get_cstr(&m, "status", st, sizeof(st)), 0);
+        assert_string_equal(st, "approved");
+        client_frame_free(&r);
+    }
+
+    /* an agreement pinned and acknowledged; delivery status */
+    uint64_t m1 = sent_message(&s->karen, thread, "We meet on Tuesdays");
+    uint64_t delivered, devices, undeliv;
+    status(&s->karen, thread, m1, &delivered, &devices, &undeliv);
+    assert_int_equal(devices, 3);
+    assert_int_equal(delivered, 0);
+    catch_up(&s->mette, thread);
+    sync_party(&s->ole, thread, &sn);
+    assert_int_equal(sn.apps, 1);
+    assert_string_equal(sn.last_app, "We meet on Tuesdays");
+    status(&s->karen, thread, m1, &delivered, &devices, &undeliv);
+    assert_int_equal(delivered, 2);
+    {
+        char agr[24];
+        struct arg a[] = {{.key = "thread", .str = thread}, {.key = "message", .is_uint = true, .u = m1}};
+        call_ok(s->karen.c, "agreement.pin", a, 2, &r);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "agreement", agr, sizeof(agr)), 0);
+        client_frame_free(&r);
+        struct arg k[] = {{.key = "thread", .str = thread}, {.key = "agreement", .str = agr}};
+        call_ok(s->mette.c, "agreement.ack", k, 2, &r);
+        uint64_t acks;
+        assert_int_equal(wire_get_uint(&r.msg.body, "acks", &acks), 0);
+        assert_int_equal(acks, 1);
+        client_frame_free(&r);
+        call_err(s->mette.c, "agreement.ack", k, 2, "conflict");
+        call_err(s->per.c, "agreement.ack", k, 2, "denied");
+        struct arg sh[] = {{.key = "thread", .str = thread}};
+        call_ok(s->ole.c, "agreement.show", sh, 1, &r);
+        struct wire_array pend;
+        assert_int_equal(wire_get_array(&r.msg.body, "pending", &pend), 0);
+        assert_int_equal(pend.n, 3); /* karen, ole, lise */
+        client_frame_free(&r);
+    }
+
+    /* break-glass: per (no grant) opens access; karen and lise are told */
+    upload_kps(&s->per, 1);
+    {
+        struct arg a[] = {{.key = "citizen", .str = "karen"},
+                          {.key = "thread", .str = thread},
+                          {.key = "reason", .str = "short"}};
+        call_err(s->per.c, "breakglass.open", a, 3, "invalid");
+        struct arg b[] = {{.key = "citizen", .str = "karen"},
+                          {.key = "thread", .str = thread},
+                          {.key = "reason", .str = "fall at home, no answer on the phone"},
+                          {.key = "hours", .is_uint = true, .u = 2}};
+        call_err(s->ole.c, "breakglass.open", b, 4, "denied");
+        call_ok(s->per.c, "breakglass.open", b, 4, &r);
+        client_frame_free(&r);
+    }
+    sync_party(&s->lise, thread, &sn);
+    assert_int_equal(sn.notices, 1);
+    assert_string_equal(sn.last_notice_type, "breakglass");
+    admit(&s->karen, &s->per, thread);
+    catch_up(&s->mette, thread);
+    catch_up(&s->ole, thread);
+    catch_up(&s->lise, thread);
+    member_basis(&s->karen, thread, "per@" DOMAIN, basis, sizeof(basis));
+    assert_string_equal(basis, "breakglass");
+
+    /* two hours later (server clock) the access has ended: removal pending */
+    it_shift_clock(s->karen.c, 2 * 3600 + 5);
+    {
+        char err[32];
+        /* the sweep runs on the server's next loop iteration */
+        struct client_frame p;
+        call_ok(s->karen.c, "ping", NULL, 0, &p);
+        client_frame_free(&p);
+        assert_int_not_equal(send_app(&s->karen, thread, "x", NULL, err, sizeof(err)), 0);
+        assert_string_equal(err, "state");
+        sync_party(&s->karen, thread, &sn);
+        struct mls_group_commit_out co = {0};
+        assert_int_equal(mls_group_commit_pending(s->karen.g, now_s(), &co), 0);
+        assert_string_equal(commit(&s->karen, thread, &co, err, sizeof(err)), "");
+        catch_up(&s->mette, thread);
+        catch_up(&s->lise, thread);
+    }
+
+    /* offline limit: ole stops syncing; 31 days later his copy is dropped,
+     * he is told, and the sender sees it undeliverable */
+    uint64_t m2 = sent_message(&s->karen, thread, "Are you coming?");
+    catch_up(&s->mette, thread);
+    catch_up(&s->lise, thread);
+    it_shift_clock(s->karen.c, 31 * 86400);
+    call_ok(s->karen.c, "ping", NULL, 0, &r);
+    client_frame_free(&r);
+    status(&s->karen, thread, m2, &delivered, &devices, &undeliv);
+    assert_int_equal(devices, 3);
+    assert_int_equal(delivered, 2);
+    assert_int_equal(undeliv, 1);
+    {
+        struct arg a[] = {{.key = "after", .is_uint = true, .u = s->ole.after}};
+        call_ok(s->ole.c, "sync", a, 1, &r);
+        struct wire_array missed;
+        assert_int_equal(wire_get_array(&r.msg.body, "missed", &missed), 0);
+        assert_int_equal(missed.n, 1);
+        client_frame_free(&r);
+    }
+
+    /* proxy ended by staff: lise's device leaves */
+    {
+        struct arg a[] = {{.key = "citizen", .str = "karen"}, {.key = "proxy", .str = "lise"}};
+        call_ok(s->mette.c, "proxy.end", a, 2, &r);
+        client_frame_free(&r);
+        call_err(s->mette.c, "proxy.end", a, 2, "not_found");
+        struct arg t[] = {{.key = "thread", .str = thread}};
+        call_ok(s->karen.c, "thread.members", t, 1, &r);
+        struct wire_array pr;
+        assert_int_equal(wire_get_array(&r.msg.body, "pending_removal", &pr), 0);
+        assert_int_equal(pr.n, 1);
+        client_frame_free(&r);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(ledger, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
