@@ -133,6 +133,11 @@ int gstate_finish_epoch(struct gstate *s)
     int rc = mls_ks_tree_new_from_epoch(s->ks, mls_tree_leaf_count(s->tree), &s->st);
     if (rc != 0)
         return rc;
+    /* Benchmark devices: no guarded pages (each costs several mappings,
+     * and a process can hold only so many). */
+    if ((s->flags & MLS_GROUP_F_PLAIN_MEMORY) &&
+        ((rc = mls_ks_epoch_make_plain(&s->ks)) != 0 || (rc = mls_ks_tree_make_plain(s->st)) != 0))
+        return rc;
     uint32_t keep = sec->n_res < MLS_GROUP_RESUMPTION_KEEP ? sec->n_res + 1
                                                            : MLS_GROUP_RESUMPTION_KEEP;
     for (uint32_t i = keep - 1; i > 0; i--) {

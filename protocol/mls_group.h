@@ -52,8 +52,9 @@
  *
  * Memory: the group's secrets live in one guarded allocation (sodium_malloc)
  * for the group plus the key schedule's one per epoch and the secret tree's;
- * with MLS_GROUP_F_PLAIN_MEMORY the group's own block is plain malloc'd
- * memory (still wiped on free), for benchmarks creating thousands of groups.
+ * with MLS_GROUP_F_PLAIN_MEMORY all three are plain malloc'd memory (still
+ * wiped on free), for benchmarks creating thousands of groups (a process
+ * can hold only about 8000 groups' worth of guarded blocks).
  *
  * Ownership: struct mls_group is opaque and owns everything in it; inputs are
  * borrowed for the call; byte outputs are heap buffers the caller free()s

@@ -159,6 +159,9 @@ int mls_group_load(const uint8_t *buf, size_t len, unsigned flags, struct mls_gr
         goto out;
     if ((rc = mls_ks_tree_load(&r, &s->st)) != 0)
         goto out;
+    if ((flags & MLS_GROUP_F_PLAIN_MEMORY) &&
+        ((rc = mls_ks_epoch_make_plain(&s->ks)) != 0 || (rc = mls_ks_tree_make_plain(s->st)) != 0))
+        goto out;
     rc = ERR_MALFORMED;
     if (tls_read_fixed(&r, CRYPTO_SIGN_PRIV_LEN, &p) != 0)
         goto out;

@@ -18,6 +18,7 @@
  */
 #include "mls_ks.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -100,6 +101,11 @@ int mls_ks_epoch_new(const uint8_t init_secret[MLS_KS_NH], const uint8_t commit_
 
 void mls_ks_epoch_free(struct mls_ks_epoch *ep)
 {
+    if (ep != NULL && ep->plain) {
+        crypto_wipe(ep, sizeof(*ep));
+        free(ep);
+        return;
+    }
     crypto_secure_free(ep);
 }
 
@@ -323,6 +329,7 @@ int mls_ks_epoch_restore(const uint8_t secrets[MLS_KS_SECRET_COUNT][MLS_KS_NH],
     *out = NULL;
     if (ep == NULL)
         return ERR_NOMEM;
+    memset(ep, 0, sizeof(*ep)); /* sodium_malloc fills with 0xdb: plain must be false */
     memcpy(ep->s, secrets, sizeof(ep->s));
     ep->encryption_taken = encryption_taken;
     if (encryption_taken)
@@ -334,4 +341,19 @@ int mls_ks_epoch_restore(const uint8_t secrets[MLS_KS_SECRET_COUNT][MLS_KS_NH],
 bool mls_ks_epoch_encryption_taken(const struct mls_ks_epoch *ep)
 {
     return ep->encryption_taken;
+}
+
+int mls_ks_epoch_make_plain(struct mls_ks_epoch **ep)
+{
+    struct mls_ks_epoch *n;
+    if ((*ep)->plain)
+        return 0;
+    n = malloc(sizeof(*n));
+    if (n == NULL)
+        return ERR_NOMEM;
+    memcpy(n, *ep, sizeof(*n));
+    n->plain = true;
+    crypto_secure_free(*ep);
+    *ep = n;
+    return 0;
 }

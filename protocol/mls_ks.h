@@ -233,6 +233,12 @@ int mls_ks_epoch_restore(const uint8_t secrets[MLS_KS_SECRET_COUNT][MLS_KS_NH],
                          bool encryption_taken, struct mls_ks_epoch **out);
 bool mls_ks_epoch_encryption_taken(const struct mls_ks_epoch *ep);
 void mls_ks_tree_save(const struct mls_ks_tree *t, struct tls_writer *w);
+/* Move an epoch's / a secret tree's secrets from guarded (sodium_malloc)
+ * to plain malloc'd memory, still wiped when freed: for benchmarks that
+ * hold thousands of groups (each guarded block costs several mappings).
+ * mls_ks_epoch_make_plain may replace *ep. 0 or ERR_NOMEM (unchanged). */
+int mls_ks_epoch_make_plain(struct mls_ks_epoch **ep);
+int mls_ks_tree_make_plain(struct mls_ks_tree *t);
 int mls_ks_tree_load(struct tls_reader *r, struct mls_ks_tree **out);
 
 #endif

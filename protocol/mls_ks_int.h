@@ -13,6 +13,7 @@
 struct mls_ks_epoch {
     uint8_t s[MLS_KS_SECRET_COUNT][MLS_KS_NH];
     bool encryption_taken; /* a secret tree took encryption_secret */
+    bool plain;            /* moved to plain malloc'd memory (still wiped) */
 };
 
 #endif

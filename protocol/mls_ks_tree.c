@@ -53,7 +53,32 @@ struct mls_ks_tree {
     struct skipped *skip;      /* guarded, or NULL */
     size_t n_skip, cap_skip;
     uint64_t skip_seq;
+    bool plain; /* sec and skip in plain malloc'd memory (still wiped) */
 };
+
+/* Secret memory of the tree: guarded, or plain once mls_ks_tree_make_plain
+ * was called (benchmarks with thousands of groups). */
+static void *sec_alloc(const struct mls_ks_tree *t, size_t len)
+{
+    return t->plain ? malloc(len) : crypto_secure_alloc(len);
+}
+
+static void sec_free(const struct mls_ks_tree *t, void *p, size_t len)
+{
+    if (p == NULL)
+        return;
+    if (t->plain) {
+        crypto_wipe(p, len);
+        free(p);
+    } else {
+        crypto_secure_free(p);
+    }
+}
+
+static size_t sec_len(const struct mls_ks_tree *t)
+{
+    return ((size_t)t->n_nodes + (size_t)t->n_leaves * 2) * MLS_KS_NH;
+}
 
 static uint8_t *node_secret(struct mls_ks_tree *t, uint32_t node)
 {
@@ -122,8 +147,8 @@ void mls_ks_tree_free(struct mls_ks_tree *t)
 {
     if (t == NULL)
         return;
-    crypto_secure_free(t->sec);
-    crypto_secure_free(t->skip);
+    sec_free(t, t->sec, sec_len(t));
+    sec_free(t, t->skip, t->cap_skip * sizeof(*t->skip));
     free(t->node_has);
     free(t->ratchets);
     free(t);
@@ -237,12 +262,12 @@ static int skip_add(struct mls_ks_tree *t, uint32_t leaf, uint8_t which,
             size_t cap = t->cap_skip == 0 ? 64 : t->cap_skip * 2;
             if (cap > MLS_KS_MAX_SKIPPED)
                 cap = MLS_KS_MAX_SKIPPED;
-            struct skipped *n = crypto_secure_alloc(cap * sizeof(*n));
+            struct skipped *n = sec_alloc(t, cap * sizeof(*n));
             if (n == NULL)
                 return ERR_NOMEM;
             if (t->n_skip > 0)
                 memcpy(n, t->skip, t->n_skip * sizeof(*n));
-            crypto_secure_free(t->skip);
+            sec_free(t, t->skip, t->cap_skip * sizeof(*t->skip));
             t->skip = n;
             t->cap_skip = cap;
         } else {
@@ -459,4 +484,30 @@ int mls_ks_tree_load(struct tls_reader *r, struct mls_ks_tree **out)
 out:
     mls_ks_tree_free(t);
     return rc;
+}
+
+int mls_ks_tree_make_plain(struct mls_ks_tree *t)
+{
+    uint8_t *sec;
+    struct skipped *skip = NULL;
+    if (t->plain)
+        return 0;
+    sec = malloc(sec_len(t));
+    if (sec == NULL)
+        return ERR_NOMEM;
+    if (t->cap_skip > 0) {
+        skip = malloc(t->cap_skip * sizeof(*skip));
+        if (skip == NULL) {
+            free(sec);
+            return ERR_NOMEM;
+        }
+        memcpy(skip, t->skip, t->cap_skip * sizeof(*skip));
+    }
+    memcpy(sec, t->sec, sec_len(t));
+    crypto_secure_free(t->sec);
+    crypto_secure_free(t->skip);
+    t->sec = sec;
+    t->skip = skip;
+    t->plain = true;
+    return 0;
 }
