@@ -9,6 +9,7 @@
  */
 #include "it.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -350,6 +351,8 @@ static void ledger(void **state)
         assert_int_equal(pr.n, 1);
         client_frame_free(&r);
     }
+    /* a clean stop: under the sanitizers this also checks for leaks */
+    assert_int_equal(testserver_stop(&s->ts, SIGTERM), 0);
 }
 
 int main(void)

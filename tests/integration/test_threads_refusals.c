@@ -17,6 +17,8 @@
  *   - grant rules: signed by a non-citizen for themselves, bad signature,
  *     oral while the citizen has a device; a revoked device logging in.
  */
+#include <signal.h>
+
 #define DOMAIN "threads.test"
 #include "threads_it.h"
 
@@ -297,6 +299,8 @@ static void consent_and_threads(void **state)
         client_frame_free(&r);
         client_conn_free(c);
     }
+    /* a clean stop: under the sanitizers this also checks for leaks */
+    assert_int_equal(testserver_stop(&s->ts, SIGTERM), 0);
 }
 
 int main(void)
