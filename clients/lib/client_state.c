@@ -339,9 +339,9 @@ int client_state_each(struct client_state_db *st, const char *kind, const char *
         return 0;
     if (sqlite3_prepare_v2(st->db,
                            thread ? "SELECT k, thread, seq, time, blob FROM rows WHERE kind=?1 "
-                                    "AND seq>?2 AND thread=?3 ORDER BY thread, seq, k"
+                                    "AND (?2=0 OR seq>?2) AND thread=?3 ORDER BY thread, seq, k"
                                   : "SELECT k, thread, seq, time, blob FROM rows WHERE kind=?1 "
-                                    "AND seq>?2 ORDER BY thread, seq, k",
+                                    "AND (?2=0 OR seq>?2) ORDER BY thread, seq, k",
                            -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(q, 2, (sqlite3_int64)after) != SQLITE_OK ||

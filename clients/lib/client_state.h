@@ -80,7 +80,8 @@ struct client_state_row {
 };
 
 /* Calls cb for every row of kind (and of thread, when thread is non-NULL)
- * whose seq is greater than after, in (thread, seq, k) order. A non-zero
+ * whose seq is greater than after (every row when after is 0), in
+ * (thread, seq, k) order. A non-zero
  * return from cb stops the walk and is returned. A row that does not
  * decrypt stops the walk with ERR_CRYPTO. */
 typedef int client_state_fn(const struct client_state_row *row, void *user);

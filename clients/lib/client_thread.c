@@ -574,6 +574,24 @@ static int mark_pending(struct client_dev *d, const char *thread, bool on)
 }
 
 /* client_state_each callback for on_welcome: loads one stored KeyPackage. */
+/* Records why an inbox entry could not be used (kind "fail", keyed by the
+ * inbox seq) and, with SAMMEN_DEBUG set, says so on stderr. */
+static void note_failure(struct client_dev *d, const struct entry *e, const char *what, int rc)
+{
+    char k[32], text[256];
+    int n;
+
+    snprintf(k, sizeof(k), "%020llu", (unsigned long long)e->seq);
+    n = snprintf(text, sizeof(text), "%s %s #%llu: %s: %s", e->kind, e->thread,
+                 (unsigned long long)e->message, what, err_str(rc));
+    if (n < 0)
+        return;
+    (void)client_state_put(d->st, "fail", k, e->thread, 0, e->time, (const uint8_t *)text,
+                           strlen(text));
+    if (getenv("SAMMEN_DEBUG"))
+        fprintf(stderr, "sammen: %s\n", text);
+}
+
 struct kp_collect {
     struct mls_kp **kps;
     char (*refs)[65];
@@ -612,6 +630,8 @@ static int on_welcome(struct client_dev *d, const struct entry *e)
     if (rc != 0)
         goto out;
     rc = mls_group_join(e->data, e->len, kps, n, NULL, 0, NULL, 0, NULL, now_s(), 0, &g);
+    if (getenv("SAMMEN_DEBUG"))
+        fprintf(stderr, "sammen: join with %zu KeyPackages: %s\n", n, err_str(rc));
     if (rc != 0) {
         set_err(d, "crypto", "welcome for %s: %s", e->thread, err_str(rc));
         goto out;
@@ -638,11 +658,20 @@ static int on_handshake(struct client_dev *d, const struct entry *e, struct clie
     int rc;
 
     memset(&ev, 0, sizeof(ev));
-    if ((rc = group_load(d, e->thread, &g)) != 0)
-        return rc == ERR_NOT_FOUND ? 0 : rc; /* not (or no longer) a member */
+    if ((rc = group_load(d, e->thread, &g)) != 0) {
+        if (rc == ERR_NOT_FOUND)
+            return 0; /* not (or no longer) a member */
+        note_failure(d, e, "cannot load the group state", rc);
+        return rc;
+    }
     rc = mls_group_process(g, e->data, e->len, now_s(), &ev);
+    if (getenv("SAMMEN_DEBUG") && rc == 0)
+        fprintf(stderr, "sammen: handshake: event %d, epoch %llu, external_pending %d, %zu proposals\n",
+                ev.type, (unsigned long long)ev.epoch, ev.external_pending,
+                mls_group_pending_proposals(g, NULL));
     if (rc != 0) {
         s->failed++;
+        note_failure(d, e, "handshake refused by MLS", rc);
         goto out;
     }
     if (ev.type == MLS_GROUP_EV_COMMIT && ev.removed) {
@@ -683,7 +712,9 @@ static int on_app(struct client_dev *d, const struct entry *e, struct client_syn
     rc = mls_group_process(g, e->data, e->len, now_s(), &ev);
     if (rc != 0 || ev.type != MLS_GROUP_EV_APPLICATION) {
         s->failed++;
-        snprintf(why, sizeof(why), "cannot decrypt: %s", rc ? err_str(rc) : "not an application message");
+        snprintf(why, sizeof(why), "cannot decrypt: %s",
+                 rc ? err_str(rc) : "not an application message");
+        note_failure(d, e, "application message not readable", rc ? rc : ERR_INVALID);
         rc = msg_store(d, e->thread, e->message, e->time, e->sender, e->device, NULL, 0, why);
         goto out;
     }
@@ -729,6 +760,7 @@ static int entry_handle(struct client_dev *d, const struct entry *e, struct clie
         s->welcomes++;
         rc = on_welcome(d, e);
         if (rc != 0 && rc != ERR_NOMEM && rc != ERR_IO) {
+            note_failure(d, e, "cannot join from the Welcome", rc);
             s->failed++;
             rc = 0; /* a Welcome we cannot open is skipped */
         }
@@ -789,6 +821,10 @@ static int fetch(struct client_dev *d, struct client_sync_stats *s, unsigned *go
             if (en.seq <= cursor)
                 continue; /* already seen */
             s->entries++;
+            if (getenv("SAMMEN_DEBUG"))
+                fprintf(stderr, "sammen: entry #%llu %s %s message %llu from %s/%s\n",
+                        (unsigned long long)en.seq, en.kind, en.thread,
+                        (unsigned long long)en.message, en.sender, en.device);
             if ((rc = entry_handle(d, &en, s)) == 0) {
                 cursor = en.seq;
                 (*got)++;
@@ -838,7 +874,21 @@ static int commit_one(struct client_dev *d, const char *thread, struct client_sy
         return mark_pending(d, thread, false);
     if (rc != 0)
         return rc;
-    rc = mls_group_commit_pending(g, now_s(), &co);
+    /* as mls_group_commit_pending(), but the Welcome's GroupInfo carries the
+     * ratchet tree (PROTOCOL.md: joiners get no tree out of band) */
+    if (mls_group_pending_proposals(g, NULL) == 0) {
+        rc = ERR_NOT_FOUND;
+    } else {
+        struct mls_group_commit_opts o;
+        memset(&o, 0, sizeof(o));
+        o.include_pending = true;
+        o.force_path = true;
+        o.tree_in_welcome = true;
+        rc = mls_group_commit_create(g, &o, now_s(), &co);
+    }
+    if (getenv("SAMMEN_DEBUG"))
+        fprintf(stderr, "sammen: commit pending proposals of %s: %s\n", thread,
+                rc ? err_str(rc) : "created");
     if (rc == ERR_NOT_FOUND) {
         rc = mark_pending(d, thread, false);
         goto out;
@@ -848,11 +898,14 @@ static int commit_one(struct client_dev *d, const char *thread, struct client_sy
                 err_str(rc));
         goto out;
     }
-    id = req(d, &e, "thread.commit", co.welcome ? 3 : 2);
+    /* the new epoch's GroupInfo goes along for thread.state */
+    id = req(d, &e, "thread.commit", 2u + (co.welcome != NULL) + (co.group_info != NULL));
     wire_kv_str(&e, "thread", thread);
     wire_kv_bin(&e, "commit", co.commit, co.commit_len);
     if (co.welcome)
         wire_kv_bin(&e, "welcome", co.welcome, co.welcome_len);
+    if (co.group_info)
+        wire_kv_bin(&e, "group_info", co.group_info, co.group_info_len);
     rc = call(d, id, &e, &r);
     if (rc != 0) {
         mls_group_commit_discard(g);
