@@ -439,6 +439,13 @@ static bool ref_usable(const struct mls_group *g, const struct gstate *s, const 
     case MLS_PROPOSAL_REINIT:
     case MLS_PROPOSAL_EXTERNAL_INIT:
         return false;
+    case MLS_PROPOSAL_ADD:
+        /* Not a KeyPackage whose keys a member already uses. */
+        if (mls_tree_validate_leaf(s->tree, &pr->p.add.leaf_node, MLS_LEAF_SOURCE_KEY_PACKAGE,
+                                   mls_tree_leaf_count(s->tree), s->gc.group_id.data,
+                                   s->gc.group_id.len) != 0)
+            return false;
+        return check_proposal(g, s, &pr->p, pr->sender_type, pr->sender, now) == 0;
     default:
         return check_proposal(g, s, &pr->p, pr->sender_type, pr->sender, now) == 0;
     }

@@ -417,9 +417,116 @@ static void test_group(void **state)
     fol = NULL;
 }
 
+/* Commit rules and failure paths; the group is unchanged after each. */
+static void test_group_rules(void **state)
+{
+    (void)state;
+    struct mls_group_commit_opts o;
+    struct mls_group_commit_out out;
+    struct mls_group_event ev;
+    uint8_t *kb[2], *m = NULL, ea[32], ea2[32];
+    size_t kl[2], ml = 0;
+    const uint8_t *const *kbc = (const uint8_t *const *)kb;
+
+    now = (uint64_t)time(NULL);
+    for (int i = 0; i < 3; i++) {
+        crypto_sig_keygen(d[i].sig_pub, d[i].sig_priv);
+        make_kp(&d[i], names[i]);
+    }
+    assert_int_equal(mls_group_create((const uint8_t *)"group-2", 7, d[0].kp, NULL, 0, &d[0].g), 0);
+    make_kp(&d[0], names[0]);
+    /* The same KeyPackage twice in one commit. */
+    memset(&o, 0, sizeof(o));
+    kp_msg(&d[1], &kb[0], &kl[0]);
+    kp_msg(&d[1], &kb[1], &kl[1]);
+    o.add_kps = kbc;
+    o.add_kp_lens = kl;
+    o.n_add = 2;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), ERR_INVALID);
+    free(kb[1]);
+    /* An expired KeyPackage. */
+    o.n_add = 1;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now + 10 * 86400, &out), ERR_EXPIRED);
+    kp_msg(&d[2], &kb[1], &kl[1]);
+    o.n_add = 2;
+    o.tree_in_welcome = true;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), 0);
+    assert_int_equal(mls_group_commit_confirm(d[0].g), 0);
+    join(1, &out, NULL, 0);
+    join(2, &out, NULL, 0);
+    mls_group_commit_out_reset(&out);
+    free(kb[0]);
+    free(kb[1]);
+    agree();
+
+    /* Removing ourselves, or a blank leaf, is refused. */
+    uint32_t self = mls_group_own_leaf(d[0].g), blank = 7;
+    memset(&o, 0, sizeof(o));
+    o.remove = &self;
+    o.n_remove = 1;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), ERR_INVALID);
+    o.remove = &blank;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), ERR_INVALID);
+    assert_false(mls_group_has_pending_commit(d[0].g));
+    /* Group extensions nobody supports. */
+    {
+        struct mls_extension e = {0xff0a, {NULL, 0}};
+        struct mls_extension_list l = {&e, 1};
+        memset(&o, 0, sizeof(o));
+        o.gce = &l;
+        assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), ERR_INVALID);
+    }
+
+    /* A tampered commit is refused and changes nothing; the original works. */
+    memset(&o, 0, sizeof(o));
+    o.force_path = true;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), 0);
+    assert_int_equal(mls_group_epoch_authenticator(d[1].g, ea), 0);
+    for (size_t off = 20; off < out.commit_len; off += out.commit_len / 7) {
+        out.commit[off] ^= 0x40;
+        assert_int_not_equal(mls_group_process(d[1].g, out.commit, out.commit_len, now, &ev), 0);
+        out.commit[off] ^= 0x40;
+        assert_int_equal(mls_group_epoch_authenticator(d[1].g, ea2), 0);
+        assert_memory_equal(ea, ea2, 32);
+    }
+    deliver(0, out.commit, out.commit_len, MLS_GROUP_EV_COMMIT);
+    assert_int_equal(mls_group_commit_confirm(d[0].g), 0);
+    mls_group_commit_out_reset(&out);
+    agree();
+
+    /* A commit that references a proposal Carol never saw. */
+    assert_int_equal(mls_group_propose_remove(d[1].g, mls_group_own_leaf(d[2].g), &m, &ml), 0);
+    assert_int_equal(mls_group_process(d[0].g, m, ml, now, &ev), 0);
+    mls_group_event_reset(&ev);
+    memset(&o, 0, sizeof(o));
+    o.include_pending = true;
+    assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), 0);
+    assert_int_equal(mls_group_process(d[2].g, out.commit, out.commit_len, now, &ev),
+                     ERR_NOT_FOUND);
+    assert_int_equal(mls_group_process(d[1].g, out.commit, out.commit_len, now, &ev), 0);
+    mls_group_event_reset(&ev);
+    assert_int_equal(mls_group_commit_confirm(d[0].g), 0);
+    mls_group_commit_out_reset(&out);
+    free(m);
+    /* A message of an old epoch is refused. */
+    assert_int_equal(mls_group_encrypt(d[2].g, (const uint8_t *)"x", 1, NULL, 0, &m, &ml), 0);
+    assert_int_equal(mls_group_process(d[1].g, m, ml, now, &ev), ERR_STATE);
+    free(m);
+    d[2].g = (mls_group_free(d[2].g), NULL);
+    agree();
+
+    for (int i = 0; i < NDEV; i++) {
+        mls_group_free(d[i].g);
+        mls_kp_free(d[i].kp);
+        d[i].g = NULL;
+        d[i].kp = NULL;
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_group)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_group),
+                                       cmocka_unit_test(test_group_rules)};
     if (crypto_init() != 0)
         return 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
