@@ -15,6 +15,7 @@
 #include "handle.h"
 #include "keys_id.h"
 #include "log.h"
+#include "thread.h"
 
 #define NONCE_LIFETIME 60
 
@@ -239,6 +240,11 @@ int handle_enroll(struct req *r)
         return req_fail(r, "conflict", "this code was already used");
     if (rc)
         return req_fail_err(r, rc, "code");
+    /* a linked device is told to the citizens whose threads the identity
+     * is in (it joins them once it uploads KeyPackages) */
+    if (strcmp(sc.kind, "link") == 0 &&
+        (rc = thread_log_device(sc.identity, dev, "device_linked", now)) != 0)
+        return req_fail_err(r, rc, "access log");
     char detail[128];
     snprintf(detail, sizeof(detail), "device %s role %s%s%s", dev, role,
              sc.department[0] ? " department " : "", sc.department);

@@ -117,7 +117,9 @@ int handle_device_revoke(struct req *r)
     if (rc)
         return req_fail_err(r, rc, "audit");
     /* the device leaves every thread: delivery stops, Removes are proposed */
-    rc = thread_reconcile_all(now);
+    rc = thread_log_device(r->c->identity, dev, "device_revoked", now);
+    if (!rc)
+        rc = thread_reconcile_all(now);
     if (rc)
         return req_fail_err(r, rc, "reconcile");
     /* other sessions of that device end now (their event is sent after the

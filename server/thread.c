@@ -808,9 +808,15 @@ int thread_send(const char *thread, const char *identity, const char *device,
     tq_done(s);
     if (removing)
         FAIL("denied", "device %s is being removed from %s", device, thread);
-    rc = thread_get(thread, &t);
+    s = tq(Q_THREAD_HOT);
+    rc = tq_text(s, 1, thread);
+    if (!rc)
+        rc = tq_row(s);
     if (rc)
         goto out;
+    t.epoch = tq_col_u64(s, 0);
+    t.removal_pending = tq_col_u64(s, 1) != 0;
+    tq_done(s);
     if (t.removal_pending)
         FAIL("state", "a removal is pending in %s: commit it first", thread);
     rc = peek_epoch(msg, len, &wf, &gid, &gid_len, &epoch);
@@ -1082,4 +1088,40 @@ int thread_tree(const char *thread, uint8_t **out, size_t *len)
     struct cached *c;
     int rc = follower(thread, &c);
     return rc ? rc : mls_follower_tree(c->f, out, len);
+}
+
+int thread_log_device(const char *identity, const char *device, const char *action,
+                      uint64_t now)
+{
+    struct tl {
+        char thread[THREAD_ID_MAX];
+        char citizen[STORE_ID_MAX];
+    } *v = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = tq(Q_THREADS_OF_IDENTITY);
+    int rc = tq_text(s, 1, identity);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            struct tl *g = realloc(v, nc * sizeof(*g));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            v = g;
+            cap = nc;
+        }
+        tq_col_text(s, 0, v[n].thread, THREAD_ID_MAX);
+        tq_col_text(s, 1, v[n].citizen, STORE_ID_MAX);
+        n++;
+    }
+    if (rc == ERR_NOT_FOUND)
+        rc = 0;
+    char subj[STORE_ID_MAX + DEV_MAX];
+    snprintf(subj, sizeof(subj), "%s/%s", identity, device);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = accesslog_add(now, v[i].citizen, v[i].thread, identity, action, subj);
+    free(v);
+    return rc;
 }

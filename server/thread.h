@@ -76,6 +76,11 @@ int thread_reconcile_all(uint64_t now);
  * caller's (free()). */
 int thread_tree(const char *thread, uint8_t **out, size_t *len);
 
+/* Access log: action ("device_linked" / "device_revoked") of identity's
+ * device in every thread the identity is a member of. */
+int thread_log_device(const char *identity, const char *device, const char *action,
+                      uint64_t now);
+
 void thread_cache_keep(void);
 void thread_cache_abort(void);
 void thread_cache_clear(void);

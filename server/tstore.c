@@ -177,6 +177,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_AGR_ACKS] = "SELECT identity, time FROM agreement_acks WHERE agreement = ?1"
                    " ORDER BY time, identity",
     [Q_AGR_GET] = "SELECT thread FROM agreements WHERE id = ?1",
+    [Q_THREADS_OF_IDENTITY] = "SELECT DISTINCT m.thread, t.citizen FROM thread_members m"
+                              " JOIN threads t ON t.id = m.thread WHERE m.identity = ?1",
+    /* thread.send's read: no blobs */
+    [Q_THREAD_HOT] = "SELECT epoch, removal_pending FROM threads WHERE id = ?1",
 };
 
 static sqlite3 *db;

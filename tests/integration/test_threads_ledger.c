@@ -351,6 +351,28 @@ static void ledger(void **state)
         assert_int_equal(pr.n, 1);
         client_frame_free(&r);
     }
+    /* a device revoked by its owner shows in the citizen's log */
+    {
+        const char *kv[] = {"device", s->mette.dev, NULL};
+        it_ok(s->mette.c, "device.revoke", kv, NULL, NULL, 0);
+        struct arg a[] = {{.key = "thread", .str = thread}};
+        call_ok(s->karen.c, "thread.log", a, 1, &r);
+        struct wire_array e;
+        assert_int_equal(wire_get_array(&r.msg.body, "entries", &e), 0);
+        bool revoked = false, bg = false, expired = false;
+        for (uint32_t i = 0; i < e.n; i++) {
+            struct wire_map m;
+            char action[32];
+            assert_int_equal(wire_array_map(&e, i, &m), 0);
+            assert_int_equal(wire_get_cstr(&m, "action", action, sizeof(action)), 0);
+            revoked |= strcmp(action, "device_revoked") == 0;
+            bg |= strcmp(action, "breakglass_opened") == 0;
+            expired |= strcmp(action, "breakglass_expired") == 0;
+        }
+        assert_true(revoked && bg && expired);
+        client_frame_free(&r);
+    }
+
     /* a clean stop: under the sanitizers this also checks for leaks */
     assert_int_equal(testserver_stop(&s->ts, SIGTERM), 0);
 }
