@@ -1014,6 +1014,9 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     }
     if (auth->confirmation_tag.len != CRYPTO_MAC_LEN)
         return ERR_INVALID;
+    /* Each proposal costs work linear in the group size: bound them. */
+    if (c->n_proposals > MLS_GROUP_MAX_PROPOSALS)
+        return ERR_LIMIT;
     if ((rc = gplan_resolve(s, c, committer, &pl)) != 0)
         goto out;
     if ((rc = gplan_build(g, s, &pl, committer, now)) != 0)
