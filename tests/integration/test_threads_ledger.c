@@ -10,6 +10,7 @@
 #include "it.h"
 
 #include <signal.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -238,6 +239,18 @@ static void ledger(void **state)
         assert_int_equal(wire_get_cstr(&m, "status", st, sizeof(st)), 0);
         assert_string_equal(st, "approved");
         client_frame_free(&r);
+    }
+
+    /* restart: the server rebuilds each thread's group view from the stored
+     * GroupInfo and handshakes, and carries on */
+    assert_int_equal(testserver_stop(&s->ts, SIGTERM), 0);
+    assert_int_equal(testserver_start(&s->ts), 0);
+    {
+        struct party *all[] = {&s->admin, &s->karen, &s->mette, &s->ole, &s->lise, &s->per};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+            client_conn_free(all[i]->c);
+            all[i]->c = it_login(s->ctx, s->ts.url, all[i]->id, all[i]->seed);
+        }
     }
 
     /* an agreement pinned and acknowledged; delivery status */
