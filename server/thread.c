@@ -1001,43 +1001,40 @@ int thread_reconcile(const char *thread, uint64_t now)
             rc = pr;
             break;
         }
-        uint8_t *kp = NULL;
-        size_t kplen = 0;
-        if (has_ref) {
-            rc = kp_get(ref, &kp, &kplen);
-            if (rc == ERR_NOT_FOUND)
+        /* A KeyPackage the group refuses (expired, capabilities, a key
+         * already in the tree) is dropped and the next one tried. */
+        for (int attempt = 0; attempt < 4 && !rc; attempt++) {
+            uint8_t *kp = NULL, *p = NULL;
+            size_t kplen = 0, plen = 0;
+            if (has_ref) {
+                rc = kp_get(ref, &kp, &kplen);
                 has_ref = false;
-            else if (rc)
-                break;
-        }
-        if (!has_ref) {
-            rc = kp_claim(e->device, thread, now, ref, &kp, &kplen);
+                if (rc == ERR_NOT_FOUND)
+                    rc = kp_claim(e->device, thread, now, ref, &kp, &kplen);
+            } else {
+                rc = kp_claim(e->device, thread, now, ref, &kp, &kplen);
+            }
             if (rc == ERR_NOT_FOUND) {
                 rc = 0; /* no KeyPackage yet: kp.upload reconciles again */
-                continue;
+                break;
             }
             if (rc)
                 break;
-        }
-        uint8_t *p = NULL;
-        size_t plen;
-        rc = mls_follower_external_add(c->f, kp, kplen, srv.key_seed, 0, &p, &plen);
-        free(kp);
-        if (!rc) {
-            rc = send_proposal(c, thread, p, plen, now);
-            if (rc && rc != ERR_IO && rc != ERR_NOMEM) {
-                /* the group refuses this KeyPackage (expired, capabilities,
-                 * duplicate key): drop it, try again on the next upload */
-                log_warn("thread %s: KeyPackage of %s refused (%s); dropped", thread, e->device,
-                         err_str(rc));
-                rc = kp_drop(ref);
-                free(p);
-                continue;
+            rc = mls_follower_external_add(c->f, kp, kplen, srv.key_seed, 0, &p, &plen);
+            free(kp);
+            if (!rc)
+                rc = send_proposal(c, thread, p, plen, now);
+            free(p);
+            if (rc == 0) {
+                rc = prop_put(thread, e->device, "add", epoch, ref);
+                break;
             }
+            if (rc == ERR_IO || rc == ERR_NOMEM || rc == ERR_INTERNAL)
+                break;
+            log_warn("thread %s: KeyPackage of %s refused (%s); dropped", thread, e->device,
+                     err_str(rc));
+            rc = kp_drop(ref);
         }
-        free(p);
-        if (!rc)
-            rc = prop_put(thread, e->device, "add", epoch, ref);
     }
 out:
     free(mv);
