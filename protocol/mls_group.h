@@ -131,6 +131,20 @@ int mls_group_join(const uint8_t *welcome, size_t welcome_len, struct mls_kp *co
                    const struct mls_group_psk *psks, size_t n_psks, const struct mls_group *from,
                    uint64_t now, unsigned flags, struct mls_group **out);
 
+/* Joins by external commit (§12.4.3.2) from a GroupInfo (an MLSMessage with
+ * the external_pub extension; the tree in its ratchet_tree extension, or
+ * tree/tree_len). kp gives our LeafNode, encryption and signature keys (its
+ * init key is not used; the caller should not publish it). With resync, a
+ * member with our credential identity is removed in the same commit (a
+ * device that lost its state). On success *out is the group at the new
+ * epoch and *commit (the caller's, free()) must be sent; if the delivery
+ * service refuses it, free the group and try again from a newer GroupInfo.
+ * ERR_UNSUPPORTED when the GroupInfo has no external_pub. */
+int mls_group_join_external(const uint8_t *group_info, size_t group_info_len, const uint8_t *tree,
+                            size_t tree_len, const struct mls_kp *kp, bool resync, uint64_t now,
+                            unsigned flags, struct mls_group **out, uint8_t **commit,
+                            size_t *commit_len);
+
 /* Serializes the whole state (see MLS.md, "Group state machine"): version,
  * GroupContext, tree, interim transcript hash, epoch secrets, secret-tree
  * state, private tree keys, signature key, pending proposals, resumption

@@ -407,6 +407,51 @@ static void test_group(void **state)
         free(gi);
     }
 
+    /* Dave comes back by external commit; then Bob's device resyncs (its
+     * old leaf is removed in the same commit). */
+    {
+        uint8_t *gi = NULL, *cm = NULL;
+        size_t gl = 0, cl = 0;
+        struct mls_group *ng = NULL;
+        make_kp(&d[3], names[3]);
+        assert_int_equal(mls_group_group_info(d[0].g, true, &gi, &gl), 0);
+        assert_int_equal(mls_group_join_external(gi, gl, NULL, 0, d[3].kp, false, now, 0, &ng, &cm,
+                                                 &cl),
+                         0);
+        free(gi);
+        follow(cm, cl);
+        mls_group_free(d[3].g);
+        d[3].g = ng;
+        deliver(3, cm, cl, MLS_GROUP_EV_COMMIT);
+        free(cm);
+        agree();
+
+        make_kp(&d[1], names[1]);
+        assert_int_equal(mls_group_group_info(d[3].g, false, &gi, &gl), 0);
+        assert_int_equal(mls_group_tree(d[3].g, &tree, &tree_len), 0);
+        assert_int_equal(mls_group_join_external(gi, gl, tree, tree_len, d[1].kp, true, now, 0,
+                                                 &ng, &cm, &cl),
+                         0);
+        free(gi);
+        free(tree);
+        follow(cm, cl);
+        assert_int_equal(mls_group_process(d[1].g, cm, cl, now, &ev), 0);
+        assert_true(ev.removed);
+        mls_group_event_reset(&ev);
+        mls_group_free(d[1].g);
+        d[1].g = ng;
+        deliver(1, cm, cl, MLS_GROUP_EV_COMMIT);
+        free(cm);
+        agree();
+        send_app(1, "back again", &m[0], &ml[0]);
+        recv_app(0, m[0], ml[0], "back again");
+        recv_app(3, m[0], ml[0], "back again");
+        free(m[0]);
+        size_t n = 0;
+        assert_int_equal(mls_group_roster(d[0].g, NULL, 0, &n), ERR_TOO_BIG);
+        assert_int_equal(n, 3);
+    }
+
     for (int i = 0; i < NDEV; i++) {
         mls_group_free(d[i].g);
         mls_kp_free(d[i].kp);
