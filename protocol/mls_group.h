@@ -12,6 +12,8 @@
  *   mls_group_create(gid, kp, ext, flags)    a new one-member group (epoch 0)
  *   mls_group_join(welcome, kps, tree, psks) join from a Welcome; the KeyPackage
  *                                            used is marked consumed (mls_kp.h)
+ *   mls_group_join_external(gi, kp, resync)  join by external commit (send the
+ *                                            commit it returns)
  *   mls_group_load(state)                    restore a saved group
  *        |
  *        v
@@ -63,7 +65,7 @@
  * thread-safe per group. No I/O, no clock: `now` is Unix seconds.
  *
  * Errors (err.h): ERR_MALFORMED (bytes do not decode), ERR_UNSUPPORTED
- * (suite/version, ReInit/ExternalInit commits, external commits),
+ * (suite/version, ReInit commits),
  * ERR_INVALID (a rule of RFC 9420 broken; bad tree; bad leaf), ERR_CRYPTO
  * (signature, membership tag, confirmation tag, AEAD, path decryption),
  * ERR_STATE (wrong group or epoch, replayed generation, a pending commit
