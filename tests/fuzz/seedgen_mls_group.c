@@ -131,6 +131,19 @@ int main(int argc, char **argv)
         return 1;
     put("mls_group_process", s, sl, out.commit, out.commit_len, 0);
     mls_group_commit_out_reset(&out);
+    /* An external commit by Carol, from Alice's GroupInfo. */
+    {
+        uint8_t *gi = NULL, *cm = NULL;
+        size_t gl = 0, cl = 0;
+        struct mls_group *cg = NULL;
+        if (mls_group_group_info(a, true, &gi, &gl) != 0 ||
+            mls_group_join_external(gi, gl, NULL, 0, kc, false, 1700000000, 0, &cg, &cm, &cl) != 0)
+            return 1;
+        put("mls_group_process", s, sl, cm, cl, 0);
+        free(gi);
+        free(cm);
+        mls_group_free(cg);
+    }
     free(s);
     free(kb[1]);
     if (mls_kp_save(kc, &s, &sl) != 0)
