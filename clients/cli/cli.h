@@ -92,6 +92,7 @@ int cmd_agreement_pin(struct cli *cli);
 int cmd_agreement_ack(struct cli *cli);
 int cmd_agreement_show(struct cli *cli);
 int cmd_sync(struct cli *cli);
+int cmd_test_clock_shift(struct cli *cli);
 /* After enroll: open the new device's state and upload its KeyPackages
  * (best effort: a server without issue 5 is not an error). */
 void cli_enroll_keypackages(struct cli *cli, const uint8_t seed[32]);

@@ -810,6 +810,18 @@ int cmd_thread_read(struct cli *cli)
         json_decref(notices);
         return cli_fail(cli, err_str(rc), "reading the local history: %s", err_str(rc));
     }
+    if (json_array_size(msgs) == 0 && json_array_size(notices) == 0) {
+        struct client_roster_dev *ro = NULL;
+        size_t n = 0;
+        rc = client_thread_roster(cli->dev, thread, &ro, &n);
+        free(ro);
+        if (rc == ERR_NOT_FOUND) {
+            json_decref(msgs);
+            json_decref(notices);
+            return cli_fail(cli, "not_found", "this device is not (and was not) in thread %s",
+                            thread);
+        }
+    }
     return cli_ok(cli, json_pack("{s:s, s:o, s:o}", "thread", thread, "messages", msgs,
                                  "notices", notices));
 }
@@ -880,5 +892,42 @@ int cmd_agreement_show(struct cli *cli)
             free(text);
         }
     }
+    return cli_ok(cli, j);
+}
+
+/* ---- tests ---- */
+
+/* `test clock-shift SECONDS`: moves the clock of a server started with
+ * --test-clock (test.clock_shift; unknown_op on any other server). For
+ * integration tests of expiries; it needs no device state. */
+int cmd_test_clock_shift(struct cli *cli)
+{
+    const char *v = cli->args.pos[0];
+    struct wire_enc e;
+    struct client_frame r;
+    char *end;
+    long long s = strtoll(v, &end, 10);
+    uint32_t id;
+    json_t *j;
+    int rc, st;
+
+    if (*v == '\0' || *end != '\0' || s < -31536000LL || s > 31536000LL)
+        return cli_fail(cli, "usage", "SECONDS: an integer within a year either way");
+    if ((st = cli_session(cli)) != 0)
+        return st;
+    id = start(cli, &e, "test.clock_shift", 1);
+    wire_enc_key(&e, "seconds");
+    wire_enc_int(&e, (int64_t)s);
+    rc = client_sync_call(cli->conn, id, &e, cli->timeout_ms, &r);
+    wire_enc_reset(&e);
+    if (rc != 0) {
+        st = cli_fail_reply(cli, &r, rc, "test.clock_shift");
+        client_frame_free(&r);
+        return st;
+    }
+    j = cli_json_map(&r.msg.body);
+    client_frame_free(&r);
+    if (!j)
+        return cli_fail(cli, "internal", "test.clock_shift: cannot convert the answer");
     return cli_ok(cli, j);
 }

@@ -55,6 +55,7 @@ static int (*const handlers[])(struct cli *) = {
     cmd_consent_decline, cmd_breakglass, cmd_thread_create, cmd_thread_list,
     cmd_thread_members, cmd_thread_send, cmd_thread_read, cmd_thread_log,
     cmd_agreement_pin, cmd_agreement_ack, cmd_agreement_show, cmd_sync,
+    cmd_test_clock_shift,
 };
 
 /* One row per command; tag indexes handlers[]. Issue 5's commands (thread,
@@ -113,6 +114,8 @@ static const struct client_cmd commands[] = {
     {"agreement show", "T", 1, 1, NULL, NULL, "show the agreement and who acknowledged it",
      29},
     {"sync", "", 0, 0, NULL, NULL, "fetch and process everything waiting for this device", 30},
+    {"test clock-shift", "SECONDS", 1, 1, NULL, NULL,
+     "tests only: move the clock of a server started with --test-clock", 31},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

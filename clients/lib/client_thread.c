@@ -738,12 +738,39 @@ out:
     return rc;
 }
 
+/* The notice's `type` into type (cap bytes); "" when it has none. */
+static void notice_type(const uint8_t *data, size_t len, char *type, size_t cap)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+
+    type[0] = '\0';
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, (const char *)data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        struct wire_map m = {up.data.via.map.ptr, up.data.via.map.size};
+        if (wire_get_cstr(&m, "type", type, cap) != 0)
+            type[0] = '\0';
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
 static int on_notice(struct client_dev *d, const struct entry *e)
 {
-    char k[32];
+    char k[32], type[32];
+    int rc;
+
     snprintf(k, sizeof(k), "%020llu", (unsigned long long)e->seq);
+    /* bounded: wire_check walks the bytes before msgpack-c allocates */
     if (e->len > 65536 || wire_check(e->data, e->len) != 0)
         return 0; /* not a readable notice: skip it */
+    notice_type(e->data, e->len, type, sizeof(type));
+    if (strcmp(type, "removed") == 0 && e->thread[0]) {
+        /* we left the group: forget its keys (the history stays) */
+        if ((rc = client_state_del(d->st, "group", e->thread)) != 0 ||
+            (rc = mark_pending(d, e->thread, false)) != 0)
+            return rc;
+    }
     return client_state_put(d->st, "notice", k, e->thread, 0, e->time, e->data, e->len);
 }
 

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# test_story.sh: the relatives policy's story (issue 5, first "Done when" item) over the real
+# server and the real `sammen` CLI, every step asserting what the user sees (--json):
+#
+#   Ella (citizen) and Peter, her proxy (power of attorney, registered by staff);
+#   Anna, her adult daughter, and Lise, her grandchild (child flag), invited as relatives;
+#   Sofie (staff, home care) and Jonas (staff, psychiatry), Karen (staff, emergency);
+#   Vera, a volunteer of the visiting-friends association.
+#
+# Grants (citizen-signed, proxy-signed, department, association, request-approved), joins
+# (the server's external Adds committed by the next member who syncs, Welcomes opened),
+# messages both ways, a request approved and one declined, a revocation after which Anna's
+# device receives nothing more and has no keys for later epochs, an expiry by a shifted server
+# clock, Sofie unassigned, a break-glass access and its notice, the access log as Ella sees it,
+# a pinned agreement acknowledged; refusals along the way.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+it_init story.test
+# every CLI call logs in from 127.0.0.1: lift the per-address limit
+it_start --login-per-minute 100000 --test-clock
+P=$IT_DIR/profiles
+mkdir -p "$P"
+OUT=$IT_DIR/out.json
+ERR=$IT_DIR/err.txt
+D=story.test
+
+# as WHO STATUS ARGS...: runs sammen for profile WHO (60 s bound), stdout -> $OUT
+as() {
+    local who=$1 want=$2 st=0
+    shift 2
+    timeout 60 "$SAMMEN" --profile "$P/$who" --json "$@" >"$OUT" 2>"$ERR" || st=$?
+    if [ "$st" != "$want" ]; then
+        echo "stdout: $(cat "$OUT")" >&2
+        echo "stderr: $(cat "$ERR")" >&2
+        fail "[$who] sammen $* exited $st, want $want"
+    fi
+}
+jv() { json "$OUT" "$1" || fail "cannot read $1 from $(cat "$OUT")"; }
+expect() { # expect PYEXPR VALUE
+    local got
+    got=$(jv "$1")
+    [ "$got" = "$2" ] || fail "$1 = '$got', want '$2' (output $(cat "$OUT"))"
+}
+check() { # check PYEXPR (must be True) MESSAGE
+    local got
+    got=$(jv "$1")
+    [ "$got" = "true" ] || fail "$2: $1 is $got (output $(cat "$OUT"))"
+}
+refused() { # refused CODE: the last command answered {"error": {"code": CODE}}
+    expect 'd["error"]["code"]' "$1"
+}
+enroll() { # enroll WHO CODE
+    as "$1" 0 --server "$IT_URL" enroll "$2"
+    expect 'd["id"]' "$1@$D"
+}
+invite() { # invite WHO ROLE [--department D | --association A]
+    local who=$1 role=$2
+    shift 2
+    as admin 0 admin invite --role "$role" --name "$who" "$@"
+    enroll "$who" "$(jv 'd["code"]')"
+}
+# texts that must never reach the server in plaintext (test_plaintext.sh's rule, checked at
+# the end here too)
+SECRETS=()
+say() { # say WHO TEXT [STATUS]: thread send; remembers TEXT
+    SECRETS+=("$2")
+    as "$1" "${3:-0}" thread send "$T" "$2" --wait 0
+}
+# read WHO: thread read -> $OUT
+readt() { as "$1" 0 thread read "$T"; }
+has_text() { check "any(m.get(\"text\") == \"$1\" for m in d[\"messages\"])" "$2"; }
+lacks_text() { check "all(m.get(\"text\") != \"$1\" for m in d[\"messages\"])" "$2"; }
+member_ids() { as "$1" 0 thread members "$T"; jv 'sorted(m["id"] for m in d["members"])'; }
+
+# --- the administrator, departments, an association, the people
+as admin 0 --server "$IT_URL" enroll "$IT_ADMIN_CODE"
+for dep in home-care psychiatry emergency; do as admin 0 admin department add $dep; done
+as admin 0 admin association add visiting-friends
+invite ella citizen
+invite sofie staff --department home-care
+invite jonas staff --department psychiatry
+invite karen staff --department emergency
+invite vera volunteer --association visiting-friends
+
+# --- Peter becomes Ella's proxy (staff registers him); a citizen cannot register one
+as ella 1 proxy register --citizen ella --name peter --basis power-of-attorney
+refused denied
+as sofie 2 proxy register --citizen ella --name peter --basis friendship
+refused usage
+as sofie 0 proxy register --citizen ella --name peter --basis power-of-attorney
+expect 'd["proxy"]' "peter@$D"
+enroll peter "$(jv 'd["code"]')"
+
+# --- Ella consents to home care (signed on her device; the receipt is verified by the CLI)
+as vera 1 consent grant --citizen ella --to department:home-care --scope care --basis consent \
+    --purpose "visits"
+refused denied
+as ella 0 consent grant --citizen ella --to department:home-care --scope care --basis consent \
+    --purpose "home care visits and medication"
+G_HOME=$(jv 'd["grant"]')
+case "$G_HOME" in g_????????????????) ;; *) fail "grant id $G_HOME" ;; esac
+[ "$(jv 'len(d["receipt"])')" = 128 ] || fail "receipt $(cat "$OUT")"
+
+# --- a thread: Jonas (no grant) may not create one about Ella; Ella may
+as jonas 1 thread create --citizen ella --kind care --title "Ella"
+refused denied
+as ella 0 thread create --citizen ella --kind care --title "Ella's care"
+T=$(jv 'd["thread"]')
+case "$T" in t_????????????????????????????????) ;; *) fail "thread id $T" ;; esac
+
+# --- relatives: Anna (adult) invited by Ella, Lise (child) by Peter, each bound to a grant
+as ella 0 invite relative --citizen ella --name anna
+G_ANNA=$(jv 'd["grant"]')
+enroll anna "$(jv 'd["code"]')"
+as peter 0 invite relative --citizen ella --name lise --child
+G_LISE=$(jv 'd["grant"]')
+enroll lise "$(jv 'd["code"]')"
+as anna 0 consent list --citizen ella
+check "all(g[\"verified\"] for g in d[\"grants\"])" "every grant verifies on Anna's device"
+check "{g[\"grant\"]: g[\"form\"] for g in d[\"grants\"]}[\"$G_LISE\"] == \"proxy\"" \
+    "Lise's grant is proxy-signed"
+
+# --- the next member operation commits the server's Adds; everyone is there, each with why
+as ella 0 thread members "$T"
+check "sorted(m[\"id\"] for m in d[\"members\"]) == sorted([\"ella@$D\", \"peter@$D\", \"anna@$D\", \"lise@$D\", \"sofie@$D\"])" \
+    "members after the joins"
+check "{m[\"id\"]: m[\"grant\"] for m in d[\"members\"]} == {\"ella@$D\": \"citizen\", \"peter@$D\": \"proxy\", \"anna@$D\": \"$G_ANNA\", \"lise@$D\": \"$G_LISE\", \"sofie@$D\": \"$G_HOME\"}" \
+    "each member's basis"
+check 'all(m["verified"] for m in d["members"])' "every basis verifies on Ella's device"
+check 'all(r["bound"] for r in d["roster"]) and len(d["roster"]) == 5' \
+    "every leaf's credential is bound to its key"
+check 'all(len(m["fingerprints"]) == len(m["devices"]) for m in d["members"])' \
+    "fingerprints shown for every device"
+
+# --- messages both ways
+say ella "Hello all, thank you for helping me"
+expect 'd["devices"]' 4
+MSG1=$(jv 'd["message"]')
+for who in anna lise peter sofie; do
+    readt $who
+    has_text "Hello all, thank you for helping me" "$who reads Ella's message"
+    check "[m for m in d[\"messages\"] if m.get(\"text\")][0][\"sender\"] == \"ella@$D\"" \
+        "$who sees Ella as the sender"
+done
+say sofie "Home visit Tuesday at 10, I bring the new pills"
+say anna "I can drive you to the doctor on Friday"
+readt ella
+has_text "Home visit Tuesday at 10, I bring the new pills" "Ella reads Sofie"
+has_text "I can drive you to the doctor on Friday" "Ella reads Anna"
+as ella 0 thread read "$T" --since "$MSG1"
+check "all(m[\"message\"] > $MSG1 for m in d[\"messages\"]) and len(d[\"messages\"]) == 2" \
+    "--since gives the later messages only"
+# the history stays on the device: read again, same messages
+as anna 0 thread read "$T"
+has_text "Hello all, thank you for helping me" "Anna's history is kept on her device"
+
+# --- consent requests: Jonas's is approved, Vera's declined
+as vera 1 thread read "$T"
+refused not_found
+as vera 1 thread members "$T"
+refused denied
+as jonas 0 consent request --citizen ella --scope care --note "psychiatric follow-up"
+R_JONAS=$(jv 'd["request"]')
+as vera 0 consent request --citizen ella --scope care --note "weekly visits"
+R_VERA=$(jv 'd["request"]')
+as ella 0 consent requests
+check "sorted(r[\"request\"] for r in d[\"requests\"] if r[\"status\"] == \"open\") == sorted([\"$R_JONAS\", \"$R_VERA\"])" \
+    "Ella sees both open requests"
+as vera 1 consent approve "$R_VERA"
+as ella 0 consent approve "$R_JONAS"
+expect 'd["request"]' "$R_JONAS"
+G_JONAS=$(jv 'd["grant"]')
+as ella 0 consent decline "$R_VERA"
+expect 'd["request"]' "$R_VERA"
+as vera 0 consent requests
+expect "[r[\"status\"] for r in d[\"requests\"] if r[\"request\"] == \"$R_VERA\"][0]" declined
+as jonas 0 consent requests
+expect "[r[\"grant\"] for r in d[\"requests\"] if r[\"request\"] == \"$R_JONAS\"][0]" "$G_JONAS"
+as ella 0 thread members "$T" # commits the Add of Jonas
+check "\"jonas@$D\" in [m[\"id\"] for m in d[\"members\"]]" "Jonas joined"
+say ella "Welcome Jonas"
+readt jonas
+has_text "Welcome Jonas" "Jonas reads what was sent after he joined"
+lacks_text "Hello all, thank you for helping me" "Jonas reads from his join on"
+
+# --- Ella revokes Anna's grant: Anna's device receives nothing more and has no later keys
+as anna 1 consent revoke "$G_ANNA"
+refused denied
+as ella 0 consent revoke "$G_ANNA"
+expect 'd["grant"]' "$G_ANNA"
+as ella 0 thread members "$T"
+check "\"anna@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Anna is no longer a member"
+check "\"anna@$D\" not in [r[\"id\"] for r in d[\"roster\"]]" "Anna's leaf left the MLS tree"
+say ella "This is after Anna left: the key code is 4711"
+expect 'd["devices"]' 4
+as anna 0 thread read "$T"
+lacks_text "This is after Anna left: the key code is 4711" "Anna must not read later messages"
+check 'all("error" not in m for m in d["messages"])' "nothing undecryptable even reached Anna"
+check 'any(n["type"] == "removed" for n in d["notices"])' "Anna is told she was removed"
+say anna "Am I still here?" 1
+as anna 1 thread members "$T"
+refused denied
+as anna 0 sync
+as anna 0 thread read "$T"
+has_text "Hello all, thank you for helping me" "Anna keeps the history she had"
+# her device forgot the group's keys when it was told it was removed
+[ -z "$(sqlite3 "$P/anna/state.db" "SELECT k FROM rows WHERE kind='group'" 2>/dev/null)" ] ||
+    fail "Anna's device still holds group state for $T"
+as ella 1 consent revoke "$G_ANNA"
+refused conflict
+
+# --- expiry: the visiting friends get two hours; the server's clock moves three hours on
+as ella 0 consent grant --citizen ella --to association:visiting-friends --scope care \
+    --basis consent --purpose "a visit this afternoon" --expires +2h
+G_VERA=$(jv 'd["grant"]')
+as ella 0 thread members "$T"
+check "\"vera@$D\" in [m[\"id\"] for m in d[\"members\"]]" "Vera joined through her association"
+check "[m[\"grant\"] for m in d[\"members\"] if m[\"id\"] == \"vera@$D\"][0] == \"$G_VERA\"" \
+    "Vera's basis is the association grant"
+say ella "Vera, the door code is 1234"
+readt vera
+has_text "Vera, the door code is 1234" "Vera reads while her grant runs"
+as admin 0 test clock-shift 10800
+as ella 0 consent list
+check "[g[\"expires\"] for g in d[\"grants\"] if g[\"grant\"] == \"$G_VERA\"][0] > 0" \
+    "the grant shows its expiry"
+as ella 0 thread members "$T"
+check "\"vera@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Vera left when the grant expired"
+say ella "After the visit"
+readt vera
+lacks_text "After the visit" "Vera must not read after the expiry"
+
+# --- Sofie is unassigned from home care: she leaves the thread
+as admin 0 admin unassign --staff sofie --department home-care
+as ella 0 thread members "$T"
+check "\"sofie@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Sofie left with her assignment"
+say sofie "Still here?" 1
+say ella "Sofie has moved to another team"
+readt sofie
+lacks_text "Sofie has moved to another team" "Sofie must not read after leaving"
+
+# --- break-glass: Karen (emergency) opens access with a reason; Ella and Peter are told
+as karen 1 breakglass --citizen ella --thread "$T" --reason "short"
+as karen 0 breakglass --citizen ella --thread "$T" \
+    --reason "found unconscious at home, need medication list" --hours 2
+check '"access" in d and d["expires"] > 0' "break-glass access opened"
+for who in ella peter; do
+    readt $who
+    check "any(n[\"type\"] == \"breakglass\" and n[\"actor\"] == \"karen@$D\" for n in d[\"notices\"])" \
+        "$who is notified of the break-glass access"
+done
+as ella 0 thread members "$T"
+check "[m[\"grant\"] for m in d[\"members\"] if m[\"id\"] == \"karen@$D\"] == [\"breakglass\"]" \
+    "Karen is in by break-glass"
+say peter "Karen, the list is in the kitchen drawer"
+readt karen
+has_text "Karen, the list is in the kitchen drawer" "Karen reads after the break-glass"
+
+# --- the agreement
+as ella 0 agreement pin "$T" "We call Ella every Sunday; Sofie's team visits on Tuesdays"
+SECRETS+=("We call Ella every Sunday; Sofie's team visits on Tuesdays")
+A=$(jv 'd["agreement"]')
+case "$A" in a_*) ;; *) fail "agreement id $A" ;; esac
+as peter 0 agreement ack "$T" "$A"
+expect 'd["agreement"]' "$A"
+as jonas 0 agreement ack "$T" "$A"
+as lise 0 agreement show "$T"
+expect 'd["agreement"]' "$A"
+expect 'd["text"]' "We call Ella every Sunday; Sofie's team visits on Tuesdays"
+check "sorted(a[\"id\"] for a in d[\"acks\"]) == sorted([\"peter@$D\", \"jonas@$D\"])" \
+    "Peter and Jonas acknowledged"
+check "\"lise@$D\" in d[\"pending\"]" "Lise has not acknowledged yet"
+
+# --- the access log as Ella sees it
+as ella 0 thread log "$T"
+for action in consent_granted consent_revoked consent_expired thread_created member_added \
+    member_removed history_synced; do
+    check "any(e[\"action\"] == \"$action\" for e in d[\"entries\"])" "log has $action"
+done
+check 'any("break" in e["action"] for e in d["entries"])' "log has the break-glass access"
+check "any(e[\"action\"] == \"member_removed\" and e[\"subject\"].startswith(\"anna@$D/\") for e in d[\"entries\"])" \
+    "log shows Anna's removal"
+as sofie 1 thread log "$T"
+as anna 1 thread log "$T"
+
+# --- no plaintext on the server or in the devices' state
+for f in "$IT_DIR/data"/sammen.db* "$IT_DIR/server.log" "$P"/*/state.db*; do
+    [ -f "$f" ] || continue
+    for s in "${SECRETS[@]}"; do
+        if grep -qF -- "$s" "$f"; then fail "plaintext '$s' found in $f"; fi
+    done
+done
+echo "story ok"
