@@ -19,6 +19,17 @@
  *       messages both ways; a Sammen commit (path) processed by ts-mls; a
  *       ts-mls commit adding another ts-mls member; a Sammen Remove
  *       processed by ts-mls.
+ *   (c) three Sammen devices and three ts-mls members in one group for 40
+ *       epochs (seeded, SAMMEN_INTEROP_SEED / SAMMEN_INTEROP_EPOCHS): a
+ *       random member of either side commits random Adds and Removes (or
+ *       only a path), everyone processes it, the added join, random members
+ *       of both sides send messages to all. Two ts-mls 1.6.4 deviations from
+ *       RFC 9420 are worked around, not hidden: a ts-mls join refused only
+ *       by its over-strict unmerged_leaves check (the peer re-checks the
+ *       tree by the RFC rule) leaves that leaf to be removed next epoch; and
+ *       commits whose path would not reach the root (ts-mls then derives
+ *       commit_secret one step too far) are steered away from. Both are
+ *       counted in the output.
  * After every epoch change both sides must agree on the epoch, the
  * serialized GroupContext, the epoch authenticator, an exporter value and
  * the roster. Tampered ts-mls messages (SenderData, content, signature),
@@ -65,6 +76,7 @@ static struct {
 /* A Sammen device: its signature key, an unused KeyPackage, its group. */
 struct dev {
     uint8_t sig_priv[CRYPTO_SIGN_PRIV_LEN];
+    bool has_key;
     struct mls_kp *kp;
     struct mls_group *g;
 };
@@ -74,10 +86,11 @@ static void dev_kp(struct dev *d, const char *user)
     uint8_t pub[CRYPTO_SIGN_PUB_LEN], ident[MLS_KP_MAX_IDENTITY];
     size_t ident_len = 0;
 
-    if (d->kp == NULL && d->g == NULL)
+    if (!d->has_key)
         crypto_sig_keygen(pub, d->sig_priv);
     else
         crypto_sig_public(d->sig_priv, pub);
+    d->has_key = true;
     mls_kp_free(d->kp);
     d->kp = NULL;
     assert_int_equal(mls_kp_identity(user, pub, ident, sizeof(ident), &ident_len), 0);
@@ -768,6 +781,461 @@ static void test_tsmls_creates(void **state)
     dev_free(&frank);
 }
 
+/* ---- (c) both implementations in one group, random operations ---------- */
+
+#define MX_S 3       /* Sammen devices */
+#define MX_T 3       /* ts-mls members */
+#define MX_P (MX_S + MX_T)
+#define MX_EPOCHS 40 /* SAMMEN_INTEROP_EPOCHS overrides */
+
+struct mx {
+    struct dev s[MX_S];
+    char s_user[MX_S][32];
+    char s_ident[MX_S][MLS_KP_MAX_IDENTITY + 1];
+    bool t_in[MX_T];
+    /* In the roster but without a ts-mls state: ts-mls refused to join an
+     * RFC-valid tree (the ts-mls 1.6.4 issue described in peer.mjs); the
+     * next commit removes it. */
+    bool t_zombie[MX_T];
+    unsigned zombies;
+    unsigned steered; /* epochs changed to avoid mx_root_filtered() */
+    uint64_t rng;
+};
+
+static uint64_t mx_rnd64(struct mx *x)
+{
+    uint64_t z = (x->rng += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static unsigned mx_rnd(struct mx *x, unsigned n)
+{
+    return (unsigned)(mx_rnd64(x) % n);
+}
+
+/* In the roster. */
+static bool mx_in(const struct mx *x, unsigned p)
+{
+    return p < MX_S ? x->s[p].g != NULL : x->t_in[p - MX_S] || x->t_zombie[p - MX_S];
+}
+
+/* In the roster and holding a group state. */
+static bool mx_active(const struct mx *x, unsigned p)
+{
+    return p < MX_S ? x->s[p].g != NULL : x->t_in[p - MX_S];
+}
+
+static void mx_tid(unsigned p, char out[8])
+{
+    snprintf(out, 8, "t%u", p - MX_S);
+}
+
+static const char *mx_ident(const struct mx *x, unsigned p, char buf[8], size_t *len)
+{
+    if (p < MX_S) {
+        *len = strlen(x->s_ident[p]);
+        return x->s_ident[p];
+    }
+    mx_tid(p, buf);
+    *len = strlen(buf);
+    return buf;
+}
+
+/* A Sammen member (every group keeps one). */
+static struct mls_group *mx_ref(const struct mx *x)
+{
+    for (unsigned p = 0; p < MX_S; p++)
+        if (x->s[p].g != NULL)
+            return x->s[p].g;
+    fail_msg("no Sammen member left");
+    return NULL;
+}
+
+static uint32_t mx_leaf(const struct mx *x, unsigned p)
+{
+    char buf[8];
+    size_t len = 0;
+    const char *id = mx_ident(x, p, buf, &len);
+    struct mls_roster_entry r[MAX_MEMBERS];
+    size_t n = 0;
+
+    assert_int_equal(mls_group_roster(mx_ref(x), r, MAX_MEMBERS, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (r[i].identity_len == len && memcmp(r[i].identity, id, len) == 0)
+            return r[i].leaf_index;
+    fail_msg("participant %u not in the roster", p);
+    return UINT32_MAX;
+}
+
+/* Every member agrees with every member of the other implementation. */
+static void mx_agree(const struct mx *x)
+{
+    unsigned n_in = 0;
+    struct mls_roster_entry r[MAX_MEMBERS];
+    size_t n = 0;
+
+    for (unsigned p = 0; p < MX_P; p++)
+        n_in += mx_in(x, p);
+    assert_int_equal(mls_group_roster(mx_ref(x), r, MAX_MEMBERS, &n), 0);
+    assert_int_equal(n, n_in);
+    for (unsigned p = 0; p < MX_S; p++) {
+        if (x->s[p].g == NULL)
+            continue;
+        for (unsigned t = MX_S; t < MX_P; t++) {
+            char id[8];
+            if (!mx_active(x, t))
+                continue;
+            mx_tid(t, id);
+            agree(x->s[p].g, id);
+        }
+    }
+}
+
+/* Random application messages, each delivered to every other member. */
+static void mx_traffic(struct mx *x, unsigned epoch)
+{
+    unsigned senders = 1 + mx_rnd(x, 2);
+
+    for (unsigned k = 0; k < senders; k++) {
+        unsigned from;
+        char text[64], id[8];
+        uint8_t *msg = NULL;
+        size_t len = 0;
+
+        do
+            from = mx_rnd(x, MX_P);
+        while (!mx_active(x, from));
+        snprintf(text, sizeof(text), "epoch %u message %u from %u", epoch, k, from);
+        if (from < MX_S) {
+            c_send(x->s[from].g, text, NULL, &msg, &len);
+        } else {
+            mx_tid(from, id);
+            peer_encrypt(id, text, NULL, &msg, &len);
+        }
+        for (unsigned p = 0; p < MX_P; p++) {
+            if (p == from || !mx_active(x, p))
+                continue;
+            if (p < MX_S) {
+                c_expect_app(x->s[p].g, msg, len, text, NULL);
+            } else {
+                mx_tid(p, id);
+                peer_expect_app(id, msg, len, text, NULL);
+            }
+        }
+        free(msg);
+    }
+}
+
+/* ts-mls 1.6.4 derives commit_secret by ratcheting the path secret up to
+ * the root even when the root is not on the committer's filtered direct path
+ * (pathSecrets.js getCommitSecret), one DeriveSecret more than RFC 9420
+ * §12.4.1 ("path_secret[n+1] derived from the last path secret value
+ * derived for the UpdatePath"), so neither side can then process the other's
+ * commit. That happens when, after the commit's Removes and Adds (and
+ * truncation), the committer is in the right half of the tree and the left
+ * half is empty. This predicts it from the roster, so the test can avoid it. */
+static bool mx_root_filtered(const struct mx *x, unsigned committer, const bool *removed,
+                             unsigned n_add)
+{
+    bool occ[2 * MAX_MEMBERS] = {false};
+    struct mls_roster_entry r[MAX_MEMBERS];
+    uint32_t width = 1, last = 0, c = mx_leaf(x, committer);
+    size_t n = 0;
+
+    assert_int_equal(mls_group_roster(mx_ref(x), r, MAX_MEMBERS, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(r[i].leaf_index < MAX_MEMBERS);
+        occ[r[i].leaf_index] = true;
+    }
+    for (unsigned p = 0; p < MX_P; p++)
+        if (removed[p])
+            occ[mx_leaf(x, p)] = false;
+    for (unsigned k = 0; k < n_add; k++) { /* leftmost blank leaf */
+        uint32_t i = 0;
+        while (occ[i])
+            i++;
+        assert_true(i < 2 * MAX_MEMBERS);
+        occ[i] = true;
+    }
+    for (uint32_t i = 0; i < 2 * MAX_MEMBERS; i++)
+        if (occ[i])
+            last = i;
+    while (width <= last) /* truncation: the smallest 2^d > last */
+        width *= 2;
+    if (width < 2 || c < width / 2)
+        return false;
+    for (uint32_t i = 0; i < width / 2; i++)
+        if (occ[i])
+            return false;
+    return true;
+}
+
+/* One epoch: a random member commits random Adds/Removes (or a path). */
+static void mx_epoch(struct mx *x)
+{
+    unsigned committer, n_in = 0, n_add = 0, n_rm = 0, n_forced, s_left = 0, t_left = 0;
+    unsigned add[MX_P], rm[MX_P];
+    bool removed[MX_P] = {false};
+    uint8_t *kp_bufs[MX_P], *commit = NULL, *welcome = NULL, *tree = NULL;
+    size_t kp_lens[MX_P], commit_len = 0, welcome_len = 0, tree_len = 0;
+    uint32_t rm_leaves[MX_P];
+    bool tree_in_welcome = true;
+    uint64_t new_epoch;
+    char id[8];
+
+    memset(kp_bufs, 0, sizeof(kp_bufs));
+    for (unsigned p = 0; p < MX_P; p++)
+        n_in += mx_in(x, p);
+    do
+        committer = mx_rnd(x, MX_P);
+    while (!mx_active(x, committer));
+    /* Removes: every zombie, then random members, keeping an active Sammen
+     * member and an active ts-mls member. */
+    for (unsigned p = MX_S; p < MX_P; p++)
+        if (x->t_zombie[p - MX_S]) {
+            removed[p] = true;
+            rm[n_rm++] = p;
+        }
+    n_forced = n_rm;
+    for (unsigned p = 0; p < MX_P; p++) {
+        if (!mx_active(x, p) || p == committer)
+            continue;
+        if (n_in - n_rm > 2 && mx_rnd(x, 4) == 0) {
+            removed[p] = true;
+            rm[n_rm++] = p;
+        }
+    }
+    for (unsigned p = 0; p < MX_P; p++)
+        if (mx_active(x, p) && !removed[p])
+            *(p < MX_S ? &s_left : &t_left) += 1;
+    while ((s_left == 0 || t_left == 0) && n_rm > n_forced) { /* undo the last */
+        unsigned p = rm[--n_rm];
+        removed[p] = false;
+        *(p < MX_S ? &s_left : &t_left) += 1;
+    }
+    /* Adds: outsiders, a third of the time each. */
+    for (unsigned p = 0; p < MX_P; p++)
+        if (!mx_in(x, p) && !removed[p] && mx_rnd(x, 3) == 0) {
+            add[n_add++] = p;
+        }
+    /* Steer clear of the ts-mls commit-secret issue (see mx_root_filtered):
+     * drop the random Removes, then add an outsider (it takes the leftmost
+     * blank leaf), until the committer's path reaches the root. */
+    if (mx_root_filtered(x, committer, removed, n_add)) {
+        while (n_rm > n_forced) {
+            unsigned p = rm[--n_rm];
+            removed[p] = false;
+        }
+        for (unsigned p = 0; p < MX_P && mx_root_filtered(x, committer, removed, n_add); p++) {
+            bool listed = false;
+            for (unsigned i = 0; i < n_add; i++)
+                listed |= add[i] == p;
+            if (!mx_in(x, p) && !removed[p] && !listed)
+                add[n_add++] = p;
+        }
+        assert_false(mx_root_filtered(x, committer, removed, n_add));
+        x->steered++;
+    }
+    for (unsigned i = 0; i < n_rm; i++)
+        rm_leaves[i] = mx_leaf(x, rm[i]);
+    for (unsigned i = 0; i < n_add; i++) {
+        unsigned p = add[i];
+        if (p < MX_S) {
+            dev_kp(&x->s[p], x->s_user[p]);
+            assert_int_equal(mls_kp_message(x->s[p].kp, &kp_bufs[i], &kp_lens[i]), 0);
+        } else {
+            mx_tid(p, id);
+            peer_kp(id, &kp_bufs[i], &kp_lens[i]);
+        }
+    }
+
+    if (getenv("SAMMEN_INTEROP_VERBOSE") != NULL) {
+        printf("epoch %llu: %s%u commits, +", (unsigned long long)mls_group_epoch(mx_ref(x)),
+               committer < MX_S ? "s" : "t", committer < MX_S ? committer : committer - MX_S);
+        for (unsigned i = 0; i < n_add; i++)
+            printf(" %s%u", add[i] < MX_S ? "s" : "t", add[i] < MX_S ? add[i] : add[i] - MX_S);
+        printf(" -");
+        for (unsigned i = 0; i < n_rm; i++)
+            printf(" %s%u(leaf %u)", rm[i] < MX_S ? "s" : "t", rm[i] < MX_S ? rm[i] : rm[i] - MX_S,
+                   rm_leaves[i]);
+        printf("\n");
+    }
+    if (committer < MX_S) {
+        struct mls_group_commit_opts o;
+        struct mls_group_commit_out co;
+        memset(&o, 0, sizeof(o));
+        o.add_kps = (const uint8_t *const *)kp_bufs;
+        o.add_kp_lens = kp_lens;
+        o.n_add = n_add;
+        o.remove = rm_leaves;
+        o.n_remove = n_rm;
+        o.force_path = n_add + n_rm == 0 || mx_rnd(x, 2);
+        o.tree_in_welcome = tree_in_welcome = mx_rnd(x, 2);
+        c_commit(x->s[committer].g, &o, &co);
+        commit = co.commit;
+        commit_len = co.commit_len;
+        welcome = co.welcome;
+        welcome_len = co.welcome_len;
+        co.commit = co.welcome = NULL;
+        mls_group_commit_out_reset(&co);
+        new_epoch = mls_group_epoch(x->s[committer].g);
+        if (!tree_in_welcome)
+            assert_int_equal(mls_group_tree(x->s[committer].g, &tree, &tree_len), 0);
+    } else {
+        json_t *req = json_object(), *adds = json_array(), *rms = json_array(), *r;
+        for (unsigned i = 0; i < n_add; i++)
+            json_array_append_new(adds, hexstr(kp_bufs[i], kp_lens[i]));
+        for (unsigned i = 0; i < n_rm; i++)
+            json_array_append_new(rms, json_integer(rm_leaves[i]));
+        json_object_set_new(req, "add_key_packages", adds);
+        json_object_set_new(req, "remove_leaves", rms);
+        mx_tid(committer, id);
+        r = call("commit", id, req);
+        field(r, "commit", &commit, &commit_len);
+        if (n_add > 0)
+            field(r, "welcome", &welcome, &welcome_len);
+        new_epoch = (uint64_t)json_integer_value(json_object_get(r, "epoch"));
+        json_decref(r);
+    }
+
+    /* Deliver the commit to the other members. */
+    for (unsigned p = 0; p < MX_P; p++) {
+        if (p == committer || !mx_in(x, p))
+            continue;
+        if (p < MX_S) {
+            c_expect_commit(x->s[p].g, commit, commit_len, removed[p]);
+            if (removed[p]) {
+                mls_group_free(x->s[p].g);
+                x->s[p].g = NULL;
+            }
+        } else if (removed[p]) {
+            x->t_in[p - MX_S] = false; /* ts-mls members are not told */
+            x->t_zombie[p - MX_S] = false;
+        } else if (x->t_zombie[p - MX_S]) {
+            continue;
+        } else {
+            mx_tid(p, id);
+            peer_process_commit(id, commit, commit_len, new_epoch);
+        }
+    }
+    /* The added join from the Welcome. */
+    for (unsigned i = 0; i < n_add; i++) {
+        unsigned p = add[i];
+        assert_non_null(welcome);
+        if (p < MX_S) {
+            assert_int_equal(mls_group_join(welcome, welcome_len, &x->s[p].kp, 1, tree, tree_len,
+                                            NULL, 0, NULL, now_s, 0, &x->s[p].g),
+                             0);
+            mls_kp_free(x->s[p].kp);
+            x->s[p].kp = NULL;
+            if (committer >= MX_S)
+                seen.welcomes_from_peer++;
+        } else {
+            json_t *req = json_object(), *r;
+            uint8_t *check = NULL;
+            size_t check_len = 0;
+            json_object_set_new(req, "welcome", hexstr(welcome, welcome_len));
+            if (tree != NULL)
+                json_object_set_new(req, "ratchet_tree", hexstr(tree, tree_len));
+            /* The tree as Sammen's members have it, for the peer's RFC check
+             * should ts-mls refuse it (see t_zombie). */
+            assert_int_equal(mls_group_tree(mx_ref(x), &check, &check_len), 0);
+            json_object_set_new(req, "check_tree", hexstr(check, check_len));
+            free(check);
+            mx_tid(p, id);
+            r = call("join", id, req);
+            if (json_is_true(json_object_get(r, "joined"))) {
+                x->t_in[p - MX_S] = true;
+                if (committer < MX_S)
+                    seen.welcomes_to_peer++;
+            } else {
+                const char *why = json_string_value(json_object_get(r, "known_issue"));
+                assert_non_null(why);
+                if (x->zombies++ == 0)
+                    printf("test_mixed_random: %s (the leaf is removed next epoch)\n", why);
+                x->t_zombie[p - MX_S] = true;
+            }
+            json_decref(r);
+        }
+    }
+    assert_int_equal(mls_group_epoch(mx_ref(x)), new_epoch);
+    for (unsigned i = 0; i < n_add; i++)
+        free(kp_bufs[i]);
+    free(commit);
+    free(welcome);
+    free(tree);
+}
+
+static void test_mixed_random(void **state)
+{
+    struct mx *x = calloc(1, sizeof(*x));
+    static const uint8_t gid[] = "interop group C";
+    const char *env = getenv("SAMMEN_INTEROP_SEED"), *envn = getenv("SAMMEN_INTEROP_EPOCHS");
+    /* The default seed meets both ts-mls issues below at least once. */
+    uint64_t seed = env != NULL ? strtoull(env, NULL, 0) : 8;
+    unsigned epochs = envn != NULL ? (unsigned)strtoul(envn, NULL, 0) : MX_EPOCHS;
+    struct mls_group_commit_opts o;
+    struct mls_group_commit_out co;
+    const uint8_t *kps[1];
+    size_t kp_lens[1];
+    uint8_t *kp = NULL;
+    json_t *req;
+
+    (void)state;
+    assert_non_null(x);
+    x->rng = seed;
+    printf("test_mixed_random: seed=0x%llx epochs=%u (SAMMEN_INTEROP_SEED, "
+           "SAMMEN_INTEROP_EPOCHS override)\n",
+           (unsigned long long)seed, epochs);
+    for (unsigned p = 0; p < MX_S; p++) {
+        uint8_t pub[CRYPTO_SIGN_PUB_LEN];
+        size_t n = 0;
+        crypto_sig_keygen(pub, x->s[p].sig_priv);
+        x->s[p].has_key = true;
+        snprintf(x->s_user[p], sizeof(x->s_user[p]), "s%u@mixed.example", p);
+        assert_int_equal(mls_kp_identity(x->s_user[p], pub, (uint8_t *)x->s_ident[p],
+                                         MLS_KP_MAX_IDENTITY, &n),
+                         0);
+        x->s_ident[p][n] = '\0';
+    }
+    /* s0 creates the group and adds t0, so both implementations are in. */
+    dev_kp(&x->s[0], x->s_user[0]);
+    assert_int_equal(mls_group_create(gid, sizeof(gid) - 1, x->s[0].kp, NULL, 0, &x->s[0].g), 0);
+    mls_kp_free(x->s[0].kp);
+    x->s[0].kp = NULL;
+    peer_kp("t0", &kp, &kp_lens[0]);
+    kps[0] = kp;
+    memset(&o, 0, sizeof(o));
+    o.add_kps = kps;
+    o.add_kp_lens = kp_lens;
+    o.n_add = 1;
+    o.tree_in_welcome = true;
+    c_commit(x->s[0].g, &o, &co);
+    req = json_object();
+    json_object_set_new(req, "welcome", hexstr(co.welcome, co.welcome_len));
+    json_decref(call("join", "t0", req));
+    x->t_in[0] = true;
+    mls_group_commit_out_reset(&co);
+    free(kp);
+    mx_agree(x);
+
+    for (unsigned e = 0; e < epochs; e++) {
+        mx_traffic(x, e);
+        mx_epoch(x);
+        mx_agree(x);
+    }
+    mx_traffic(x, epochs);
+    printf("test_mixed_random: %llu epochs with Sammen and ts-mls members in one group; "
+           "%u ts-mls joins refused by the ts-mls tree-validation issue; %u epochs steered "
+           "around the ts-mls commit-secret issue\n",
+           (unsigned long long)mls_group_epoch(mx_ref(x)), x->zombies, x->steered);
+    for (unsigned p = 0; p < MX_S; p++)
+        dev_free(&x->s[p]);
+    free(x);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -796,6 +1264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sammen_creates),
         cmocka_unit_test(test_tsmls_creates),
+        cmocka_unit_test(test_mixed_random),
     };
 
     if (!tsmls_node_available()) {
