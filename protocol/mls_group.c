@@ -818,9 +818,12 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
             pl->path_required = true;
             break;
         case MLS_PROPOSAL_REINIT:
-            /* Decoded, but acting on it is not implemented. */
-            rc = ERR_UNSUPPORTED;
-            goto out;
+            /* Ends the group (§12.1.5); it must be alone in its commit and
+             * may not go back to an older protocol version. */
+            if (p->reinit.version < s->gc.version)
+                goto out;
+            pl->reinit = true;
+            break;
         case MLS_PROPOSAL_EXTERNAL_INIT:
             if (!pl->external)
                 goto out;
@@ -846,7 +849,7 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
             goto out;
     }
     rc = ERR_INVALID;
-    if (n_gce > 1 || (pl->external && (n_init != 1 || n_remove > 1)))
+    if (n_gce > 1 || (pl->external && (n_init != 1 || n_remove > 1)) || (pl->reinit && pl->n != 1))
         goto out;
     qsort(leaves, n_leaves, sizeof(*leaves), cmp_u32);
     for (size_t i = 1; i < n_leaves; i++)
@@ -1117,6 +1120,12 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     g->cur = ns;
     ns = NULL;
     ev->type = MLS_GROUP_EV_COMMIT;
+    if (pl.reinit) {
+        /* The group is over; its resumption PSK (this new epoch) stays for
+         * joining the re-initialized group (mls_group_join's `from`). */
+        g->cur->active = false;
+        ev->reinit = true;
+    }
 out:
     crypto_wipe(commit_secret, sizeof(commit_secret));
     crypto_wipe(psk_secret, sizeof(psk_secret));

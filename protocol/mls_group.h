@@ -65,7 +65,7 @@
  * thread-safe per group. No I/O, no clock: `now` is Unix seconds.
  *
  * Errors (err.h): ERR_MALFORMED (bytes do not decode), ERR_UNSUPPORTED
- * (suite/version, ReInit commits),
+ * (suite/version),
  * ERR_INVALID (a rule of RFC 9420 broken; bad tree; bad leaf), ERR_CRYPTO
  * (signature, membership tag, confirmation tag, AEAD, path decryption),
  * ERR_STATE (wrong group or epoch, replayed generation, a pending commit
@@ -192,6 +192,9 @@ struct mls_group_event {
     bool external_pending;      /* proposals from an external sender are
                                    waiting to be committed: call
                                    mls_group_commit_pending() */
+    bool reinit;                /* the commit was a ReInit: the group is over
+                                   (inactive); its resumption PSK serves
+                                   mls_group_join(..., from = this group) */
 };
 
 /* Wipes and frees the event's buffers and zeroes it. */
@@ -227,6 +230,12 @@ int mls_group_propose_psk(struct mls_group *g, const uint8_t *psk_id, size_t psk
                           uint64_t epoch, uint8_t **out, size_t *out_len);
 int mls_group_propose_gce(struct mls_group *g, const struct mls_extension_list *ext, uint8_t **out,
                           size_t *out_len);
+/* ReInit (§12.1.5) into a new group group_id (same version and suite 3,
+ * extensions ext, may be NULL). Once committed (alone: by
+ * mls_group_commit_pending when it is the only remembered proposal) the
+ * group is over for everyone (ev.reinit). */
+int mls_group_propose_reinit(struct mls_group *g, const uint8_t *group_id, size_t group_id_len,
+                             const struct mls_extension_list *ext, uint8_t **out, size_t *out_len);
 
 /* What a commit should contain. Proposals by value are the new ones listed
  * here; with include_pending every proposal remembered this epoch is added
@@ -280,7 +289,7 @@ bool mls_group_has_pending_commit(const struct mls_group *g);
 uint64_t mls_group_epoch(const struct mls_group *g);
 const uint8_t *mls_group_id(const struct mls_group *g, size_t *len);
 uint32_t mls_group_own_leaf(const struct mls_group *g);
-/* False once a commit removed us. */
+/* False once a commit removed us or re-initialized the group (ReInit). */
 bool mls_group_active(const struct mls_group *g);
 /* epoch_authenticator of the current epoch (§8.7). */
 int mls_group_epoch_authenticator(const struct mls_group *g, uint8_t out[CRYPTO_HASH_LEN]);

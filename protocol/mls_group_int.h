@@ -121,6 +121,7 @@ struct gplan {
     /* External commit (sender new_member_commit): the joiner's LeafNode
      * (set by the caller), its ExternalInit, and the leaf it got, which
      * gplan_build writes into committer. */
+    bool reinit; /* a committed ReInit: the group ends */
     bool external;
     const struct mls_leaf_node *ext_leaf;
     const struct mls_bytes *external_init;

@@ -395,6 +395,26 @@ int mls_group_propose_gce(struct mls_group *g, const struct mls_extension_list *
     return rc;
 }
 
+int mls_group_propose_reinit(struct mls_group *g, const uint8_t *group_id, size_t group_id_len,
+                             const struct mls_extension_list *ext, uint8_t **out, size_t *out_len)
+{
+    struct mls_proposal p;
+    int rc;
+    memset(&p, 0, sizeof(p));
+    if (!g->cur->active)
+        return ERR_STATE;
+    if (group_id_len == 0 || group_id_len > 255)
+        return ERR_INVALID;
+    p.proposal_type = MLS_PROPOSAL_REINIT;
+    p.reinit.version = MLS_VERSION_MLS10;
+    p.reinit.cipher_suite = 3;
+    if ((rc = mls_bytes_set(&p.reinit.group_id, group_id, group_id_len)) == 0 &&
+        (!ext || (rc = mls_extension_list_copy(&p.reinit.extensions, ext)) == 0))
+        return propose(g, &p, NULL, out, out_len);
+    mls_proposal_free(&p);
+    return rc;
+}
+
 /* ---- commits ------------------------------------------------------------------------ */
 
 void mls_group_commit_out_reset(struct mls_group_commit_out *out)
@@ -437,6 +457,8 @@ static bool ref_usable(const struct mls_group *g, const struct gstate *s, const 
             return false;
         break;
     case MLS_PROPOSAL_REINIT:
+        /* Only alone (§12.2): when it is the one proposal remembered. */
+        return s->n_props == 1 && n_touched == 0;
     case MLS_PROPOSAL_EXTERNAL_INIT:
         return false;
     case MLS_PROPOSAL_ADD:
@@ -757,6 +779,8 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
     }
     memcpy(g->pend_commit, out->commit, out->commit_len);
     g->pend_commit_len = out->commit_len;
+    if (pl.reinit)
+        ns->active = false; /* the group ends once this commit is confirmed */
     g->pend = ns;
     ns = NULL;
 out:

@@ -560,6 +560,23 @@ static void test_group_rules(void **state)
     d[2].g = (mls_group_free(d[2].g), NULL);
     agree();
 
+    /* A ReInit ends the group for everyone. */
+    assert_int_equal(mls_group_propose_reinit(d[1].g, (const uint8_t *)"group-2b", 8, NULL, &m, &ml),
+                     0);
+    deliver(1, m, ml, MLS_GROUP_EV_PROPOSAL);
+    free(m);
+    assert_int_equal(mls_group_commit_pending(d[0].g, now, &out), 0);
+    assert_int_equal(mls_group_process(d[1].g, out.commit, out.commit_len, now, &ev), 0);
+    assert_true(ev.reinit);
+    mls_group_event_reset(&ev);
+    assert_false(mls_group_active(d[1].g));
+    assert_int_equal(mls_group_commit_confirm(d[0].g), 0);
+    assert_false(mls_group_active(d[0].g));
+    assert_int_equal(mls_group_epoch(d[0].g), mls_group_epoch(d[1].g));
+    assert_int_equal(mls_group_encrypt(d[1].g, (const uint8_t *)"x", 1, NULL, 0, &m, &ml),
+                     ERR_STATE);
+    mls_group_commit_out_reset(&out);
+
     for (int i = 0; i < NDEV; i++) {
         mls_group_free(d[i].g);
         mls_kp_free(d[i].kp);
