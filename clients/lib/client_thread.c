@@ -811,6 +811,40 @@ static int entry_handle(struct client_dev *d, const struct entry *e, struct clie
     return rc;
 }
 
+int client_thread_ingest(struct client_dev *d, const struct wire_map *ok, uint64_t *cursor,
+                         bool *more, unsigned *got, struct client_sync_stats *s)
+{
+    struct wire_array arr;
+    int rc = 0;
+
+    if (wire_get_array(ok, "entries", &arr) != 0)
+        arr.n = 0;
+    if (wire_get_bool(ok, "more", more) != 0)
+        *more = false;
+    for (uint32_t i = 0; i < arr.n && rc == 0; i++) {
+        struct wire_map m;
+        struct entry en;
+        if (wire_array_map(&arr, i, &m) != 0 || entry_parse(&m, &en) != 0) {
+            set_err(d, "malformed", "sync: a malformed inbox entry");
+            return ERR_MALFORMED;
+        }
+        if (en.seq <= *cursor)
+            continue; /* already seen */
+        s->entries++;
+        if (getenv("SAMMEN_DEBUG"))
+            fprintf(stderr, "sammen: entry #%llu %s %s message %llu from %s/%s\n",
+                    (unsigned long long)en.seq, en.kind, en.thread,
+                    (unsigned long long)en.message, en.sender, en.device);
+        if ((rc = entry_handle(d, &en, s)) == 0) {
+            *cursor = en.seq;
+            (*got)++;
+        }
+    }
+    if (arr.n == 0)
+        *more = false;
+    return rc;
+}
+
 /* Pulls the whole inbox after the stored cursor. *got: entries processed. */
 static int fetch(struct client_dev *d, struct client_sync_stats *s, unsigned *got)
 {
@@ -823,7 +857,6 @@ static int fetch(struct client_dev *d, struct client_sync_stats *s, unsigned *go
     for (int round = 0; round < SYNC_MAX_ROUNDS; round++) {
         struct wire_enc e;
         struct client_frame r;
-        struct wire_array arr;
         bool more = false;
         uint32_t id = req(d, &e, "sync", 2);
 
@@ -833,34 +866,11 @@ static int fetch(struct client_dev *d, struct client_sync_stats *s, unsigned *go
             client_frame_free(&r);
             return rc;
         }
-        if (wire_get_array(&r.msg.body, "entries", &arr) != 0)
-            arr.n = 0;
-        if (wire_get_bool(&r.msg.body, "more", &more) != 0)
-            more = false;
-        for (uint32_t i = 0; i < arr.n && rc == 0; i++) {
-            struct wire_map m;
-            struct entry en;
-            if (wire_array_map(&arr, i, &m) != 0 || entry_parse(&m, &en) != 0) {
-                set_err(d, "malformed", "sync: a malformed inbox entry");
-                rc = ERR_MALFORMED;
-                break;
-            }
-            if (en.seq <= cursor)
-                continue; /* already seen */
-            s->entries++;
-            if (getenv("SAMMEN_DEBUG"))
-                fprintf(stderr, "sammen: entry #%llu %s %s message %llu from %s/%s\n",
-                        (unsigned long long)en.seq, en.kind, en.thread,
-                        (unsigned long long)en.message, en.sender, en.device);
-            if ((rc = entry_handle(d, &en, s)) == 0) {
-                cursor = en.seq;
-                (*got)++;
-            }
-        }
+        rc = client_thread_ingest(d, &r.msg.body, &cursor, &more, got, s);
         client_frame_free(&r);
         if (rc != 0)
             return rc;
-        if (!more || arr.n == 0)
+        if (!more)
             break;
     }
     return 0;

@@ -81,6 +81,16 @@ struct client_sync_stats {
 /* The sync engine (see the file comment). stats may be NULL. */
 int client_thread_sync(struct client_dev *d, struct client_sync_stats *stats);
 
+/* Processes the entries of one `sync` answer (its `ok` map) in order, as
+ * the sync engine does, each in its own state transaction: entries at or
+ * below *cursor are skipped, *cursor moves to the last entry processed,
+ * *got counts them, *more gets the answer's `more` flag (false when it had
+ * no entries). ERR_MALFORMED for an entry that does not decode (what came
+ * before it stays processed). Exposed for tests and the fuzz target: the
+ * sync answer is what a hostile server controls. */
+int client_thread_ingest(struct client_dev *d, const struct wire_map *ok, uint64_t *cursor,
+                         bool *more, unsigned *got, struct client_sync_stats *s);
+
 /* Creates a thread about citizen: a new MLS group with us as the only
  * member and the server as external sender, then thread.create. thread
  * gets the id. Then syncs (the server's Adds of the entitled devices). */
