@@ -1013,3 +1013,147 @@ int mls_follower_pending(const struct mls_follower *f, struct mls_follower_pendi
     }
     return f->n_pending > cap ? ERR_TOO_BIG : 0;
 }
+
+/* ---- persistence ------------------------------------------------------------------ */
+
+/* State format, version 1 (TLS presentation language, MLS varints):
+ * | field        | type                                                      |
+ * |--------------|-----------------------------------------------------------|
+ * | version      | uint16 = MLS_FOLLOWER_STATE_VERSION                       |
+ * | context      | GroupContext                                              |
+ * | interim      | opaque[32]  interim transcript hash                       |
+ * | tree         | opaque<V>   ratchet tree (extension body form)            |
+ * | ended        | uint8       0 / 1                                         |
+ * | pending_bytes| uint64      accounted size of the pending proposals       |
+ * | pending      | Pending<V>: opaque ref[32]; uint8 sender_type;            |
+ * |              |             uint32 sender; Proposal                       |
+ * The external senders are derived from the context again. */
+
+int mls_follower_save(const struct mls_follower *f, uint8_t **out, size_t *len)
+{
+    struct tls_writer w;
+    uint8_t *tree = NULL;
+    size_t tree_len = 0;
+    *out = NULL;
+    *len = 0;
+    int rc = mls_tree_encode(f->tree, &tree, &tree_len);
+    if (rc != 0)
+        return rc;
+    tls_writer_init(&w, 0);
+    tls_put_u16(&w, MLS_FOLLOWER_STATE_VERSION);
+    mls_group_context_encode(&w, &f->gc);
+    tls_put_fixed(&w, f->interim, HLEN);
+    tls_put_opaque(&w, tree, tree_len);
+    tls_put_u8(&w, f->ended ? 1 : 0);
+    tls_put_u64(&w, f->pending_bytes);
+    size_t mark = tls_vector_begin(&w);
+    for (size_t i = 0; i < f->n_pending; i++) {
+        tls_put_fixed(&w, f->pending[i].ref, MLS_REF_LEN);
+        tls_put_u8(&w, f->pending[i].sender_type);
+        tls_put_u32(&w, f->pending[i].sender);
+        mls_proposal_encode(&w, &f->pending[i].proposal);
+    }
+    tls_vector_end(&w, mark);
+    free(tree);
+    return tls_writer_take(&w, out, len);
+}
+
+int mls_follower_load(const uint8_t *buf, size_t len, struct mls_follower **out)
+{
+    struct tls_reader r, sub;
+    struct mls_follower *f = NULL;
+    const uint8_t *p;
+    size_t n;
+    uint16_t version;
+    uint8_t ended;
+    uint64_t pbytes;
+    int rc;
+
+    *out = NULL;
+    tls_reader_init(&r, buf, len);
+    rc = tls_read_u16(&r, &version);
+    if (rc != 0)
+        return rc;
+    if (version != MLS_FOLLOWER_STATE_VERSION)
+        return ERR_UNSUPPORTED;
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        return ERR_NOMEM;
+    rc = mls_group_context_decode(&r, &f->gc);
+    if (rc == 0)
+        rc = tls_read_fixed(&r, HLEN, &p);
+    if (rc == 0) {
+        memcpy(f->interim, p, HLEN);
+        rc = tls_read_opaque(&r, &p, &n);
+    }
+    if (rc == 0)
+        rc = mls_tree_decode(p, n, &f->tree);
+    if (rc == 0)
+        rc = tls_read_u8(&r, &ended);
+    if (rc == 0)
+        rc = tls_read_u64(&r, &pbytes);
+    if (rc == 0)
+        rc = tls_read_vector(&r, &sub);
+    if (rc != 0)
+        goto out;
+    rc = ERR_MALFORMED;
+    if (ended > 1 || pbytes > MLS_FOLLOWER_MAX_PENDING_BYTES)
+        goto out;
+    f->ended = ended == 1;
+    f->pending_bytes = (size_t)pbytes;
+    while (!tls_reader_done(&sub)) {
+        /* each entry is at least ref + type + sender + a proposal type */
+        if (f->n_pending >= MLS_FOLLOWER_MAX_PENDING ||
+            tls_reader_remaining(&sub) < MLS_REF_LEN + 1 + 4 + 2) {
+            rc = ERR_MALFORMED;
+            goto out;
+        }
+        struct pending *np = realloc(f->pending, (f->n_pending + 1) * sizeof(*np));
+        if (!np) {
+            rc = ERR_NOMEM;
+            goto out;
+        }
+        f->pending = np;
+        struct pending *e = &f->pending[f->n_pending];
+        memset(e, 0, sizeof(*e));
+        rc = tls_read_fixed(&sub, MLS_REF_LEN, &p);
+        if (rc == 0) {
+            memcpy(e->ref, p, MLS_REF_LEN);
+            rc = tls_read_u8(&sub, &e->sender_type);
+        }
+        if (rc == 0)
+            rc = tls_read_u32(&sub, &e->sender);
+        if (rc == 0)
+            rc = mls_proposal_decode(&sub, &e->proposal);
+        if (rc != 0)
+            goto out;
+        f->n_pending++;
+    }
+    rc = ERR_MALFORMED;
+    if (!tls_reader_done(&r))
+        goto out;
+    /* the same invariants mls_follower_new establishes */
+    rc = ERR_INVALID;
+    if (f->gc.version != MLS_VERSION_MLS10 || f->gc.cipher_suite != MLS_TREE_CIPHER_SUITE ||
+        f->gc.tree_hash.len != HLEN ||
+        (f->gc.confirmed_transcript_hash.len != HLEN &&
+         !(f->gc.epoch == 0 && f->gc.confirmed_transcript_hash.len == 0)))
+        goto out;
+    uint8_t th[HLEN];
+    rc = mls_tree_node_hash(f->tree, mls_tree_root(f->tree), th);
+    if (rc != 0)
+        goto out;
+    rc = ERR_INVALID;
+    if (memcmp(th, f->gc.tree_hash.data, HLEN) != 0)
+        goto out;
+    rc = mls_ext_external_senders(&f->gc.extensions, &f->ext);
+    if (rc == ERR_NOT_FOUND)
+        rc = 0;
+    if (rc != 0)
+        goto out;
+    *out = f;
+    f = NULL;
+out:
+    mls_follower_free(f);
+    return rc;
+}

@@ -135,6 +135,21 @@ void mls_follower_set_commit_check(struct mls_follower *f,
                                              uint32_t committer),
                                    void *ctx);
 
+/* Version of the mls_follower_save() format. */
+#define MLS_FOLLOWER_STATE_VERSION 1
+
+/* Serializes the follower's whole state (GroupContext, interim transcript
+ * hash, ratchet tree, pending proposals, ended flag; format in
+ * mls_follower.c) so that a server can keep it across restarts. No
+ * secrets are in it. *out is the caller's (free()). The commit check is
+ * not saved. */
+int mls_follower_save(const struct mls_follower *f, uint8_t **out, size_t *len);
+/* Restores a saved follower. Bounded, strict decoder: ERR_MALFORMED
+ * (truncated, trailing bytes, too many pending proposals), ERR_UNSUPPORTED
+ * (another version), ERR_INVALID (tree hash or GroupContext inconsistent),
+ * ERR_NOMEM. On success *out is the caller's (mls_follower_free). */
+int mls_follower_load(const uint8_t *buf, size_t len, struct mls_follower **out);
+
 /* ---- state ---------------------------------------------------------------- */
 uint64_t mls_follower_epoch(const struct mls_follower *f);
 /* Pointer into the follower, valid until it is freed. */

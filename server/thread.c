@@ -76,32 +76,32 @@ void thread_cache_clear(void)
     evict(false);
 }
 
-/* Replays the thread's stored history into a new follower. */
+/* Loads a thread's follower: from its saved state (threads.follower), or,
+ * when there is none (or it does not load), by replaying the creation
+ * GroupInfo and every accepted handshake (table handshakes). */
 static int load_follower(const char *thread, struct mls_follower **out)
 {
     struct mls_follower *f = NULL;
-    sqlite3_stmt *s = tq(Q_THREAD_GET);
+    sqlite3_stmt *s = tq(Q_THREAD_FOLLOWER);
     int rc = tq_text(s, 1, thread);
     if (!rc)
         rc = tq_row(s);
     if (rc)
         return rc;
-    /* column 6 is coalesce(latest_gi, group_info); replay needs the
-     * creation GroupInfo, read separately below */
-    tq_done(s);
-    sqlite3 *db = store_db(srv.store);
-    sqlite3_stmt *g = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT group_info FROM threads WHERE id = ?1", -1, &g, NULL) !=
-        SQLITE_OK)
-        return ERR_IO;
-    sqlite3_bind_text(g, 1, thread, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(g) != SQLITE_ROW) {
-        sqlite3_finalize(g);
-        return ERR_IO;
+    if (sqlite3_column_type(s, 0) == SQLITE_BLOB) {
+        rc = mls_follower_load(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0),
+                               &f);
+        if (rc == 0) {
+            tq_done(s);
+            *out = f;
+            return 0;
+        }
+        log_warn("thread %s: saved group state refused (%s); replaying its history", thread,
+                 err_str(rc));
     }
-    rc = mls_follower_new(sqlite3_column_blob(g, 0), (size_t)sqlite3_column_bytes(g, 0), NULL, 0,
+    rc = mls_follower_new(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), NULL, 0,
                           &f);
-    sqlite3_finalize(g);
+    tq_done(s);
     if (rc) {
         log_error("thread %s: stored GroupInfo refused by the follower: %s", thread,
                   err_str(rc));
@@ -126,6 +126,22 @@ static int load_follower(const char *thread, struct mls_follower **out)
     }
     *out = f;
     return 0;
+}
+
+/* Saves a changed follower in the current transaction. */
+static int save_follower(const char *thread, const struct mls_follower *f)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = mls_follower_save(f, &buf, &len);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = tq(Q_THREAD_SET_FOLLOWER);
+    rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_blob(s, 2, buf, len);
+    if (!rc) rc = tq_run(s);
+    free(buf);
+    return rc;
 }
 
 static int follower(const char *thread, struct cached **out)
@@ -649,6 +665,7 @@ int thread_commit(const char *thread, const char *identity, const char *device,
     /* persist: handshake log, epoch, the commit to the old roster */
     uint64_t seq;
     rc = record_handshake(thread, epoch, now, commit, commit_len);
+    if (!rc) rc = save_follower(thread, c->f);
     if (!rc) rc = set_epoch(thread, new_epoch);
     if (!rc)
         rc = deliver_thread_message(thread, "handshake", identity, device, epoch, commit,
@@ -849,6 +866,8 @@ static int send_proposal(struct cached *c, const char *thread, const uint8_t *p,
         return rc;
     c->dirty = true;
     rc = record_handshake(thread, epoch, now, p, len);
+    if (!rc)
+        rc = save_follower(thread, c->f);
     if (!rc)
         rc = deliver_thread_message(thread, "handshake", srv.server_cred, DELIVER_SERVER_DEVICE,
                                     epoch, p, len, now, NULL, NULL);

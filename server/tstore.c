@@ -181,6 +181,8 @@ static const char *const sql[Q_COUNT] = {
                               " JOIN threads t ON t.id = m.thread WHERE m.identity = ?1",
     /* thread.send's read: no blobs */
     [Q_THREAD_HOT] = "SELECT epoch, removal_pending FROM threads WHERE id = ?1",
+    [Q_THREAD_FOLLOWER] = "SELECT follower, group_info FROM threads WHERE id = ?1",
+    [Q_THREAD_SET_FOLLOWER] = "UPDATE threads SET follower = ?2 WHERE id = ?1",
 };
 
 static sqlite3 *db;
