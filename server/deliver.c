@@ -30,12 +30,101 @@ struct pend {
 
 static struct pend *pend_head, *pend_tail;
 
+/* Logged-in connections by device id: an open-addressing table built at
+ * most once per loop iteration (deliver_iteration_end() drops it), so
+ * fan-out costs O(1) per target device instead of a walk over every
+ * connection. A connection that logs in later in the same iteration is
+ * missed by pushes until the next one; it fetches with sync anyway. Entries
+ * are re-checked (wsi, authed, device) on use; detached connections are
+ * freed only after the iteration ends, so the pointers stay valid. */
+static struct conn **idx;
+static size_t idx_cap;
+static bool idx_valid;
+
+static size_t dev_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static void idx_build(void)
+{
+    size_t n = 0, cap = 64;
+    for (struct conn *c = srv.conns; c; c = c->next)
+        n += c->authed && c->wsi;
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    if (cap != idx_cap) {
+        struct conn **g = realloc(idx, cap * sizeof(*g));
+        if (!g) {
+            idx_valid = false; /* fall back to walking the list */
+            return;
+        }
+        idx = g;
+        idx_cap = cap;
+    }
+    memset(idx, 0, idx_cap * sizeof(*idx));
+    for (struct conn *c = srv.conns; c; c = c->next) {
+        if (!c->authed || !c->wsi)
+            continue;
+        size_t i = dev_hash(c->device) & (idx_cap - 1);
+        while (idx[i])
+            i = (i + 1) & (idx_cap - 1);
+        idx[i] = c;
+    }
+    idx_valid = true;
+}
+
+void deliver_iteration_end(void)
+{
+    idx_valid = false;
+}
+
+void deliver_shutdown(void)
+{
+    free(idx);
+    idx = NULL;
+    idx_cap = 0;
+    idx_valid = false;
+}
+
+/* Calls fn for every live, logged-in connection of device. */
+static void each_conn(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx)
+{
+    if (!idx_valid)
+        idx_build();
+    if (!idx_valid) {
+        for (struct conn *c = srv.conns; c; c = c->next)
+            if (c->authed && c->wsi && strcmp(c->device, device) == 0)
+                fn(c, ctx);
+        return;
+    }
+    for (size_t i = dev_hash(device) & (idx_cap - 1); idx[i]; i = (i + 1) & (idx_cap - 1)) {
+        struct conn *c = idx[i];
+        if (c->authed && c->wsi && strcmp(c->device, device) == 0)
+            fn(c, ctx);
+    }
+}
+
+static void mark_online(struct conn *c, void *ctx)
+{
+    (void)c;
+    *(bool *)ctx = true;
+}
+
 static bool device_online(const char *device)
 {
-    for (struct conn *c = srv.conns; c; c = c->next)
-        if (c->authed && c->wsi && strcmp(c->device, device) == 0)
-            return true;
-    return false;
+    bool on = false;
+    each_conn(device, mark_online, &on);
+    return on;
+}
+
+static void send_pend(struct conn *c, void *ctx)
+{
+    const struct pend *p = ctx;
+    (void)conn_send(c, p->data, p->len, 0, false, false);
 }
 
 int deliver_event(const char *device, const uint8_t *data, size_t len)
@@ -63,9 +152,7 @@ void deliver_flush(void)
     pend_head = pend_tail = NULL;
     while (p) {
         struct pend *next = p->next;
-        for (struct conn *c = srv.conns; c; c = c->next)
-            if (c->authed && c->wsi && strcmp(c->device, p->device) == 0)
-                (void)conn_send(c, p->data, p->len, 0, false, false);
+        each_conn(p->device, send_pend, p);
         free(p);
         p = next;
     }

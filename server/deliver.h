@@ -70,5 +70,9 @@ int deliver_event(const char *device, const uint8_t *data, size_t len);
  * request, before server_commit) / drops them (failed request). */
 void deliver_flush(void);
 void deliver_discard(void);
+/* End of a loop iteration (server_commit): forget the connection index. */
+void deliver_iteration_end(void);
+/* Frees the index (shutdown). */
+void deliver_shutdown(void);
 
 #endif

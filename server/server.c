@@ -66,7 +66,8 @@ void server_commit(void)
         }
     }
     /* Safe point: no callback is running and nothing refers to dead
-     * connections any more. */
+     * connections any more (the delivery index is dropped first). */
+    deliver_iteration_end();
     while (srv.dead) {
         struct conn *c = srv.dead;
         srv.dead = c->next;
@@ -405,6 +406,7 @@ int server_cmd_run(void)
 out:
     server_commit();
     thread_cache_clear();
+    deliver_shutdown();
     tstore_close();
     store_close(srv.store);
     srv.store = NULL;

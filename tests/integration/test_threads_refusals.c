@@ -183,9 +183,13 @@ static void consent_and_threads(void **state)
     /* an application message, delivered to ole's device only */
     assert_int_equal(send_app(&s->karen, thread, "Hej Ole", &devices, err, sizeof(err)), 0);
     assert_int_equal(devices, 1);
+    /* ole is online: the entry is pushed to him after the commit */
+    assert_true(wait_event(&s->ole, "entry", "kind", "app"));
     sync_party(&s->ole, thread, &sn);
     assert_int_equal(sn.apps, 1);
     assert_string_equal(sn.last_app, "Hej Ole");
+    /* his ack reaches karen as a `delivered` event */
+    assert_true(wait_event(&s->karen, "delivered", "thread", thread));
 
     /* Refusal: a member (ole) adding someone karen gave no grant (per) */
     assert_string_equal(commit_add(&s->ole, thread, s->per.kps[0], err, sizeof(err)), "denied");

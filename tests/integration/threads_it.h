@@ -437,6 +437,28 @@ static void create_thread(struct st *s, struct party *p, const char *citizen, ch
     free(gi);
 }
 
+/* Waits for an event ev on p's connection whose str field key equals val
+ * (skipping others, which stay consumed). True when it came. */
+__attribute__((unused)) static bool wait_event(struct party *p, const char *ev, const char *key,
+                                               const char *val)
+{
+    for (int i = 0; i < 64; i++) {
+        struct client_frame f;
+        if (client_sync_event(p->c, 2000, &f) != 0)
+            return false;
+        bool hit = false;
+        if (strcmp(f.msg.name, ev) == 0) {
+            char v[64];
+            hit = !key || (wire_get_cstr(&f.msg.body, key, v, sizeof(v)) == 0 &&
+                           strcmp(v, val) == 0);
+        }
+        client_frame_free(&f);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
 /* ---- fixture ----------------------------------------------------------------------- */
 
 static int setup(void **state)
