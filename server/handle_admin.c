@@ -171,7 +171,7 @@ static int assign(struct req *r, bool add)
     if (rc)
         return req_fail_err(r, rc, "audit");
     /* a department's grants cover its staff only while assigned */
-    rc = thread_reconcile_all(now);
+    rc = thread_reconcile_identity(staff, now);
     if (rc)
         return req_fail_err(r, rc, "reconcile");
     wire_enc_ok(r->out, r->id, 2);

@@ -232,7 +232,7 @@ int handle_kp_upload(struct req *r)
             return req_fail_err(r, rc, "kp.upload");
     }
     /* threads waiting for this device's KeyPackages can now add it */
-    rc = thread_reconcile_all(now);
+    rc = thread_reconcile_identity(r->c->identity, now);
     if (rc)
         return req_fail_err(r, rc, "reconcile");
     uint64_t count;

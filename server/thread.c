@@ -607,12 +607,30 @@ int thread_commit(const char *thread, const char *identity, const char *device,
     if (rc)
         goto out;
     bool removing = sqlite3_column_int(s, 3) != 0;
+    uint64_t my_leaf = tq_col_u64(s, 1);
     tq_done(s);
     if (removing)
         FAIL("denied", "device %s is being removed from %s", device, thread);
     rc = peek_epoch(commit, commit_len, &wf, &gid, &gid_len, &epoch);
     if (rc || wf != MLS_WF_PUBLIC_MESSAGE)
         FAIL("invalid", "commit must be an MLSMessage PublicMessage");
+    {
+        /* the commit must be the calling device's own (its leaf signs it) */
+        struct tls_reader rd;
+        uint16_t u16;
+        const uint8_t *p;
+        size_t n;
+        uint64_t u64;
+        uint8_t stype = 0;
+        uint32_t leaf = 0;
+        tls_reader_init(&rd, commit, commit_len);
+        if (tls_read_u16(&rd, &u16) || tls_read_u16(&rd, &u16) || tls_read_opaque(&rd, &p, &n) ||
+            tls_read_u64(&rd, &u64) || tls_read_u8(&rd, &stype) ||
+            (stype == MLS_SENDER_MEMBER && tls_read_u32(&rd, &leaf)))
+            FAIL("invalid", "commit must be an MLSMessage PublicMessage");
+        if (stype != MLS_SENDER_MEMBER || leaf != my_leaf)
+            FAIL("denied", "the commit is not signed by the calling device's leaf");
+    }
     if (epoch != t.epoch)
         FAIL("conflict", "commit is for epoch %llu; the thread is at epoch %llu (sync, retry)",
              (unsigned long long)epoch, (unsigned long long)t.epoch);
@@ -1092,6 +1110,11 @@ static int reconcile_list(enum tq q, const char *citizen, uint64_t now)
 int thread_reconcile_citizen(const char *citizen, uint64_t now)
 {
     return reconcile_list(Q_THREAD_EACH_CITIZEN, citizen, now);
+}
+
+int thread_reconcile_identity(const char *identity, uint64_t now)
+{
+    return reconcile_list(Q_THREADS_CANDIDATE, identity, now);
 }
 
 int thread_reconcile_all(uint64_t now)

@@ -71,6 +71,10 @@ int thread_reconcile(const char *thread, uint64_t now);
 /* Every thread of citizen / every thread. */
 int thread_reconcile_citizen(const char *citizen, uint64_t now);
 int thread_reconcile_all(uint64_t now);
+/* Every thread identity may be entitled to or is in (after a change that
+ * concerns one identity: KeyPackages uploaded, device revoked, staff
+ * assigned or unassigned). */
+int thread_reconcile_identity(const char *identity, uint64_t now);
 
 /* The current ratchet tree (extension body form) of thread; *out is the
  * caller's (free()). */
