@@ -518,10 +518,14 @@ static int route_welcome(const char *thread, const char *sender, const char *sen
                          size_t nnew, uint64_t now, uint32_t *routed)
 {
     struct mls_message m = {0};
+    bool *done = calloc(nnew ? nnew : 1, sizeof(*done));
+    if (!done)
+        return ERR_NOMEM;
     int rc = mls_message_parse(welcome, len, &m);
     *routed = 0;
     if (rc || m.wire_format != MLS_WF_WELCOME) {
         mls_message_free(&m);
+        free(done);
         return ERR_INVALID;
     }
     for (size_t i = 0; i < m.welcome.n_secrets && !rc; i++) {
@@ -549,14 +553,16 @@ static int route_welcome(const char *thread, const char *sender, const char *sen
             break;
         }
         for (size_t k = 0; k < nnew && !rc; k++) {
-            if (strcmp(newdev[k], dev) == 0) {
+            if (strcmp(newdev[k], dev) == 0 && !done[k]) {
                 rc = deliver_inbox_add(dev, thread, 0, "welcome", sender, sender_device, now,
                                        welcome, len, NULL);
+                done[k] = true;
                 (*routed)++;
             }
         }
     }
     mls_message_free(&m);
+    free(done);
     return rc;
 }
 
@@ -694,9 +700,9 @@ int thread_commit(const char *thread, const char *identity, const char *device,
         if (!rc) rc = tq_blob(s, 2, gi, gi_len);
         if (!rc) rc = tq_run(s);
     }
-    s = tq(Q_PROP_CLEAR);
-    if (!rc) rc = tq_text(s, 1, thread);
-    if (!rc) rc = tq_run(s);
+    /* proposal rows stay: reconcile re-sends stale ones at the new epoch
+     * with the same KeyPackage; rows of devices that joined or left are
+     * deleted below */
     if (!rc) rc = roster_of(NULL, c->f, &ro, &nro);
     if (rc)
         goto out;
@@ -737,6 +743,13 @@ int thread_commit(const char *thread, const char *identity, const char *device,
             char subj[STORE_ID_MAX + DEV_MAX];
             snprintf(subj, sizeof(subj), "%s/%s", id, dev);
             rc = accesslog_add(now, t.citizen, thread, identity, "member_added", subj);
+        }
+        if (!rc) {
+            s = tq(Q_PROP_DEL);
+            rc = tq_text(s, 1, thread);
+            if (!rc) rc = tq_text(s, 2, dev);
+            if (!rc) rc = tq_text(s, 3, "add");
+            if (!rc) rc = tq_run(s);
         }
         memcpy(newdev[nnew++], dev, DEV_MAX);
     }
@@ -791,6 +804,11 @@ int thread_commit(const char *thread, const char *identity, const char *device,
             snprintf(subj, sizeof(subj), "%s/%s", goneid[i], gone[i]);
             if (!rc) rc = accesslog_add(now, t.citizen, thread, identity, "member_removed", subj);
             if (!rc) rc = deliver_notice(gone[i], thread, "removed", 0, "", "", 0, now);
+            s = tq(Q_PROP_DEL);
+            if (!rc) rc = tq_text(s, 1, thread);
+            if (!rc) rc = tq_text(s, 2, gone[i]);
+            if (!rc) rc = tq_text(s, 3, "remove");
+            if (!rc) rc = tq_run(s);
         }
         free(gone);
         free(goneid);
@@ -798,7 +816,9 @@ int thread_commit(const char *thread, const char *identity, const char *device,
             goto out;
     }
     rc = set_removal(thread, false);
-    if (!rc && welcome && nnew) {
+    if (!rc && nnew && !welcome)
+        FAIL("invalid", "the commit adds %zu device(s): send their Welcome", nnew);
+    if (!rc && nnew) {
         uint32_t routed;
         rc = route_welcome(thread, identity, device, welcome, welcome_len,
                            (const char(*)[DEV_MAX])newdev, nnew, now, &routed);
@@ -806,6 +826,11 @@ int thread_commit(const char *thread, const char *identity, const char *device,
             FAIL("invalid", "welcome does not decode");
         if (rc == ERR_CONFLICT)
             FAIL("invalid", "the welcome uses a KeyPackage already claimed for another thread");
+        if (!rc && routed != nnew)
+            FAIL("invalid",
+                 "the welcome must name a KeyPackage the server handed out for each added "
+                 "device (%u of %zu)",
+                 routed, nnew);
     }
     if (!rc)
         rc = thread_reconcile(thread, now);

@@ -9,7 +9,8 @@
  *   - consent.grant: the server proposes an external Add, the citizen
  *     commits it, the grantee joins from the Welcome it syncs and reads an
  *     application message; delivery counts and acks;
- *   - a second commit in the same epoch (conflict);
+ *   - a second commit in the same epoch (conflict); an Add without its
+ *     Welcome (invalid);
  *   - revocation: removal pending, thread.send refused (state), a commit
  *     omitting the pending removal (invalid), then the Remove committed;
  *   - a claimed KeyPackage re-uploaded (conflict), and a Welcome reusing a
@@ -148,6 +149,12 @@ static void consent_and_threads(void **state)
         /* the Welcome's GroupInfo carries the tree (PROTOCOL.md) */
         struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
                                           .tree_in_welcome = true};
+        /* Refusal: adding a device without sending its Welcome */
+        assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &co), 0);
+        uint8_t *w = co.welcome;
+        co.welcome = NULL;
+        assert_string_equal(commit(&s->karen, thread, &co, err, sizeof(err)), "invalid");
+        free(w);
         assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &co), 0);
         assert_non_null(co.welcome);
         assert_string_equal(commit(&s->karen, thread, &co, err, sizeof(err)), "");
