@@ -42,6 +42,7 @@ static const struct directive directives[] = {
     {"login_per_minute", CFG_UINT, "60", 1, 100000, F(login_per_minute), "login attempts per identity and per address per minute"},
     {"offline_days", CFG_UINT, "30", 1, 3650, F(offline_days), "days a message waits for an offline device before it is dropped and reported missed"},
     {"kp_claims_per_minute", CFG_UINT, "60", 1, 100000, F(kp_claims_per_minute), "kp.claim calls per device per minute"},
+    {"thread_cache", CFG_UINT, "4096", 1, 1000000, F(thread_cache), "threads whose group state is kept in memory (least recently used beyond are reloaded from the store)"},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level), "debug, info, warn or error"},
     {"test_clock", CFG_BOOL, "no", 0, 0, F(test_clock), "tests only (loopback): shiftable clock"},
 };

@@ -39,6 +39,7 @@ struct cached {
 };
 
 static struct cached *cache;
+static size_t ncached;
 
 static void cached_free(struct cached *c)
 {
@@ -54,6 +55,7 @@ static void evict(bool only_dirty)
         if (!only_dirty || c->dirty) {
             *pp = c->next;
             cached_free(c);
+            ncached--;
         } else {
             pp = &c->next;
         }
@@ -144,10 +146,20 @@ static int save_follower(const char *thread, const struct mls_follower *f)
     return rc;
 }
 
+/* Followers kept in memory (cfg thread_cache; 4096 when unset, as in unit
+ * tests); the least recently used clean ones beyond are dropped (their
+ * state is in the store and loads again quickly). */
+#define THREAD_CACHE_MAX (srv.cfg.thread_cache ? srv.cfg.thread_cache : 4096)
+
 static int follower(const char *thread, struct cached **out)
 {
-    for (struct cached *c = cache; c; c = c->next) {
+    struct cached **pp = &cache;
+    for (struct cached *c = cache; c; pp = &c->next, c = c->next) {
         if (strcmp(c->id, thread) == 0) {
+            /* move to the front: the list is in order of use */
+            *pp = c->next;
+            c->next = cache;
+            cache = c;
             *out = c;
             return 0;
         }
@@ -163,6 +175,21 @@ static int follower(const char *thread, struct cached **out)
     }
     c->next = cache;
     cache = c;
+    ncached++;
+    if (ncached > THREAD_CACHE_MAX) {
+        /* drop clean entries past the limit (never the new one at the front) */
+        size_t kept = 0;
+        for (struct cached **q = &cache; *q;) {
+            struct cached *e = *q;
+            if (++kept > THREAD_CACHE_MAX && !e->dirty && e != c) {
+                *q = e->next;
+                cached_free(e);
+                ncached--;
+            } else {
+                q = &e->next;
+            }
+        }
+    }
     *out = c;
     return 0;
 }
@@ -404,6 +431,7 @@ int thread_create(const char *creator, const char *device, const char *citizen,
     f = NULL;
     c->next = cache;
     cache = c;
+    ncached++;
     rc = thread_reconcile(id, now);
     if (!rc)
         snprintf(id_out, THREAD_ID_MAX, "%s", id);

@@ -21,6 +21,9 @@
 #include <signal.h>
 
 #define DOMAIN "threads.test"
+/* one thread's group state in memory: switching threads reloads from the
+ * store (the cache's eviction path) */
+#define THREADS_IT_ARGS "--thread-cache", "1"
 #include "threads_it.h"
 
 /* ---- the test ------------------------------------------------------------------------- */

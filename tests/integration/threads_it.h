@@ -466,8 +466,14 @@ static int setup(void **state)
     struct st *s = calloc(1, sizeof(*s));
     if (!s || sodium_init() < 0)
         return -1;
+#ifdef THREADS_IT_ARGS
+    static const char *const args[] = {THREADS_IT_ARGS, NULL};
+    if (testserver_init(&s->ts, DOMAIN, true) != 0 || testserver_start_args(&s->ts, args) != 0)
+        return -1;
+#else
     if (testserver_init(&s->ts, DOMAIN, true) != 0 || testserver_start(&s->ts) != 0)
         return -1;
+#endif
     if (client_ctx_new(NULL, &s->ctx) != 0)
         return -1;
     *state = s;
