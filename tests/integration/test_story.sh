@@ -143,13 +143,25 @@ for who in anna lise peter sofie; do
     check "[m for m in d[\"messages\"] if m.get(\"text\")][0][\"sender\"] == \"ella@$D\"" \
         "$who sees Ella as the sender"
 done
+# delivery status: Sofie's device acknowledges while Ella waits for it
+(for i in $(seq 1 50); do
+    timeout 30 "$SAMMEN" --profile "$P/sofie" --json thread read "$T" >"$IT_DIR/bg.json" 2>/dev/null
+    grep -qF "Is anyone reading this now?" "$IT_DIR/bg.json" && break
+    sleep 0.2
+done) &
+BG=$!
+SECRETS+=("Is anyone reading this now?")
+as ella 0 thread send "$T" "Is anyone reading this now?" --wait 4
+wait $BG
+check 'd["delivered_to"] >= 1 and d["delivered_to"] <= d["devices"] and d["devices"] == 4' \
+    "Ella sees that Sofie's device received it"
 say sofie "Home visit Tuesday at 10, I bring the new pills"
 say anna "I can drive you to the doctor on Friday"
 readt ella
 has_text "Home visit Tuesday at 10, I bring the new pills" "Ella reads Sofie"
 has_text "I can drive you to the doctor on Friday" "Ella reads Anna"
 as ella 0 thread read "$T" --since "$MSG1"
-check "all(m[\"message\"] > $MSG1 for m in d[\"messages\"]) and len(d[\"messages\"]) == 2" \
+check "all(m[\"message\"] > $MSG1 for m in d[\"messages\"]) and len(d[\"messages\"]) == 3" \
     "--since gives the later messages only"
 # the history stays on the device: read again, same messages
 as anna 0 thread read "$T"
@@ -272,6 +284,35 @@ check "sorted(a[\"id\"] for a in d[\"acks\"]) == sorted([\"peter@$D\", \"jonas@$
     "Peter and Jonas acknowledged"
 check "\"lise@$D\" in d[\"pending\"]" "Lise has not acknowledged yet"
 
+# --- Olaf has no device (his only one is revoked): Sofie records his oral consent and opens
+#     a thread for him
+invite olaf citizen
+as olaf 0 devices
+as olaf 0 devices revoke "$(jv '[x["device"] for x in d["devices"]][0]')"
+as sofie 1 consent grant --citizen olaf --to department:home-care --scope coordination \
+    --basis consent --purpose "coordination with the GP"
+refused denied
+as sofie 2 consent grant --citizen olaf --to department:home-care --scope coordination \
+    --basis consent --purpose "coordination with the GP" --oral
+refused usage
+as sofie 0 consent grant --citizen olaf --to department:home-care --scope coordination \
+    --basis consent --purpose "coordination with the GP" --oral \
+    --reason "Olaf said yes at the home visit, his neighbour was present"
+G_OLAF=$(jv 'd["grant"]')
+as sofie 1 consent list --citizen olaf
+refused denied # Sofie is not in home care any more
+as admin 0 admin assign --staff sofie --department home-care
+as sofie 0 consent list --citizen olaf
+check "[[g[\"form\"], g[\"granter\"], g[\"verified\"]] for g in d[\"grants\"] if g[\"grant\"] == \"$G_OLAF\"] == [[\"oral\", \"sofie@$D\", True]]" \
+    "the oral grant is marked as such, by Sofie, and verifies"
+check "[g[\"reason\"] for g in d[\"grants\"]] == [\"Olaf said yes at the home visit, his neighbour was present\"]" \
+    "the oral grant keeps its reason"
+as sofie 0 thread create --citizen olaf --kind coordination --title "Olaf: GP coordination"
+T_OLAF=$(jv 'd["thread"]')
+as sofie 0 thread members "$T_OLAF"
+check "[m[\"id\"] for m in d[\"members\"]] == [\"sofie@$D\"]" "Sofie alone in Olaf's thread"
+expect '[m["grant"] for m in d["members"]][0]' "$G_OLAF"
+
 # --- the access log as Ella sees it
 as ella 0 thread log "$T"
 for action in consent_granted consent_revoked consent_expired thread_created member_added \
@@ -281,8 +322,15 @@ done
 check 'any("break" in e["action"] for e in d["entries"])' "log has the break-glass access"
 check "any(e[\"action\"] == \"member_removed\" and e[\"subject\"].startswith(\"anna@$D/\") for e in d[\"entries\"])" \
     "log shows Anna's removal"
-as sofie 1 thread log "$T"
+as vera 1 thread log "$T"
 as anna 1 thread log "$T"
+# Sofie is back in home care: back in the thread, reading from her new join only
+as ella 0 thread members "$T"
+check "\"sofie@$D\" in [m[\"id\"] for m in d[\"members\"]]" "Sofie rejoined with her assignment"
+say ella "Welcome back Sofie"
+readt sofie
+has_text "Welcome back Sofie" "Sofie reads after rejoining"
+lacks_text "Sofie has moved to another team" "Sofie never reads what was sent while she was away"
 
 # --- no plaintext on the server or in the devices' state
 for f in "$IT_DIR/data"/sammen.db* "$IT_DIR/server.log" "$P"/*/state.db*; do
