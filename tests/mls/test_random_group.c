@@ -9,6 +9,8 @@
  *     commit with a path (key update);
  *   - proposals from other members (Update, Remove, Add) committed by
  *     reference by a random committer;
+ *   - PreSharedKey proposals (an external PSK every device knows, or the
+ *     resumption PSK of the current epoch) committed by reference;
  *   - an external Remove signed by the follower as the group's external
  *     sender, committed by a member through mls_group_commit_pending (the
  *     client policy hook);
@@ -25,7 +27,9 @@
  * authenticator and the roster the test expects; the follower, fed the same
  * handshake messages, has the same epoch and roster. Removed devices keep
  * their group object ("ghost"): every application message and commit sent
- * after their removal must be refused by it.
+ * after their removal must be refused by it, and by a copy of their state
+ * from just before the removing commit (saved and restored: a device that
+ * ignores its removal).
  *
  * The operation sequence is reproducible from the seed, printed at start
  * (SAMMEN_RANDOM_SEED overrides; key material comes from libsodium and is
@@ -66,6 +70,8 @@ struct rg_dev {
     struct mls_kp *kp;       /* unused KeyPackage, while not a member */
     struct mls_group *g;     /* member state, NULL when not a member */
     struct mls_group *ghost; /* state kept after our removal */
+    struct mls_group *stale; /* our state just before the removing commit,
+                                restored from a save: it ignores the removal */
 };
 
 struct rg_msg {
@@ -86,8 +92,22 @@ struct rg_world {
     uint64_t now;
     bool verbose;
     /* counters, printed at the end */
-    unsigned commits, adds, removes, updates, ext_removes, races, props, app_msgs, restores,
+    unsigned commits, adds, removes, updates, ext_removes, races, props, psks, app_msgs, restores,
         ghost_refusals;
+};
+
+/* The external PSK every device knows (registered after create, join and
+ * restore: mls_group_save does not keep PSK values). */
+static const uint8_t rg_psk_id[] = "random-group-psk";
+static const uint8_t rg_psk_secret[32] = {0x70, 0x73, 0x6b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                          13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                                          27, 28, 29};
+
+static const struct mls_group_psk rg_psk = {
+    .id = rg_psk_id,
+    .id_len = sizeof(rg_psk_id) - 1,
+    .secret = rg_psk_secret,
+    .secret_len = sizeof(rg_psk_secret),
 };
 
 /* ---- reproducible choices: splitmix64 ------------------------------------- */
@@ -241,7 +261,30 @@ static void ghosts_refuse(struct rg_world *w, const uint8_t *msg, size_t len)
         mls_group_event_reset(&ev);
         assert_int_equal(mls_group_epoch(w->d[i].ghost), epoch);
         w->ghost_refusals++;
+        if (w->d[i].stale == NULL)
+            continue;
+        epoch = mls_group_epoch(w->d[i].stale);
+        memset(&ev, 0, sizeof(ev));
+        assert_true(mls_group_process(w->d[i].stale, msg, len, w->now, &ev) < 0);
+        assert_null(ev.data);
+        mls_group_event_reset(&ev);
+        assert_int_equal(mls_group_epoch(w->d[i].stale), epoch);
+        w->ghost_refusals++;
     }
+}
+
+/* True when device k is in g's roster. */
+static bool in_roster(const struct rg_world *w, const struct mls_group *g, unsigned k)
+{
+    struct mls_roster_entry r[RG_DEVICES];
+    size_t n = 0;
+
+    assert_int_equal(mls_group_roster(g, r, RG_DEVICES, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (r[i].identity_len == w->d[k].ident_len &&
+            memcmp(r[i].identity, w->d[k].ident, r[i].identity_len) == 0)
+            return true;
+    return false;
 }
 
 /* ---- delivery --------------------------------------------------------------- */
@@ -289,9 +332,19 @@ static void deliver_commit(struct rg_world *w, unsigned from, const struct mls_g
     }
     for (unsigned i = 0; i < RG_DEVICES; i++) {
         struct mls_group_event ev;
+        struct mls_group *stale = NULL;
 
         if (w->d[i].g == NULL || i == from)
             continue;
+        if (!in_roster(w, w->d[from].g, i)) {
+            /* Being removed: keep a copy of the state before the commit. */
+            uint8_t *b = NULL;
+            size_t blen = 0;
+            assert_int_equal(mls_group_save(w->d[i].g, &b, &blen), 0);
+            assert_int_equal(mls_group_load(b, blen, 0, &stale), 0);
+            crypto_wipe(b, blen);
+            free(b);
+        }
         memset(&ev, 0, sizeof(ev));
         assert_int_equal(mls_group_process(w->d[i].g, co->commit, co->commit_len, w->now, &ev), 0);
         assert_int_equal(ev.type, MLS_GROUP_EV_COMMIT);
@@ -299,12 +352,17 @@ static void deliver_commit(struct rg_world *w, unsigned from, const struct mls_g
         if (ev.removed) {
             TRACE(w, "  dev %u removed\n", i);
             assert_false(mls_group_active(w->d[i].g));
+            assert_non_null(stale);
             mls_group_free(w->d[i].ghost);
+            mls_group_free(w->d[i].stale);
             w->d[i].ghost = w->d[i].g;
+            w->d[i].stale = stale;
+            stale = NULL;
             w->d[i].g = NULL;
             dev_new_kp(w, i);
             w->removes++;
         } else {
+            assert_null(stale);
             assert_int_equal(ev.epoch, epoch);
         }
         mls_group_event_reset(&ev);
@@ -323,17 +381,19 @@ static void deliver_commit(struct rg_world *w, unsigned from, const struct mls_g
             if (w->d[i].g != NULL || w->d[i].kp == NULL)
                 continue;
             rc = mls_group_join(co->welcome, co->welcome_len, &w->d[i].kp, 1, tree, tree_len,
-                                NULL, 0, NULL, w->now, 0, &g);
+                                &rg_psk, 1, NULL, w->now, 0, &g);
             if (rc == ERR_NOT_FOUND)
                 continue; /* this Welcome is not for device i */
             assert_int_equal(rc, 0);
             assert_true(mls_kp_used(w->d[i].kp));
             TRACE(w, "  dev %u joined at leaf %" PRIu32 "\n", i, mls_group_own_leaf(g));
+            assert_int_equal(mls_group_add_external_psk(g, &rg_psk), 0);
             w->d[i].g = g;
             mls_kp_free(w->d[i].kp);
             w->d[i].kp = NULL;
             mls_group_free(w->d[i].ghost);
-            w->d[i].ghost = NULL;
+            mls_group_free(w->d[i].stale);
+            w->d[i].ghost = w->d[i].stale = NULL;
             joined_any = true;
             w->adds++;
         }
@@ -420,6 +480,7 @@ static void restore_one(struct rg_world *w)
     crypto_wipe(b, blen);
     free(a);
     free(b);
+    assert_int_equal(mls_group_add_external_psk(g, &rg_psk), 0);
     mls_group_free(w->d[k].g);
     w->d[k].g = g;
     TRACE(w, "  dev %u restored\n", k);
@@ -613,6 +674,49 @@ static void op_external_remove(struct rg_world *w)
     w->ext_removes++;
 }
 
+/* PreSharedKey proposals (the external PSK, or the resumption PSK of the
+ * current epoch) from random members, committed by reference. No Adds here:
+ * a joiner could not know a resumption PSK. */
+static void op_psk(struct rg_world *w)
+{
+    unsigned c = random_member(w, -1), n = 1 + rnd(w, 2);
+    bool used_ext = false, used_res = false;
+    struct mls_group_commit_opts o;
+    struct mls_group_commit_out co;
+
+    TRACE(w, "epoch %" PRIu64 ": PSK proposals, dev %u commits\n", mls_group_epoch(w->d[c].g), c);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned from = random_member(w, -1);
+        uint8_t *msg = NULL;
+        size_t len = 0;
+        bool ext = rnd(w, 2) == 0;
+
+        /* One proposal per PSK: duplicates in a commit are invalid. */
+        if ((ext && used_ext) || (!ext && used_res))
+            continue;
+        if (ext)
+            assert_int_equal(mls_group_propose_psk(w->d[from].g, rg_psk.id, rg_psk.id_len, 0, &msg,
+                                                   &len),
+                             0);
+        else
+            assert_int_equal(mls_group_propose_psk(w->d[from].g, NULL, 0,
+                                                   mls_group_epoch(w->d[from].g), &msg, &len),
+                             0);
+        *(ext ? &used_ext : &used_res) = true;
+        deliver_proposal(w, (int)from, msg, len, false);
+        free(msg);
+    }
+    memset(&o, 0, sizeof(o));
+    o.include_pending = true;
+    o.force_path = rnd(w, 2);
+    memset(&co, 0, sizeof(co));
+    assert_int_equal(mls_group_commit_create(w->d[c].g, &o, w->now, &co), 0);
+    assert_int_equal(mls_group_commit_confirm(w->d[c].g), 0);
+    deliver_commit(w, c, &co, false);
+    mls_group_commit_out_reset(&co);
+    w->psks++;
+}
+
 /* ---- set-up ---------------------------------------------------------------------- */
 
 /* external_senders = [{server key, basic "server"}] as an extension list. */
@@ -689,6 +793,7 @@ static void test_random_group(void **state)
     }
     server_ext(w, &ext);
     assert_int_equal(mls_group_create(gid, sizeof(gid) - 1, w->d[0].kp, &ext, 0, &w->d[0].g), 0);
+    assert_int_equal(mls_group_add_external_psk(w->d[0].g, &rg_psk), 0);
     mls_kp_free(w->d[0].kp);
     w->d[0].kp = NULL;
     for (size_t i = 0; i < ext.n; i++)
@@ -704,7 +809,7 @@ static void test_random_group(void **state)
     check_epoch(w);
 
     for (uint64_t e = 0; e < epochs; e++) {
-        unsigned m[RG_DEVICES], nm = members(w, m), op = rnd(w, 10);
+        unsigned m[RG_DEVICES], nm = members(w, m), op = rnd(w, 11);
 
         traffic(w);
         if (rnd(w, 8) == 0)
@@ -713,23 +818,26 @@ static void test_random_group(void **state)
             op_commit_by_value(w);
         else if (op < 8)
             op_proposals(w);
-        else
+        else if (op < 10)
             op_external_remove(w);
+        else
+            op_psk(w);
         check_epoch(w);
     }
     traffic(w);
 
-    printf("test_random_group: %" PRIu64 " epochs, %u commits (%u races), %u joins, %u removals "
-           "(%u external), %u key updates, %u proposals, %u application messages, %u restores, "
-           "%u refusals by removed members, %.2f s\n",
-           mls_follower_epoch(w->fol), w->commits, w->races, w->adds, w->removes, w->ext_removes,
-           w->updates, w->props, w->app_msgs, w->restores, w->ghost_refusals,
+    printf("test_random_group: %" PRIu64 " epochs, %u commits (%u races, %u with PSKs), %u joins, "
+           "%u removals (%u external), %u key updates, %u proposals, %u application messages, "
+           "%u restores, %u refusals by removed members, %.2f s\n",
+           mls_follower_epoch(w->fol), w->commits, w->races, w->psks, w->adds, w->removes,
+           w->ext_removes, w->updates, w->props, w->app_msgs, w->restores, w->ghost_refusals,
            (double)(clock() - t0) / CLOCKS_PER_SEC);
     assert_true(mls_follower_epoch(w->fol) >= epochs);
 
     for (unsigned i = 0; i < RG_DEVICES; i++) {
         mls_group_free(w->d[i].g);
         mls_group_free(w->d[i].ghost);
+        mls_group_free(w->d[i].stale);
         mls_kp_free(w->d[i].kp);
         crypto_wipe(w->d[i].sig_priv, sizeof(w->d[i].sig_priv));
     }
