@@ -33,6 +33,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[64];
 static uint8_t seed[32];
 
+static void cleanup(void)
+{
+    char p[128];
+
+    snprintf(p, sizeof(p), "%s/%s", dir, CLIENT_STATE_FILE);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/%s-journal", dir, CLIENT_STATE_FILE);
+    unlink(p);
+    rmdir(dir);
+}
+
 static void fresh_state(void)
 {
     char p[128];
@@ -41,6 +52,7 @@ static void fresh_state(void)
         snprintf(dir, sizeof(dir), "/tmp/sammen-fuzz-sync-XXXXXX");
         if (!mkdtemp(dir))
             abort();
+        atexit(cleanup);
         for (int i = 0; i < 32; i++)
             seed[i] = (uint8_t)(i * 7 + 1);
     }
