@@ -470,7 +470,12 @@ int mls_framing_private_open(const struct mls_private_message *pm,
     TRY(mls_framing_private_decrypt_sender_data(pm, sender_data_secret, sd));
     TRY(mls_ks_tree_key(tree, sd->leaf_index, ratchet_for(pm->content_type), sd->generation,
                         &k));
-    TRY(mls_framing_private_decrypt_content(pm, sd, k.key, k.nonce, content, auth));
+    rc = mls_framing_private_decrypt_content(pm, sd, k.key, k.nonce, content, auth);
+    /* A forged or corrupted ciphertext must not burn the generation of the
+     * genuine message: the key goes back to the kept keys. */
+    if (rc != 0 && mls_ks_tree_key_return(tree, sd->leaf_index, ratchet_for(pm->content_type),
+                                          &k) != 0)
+        rc = ERR_NOMEM; /* could not keep it: report that, not the forgery */
 out:
     mls_ks_key_wipe(&k);
     if (rc)

@@ -148,7 +148,9 @@ int mls_framing_private_decrypt_content(const struct mls_private_message *pm,
  * mls_framing_private_open: decrypts the sender data, fetches the key of
  * (leaf, ratchet, generation) from the tree (so out-of-order messages within
  * the tree's window work, and a replayed generation is ERR_STATE), and
- * decrypts the content. *sd tells the caller which leaf sent it; the caller
+ * decrypts the content; when that fails (forged or corrupted) the key is
+ * returned to the tree (mls_ks_tree_key_return), so the genuine message of
+ * that generation can still be opened. *sd tells the caller which leaf sent it; the caller
  * then checks that leaf is a member and verifies the signature with its
  * key (mls_framing_verify, MLS_WF_PRIVATE_MESSAGE). */
 struct mls_ks_tree;

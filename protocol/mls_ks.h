@@ -218,6 +218,12 @@ int mls_ks_tree_next_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratch
  * ratchet may then have moved on without keeping every skipped key). */
 int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet which,
                     uint32_t generation, struct mls_ks_key *out);
+/* Receiver: puts back a key that mls_ks_tree_key handed out for a message
+ * that then failed to decrypt (forged or corrupted), so the genuine message
+ * of that generation can still be read. It becomes a kept key (same
+ * window rules). ERR_INVALID, ERR_NOMEM. */
+int mls_ks_tree_key_return(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet which,
+                           const struct mls_ks_key *k);
 
 /* ---- persistence (for a client's saved group state) ------------------------
  * mls_ks_epoch_restore: an epoch from its secrets as read one by one with

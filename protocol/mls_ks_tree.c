@@ -511,3 +511,11 @@ int mls_ks_tree_make_plain(struct mls_ks_tree *t)
     t->plain = true;
     return 0;
 }
+
+int mls_ks_tree_key_return(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet which,
+                           const struct mls_ks_key *k)
+{
+    if (leaf >= t->n_leaves || (which != MLS_KS_HANDSHAKE && which != MLS_KS_APPLICATION))
+        return ERR_INVALID;
+    return skip_add(t, leaf, (uint8_t)which, k);
+}

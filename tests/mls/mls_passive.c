@@ -8,7 +8,9 @@
  * external PSKs registered), checks initial_epoch_authenticator, then for
  * each epoch feeds the proposals and the commit to mls_group_process and
  * checks the epoch_authenticator. Also saves and restores the group after
- * every epoch (mls_group_save / mls_group_load) and continues on the copy.
+ * the join and every epoch (mls_group_save / mls_group_load) and continues
+ * on the copy, and checks that each commit with a changed last byte is
+ * refused without effect and that a commit is not accepted twice.
  *
  * Prints "<file>: <passed>/<total> entries passed" per file; exits 0 when
  * every entry of every file passed. A relative FILE is looked up under
@@ -141,7 +143,25 @@ static bool run_entry(const json_t *e, size_t idx)
         }
         if (!vec_hex(x, "commit", &cm))
             FAIL("entry %zu epoch %zu: bad commit\n", idx, i);
+        /* A commit with its last byte (signature, tag or AEAD) changed is
+         * refused and changes nothing. */
+        cm.p[cm.len - 1] ^= 1;
         rc = mls_group_process(g, cm.p, cm.len, now, &ev);
+        cm.p[cm.len - 1] ^= 1;
+        if (rc == 0) {
+            mls_group_event_reset(&ev);
+            vec_bytes_free(&cm);
+            FAIL("entry %zu epoch %zu: tampered commit accepted\n", idx, i);
+        }
+        rc = mls_group_process(g, cm.p, cm.len, now, &ev);
+        if (rc == 0) {
+            /* The same commit again is of a past epoch now. */
+            struct mls_group_event ev2;
+            if (mls_group_process(g, cm.p, cm.len, now, &ev2) == 0) {
+                mls_group_event_reset(&ev2);
+                rc = ERR_INTERNAL;
+            }
+        }
         vec_bytes_free(&cm);
         if (rc == 0 && ev.type != MLS_GROUP_EV_COMMIT)
             rc = ERR_INTERNAL;

@@ -252,6 +252,10 @@ static void test_group(void **state)
     send_app(1, "two", &m[1], &ml[1]);
     send_app(1, "three", &m[2], &ml[2]);
     recv_app(2, m[2], ml[2], "three");
+    /* A corrupted copy fails and does not burn the genuine message's key. */
+    m[0][ml[0] - 1] ^= 1;
+    assert_int_equal(mls_group_process(d[2].g, m[0], ml[0], now, &ev), ERR_CRYPTO);
+    m[0][ml[0] - 1] ^= 1;
     recv_app(2, m[0], ml[0], "one");
     recv_app(0, m[1], ml[1], "two");
     recv_app(2, m[1], ml[1], "two");
