@@ -466,6 +466,12 @@ static void test_sammen_creates(void **state)
     (void)state;
     dev_kp(&alice, "alice@a.example");
     assert_int_equal(mls_group_create(gid, sizeof(gid) - 1, alice.kp, NULL, 0, &alice.g), 0);
+    /* The server's follower, seeded from Sammen's GroupInfo of epoch 0. */
+    assert_int_equal(mls_group_group_info(alice.g, true, &gi, &gi_len), 0);
+    assert_int_equal(mls_follower_new(gi, gi_len, NULL, 0, &fol), 0);
+    free(gi);
+    gi = NULL;
+    follower_agrees(fol, alice.g);
 
     /* alice adds ts-mls bob; the tree goes out of band. */
     peer_kp("bob", &kp, &kp_len);
@@ -477,12 +483,16 @@ static void test_sammen_creates(void **state)
     opts.n_add = 1;
     c_commit(alice.g, &opts, &co);
     assert_non_null(co.welcome);
-    /* The server's follower starts from the GroupInfo uploaded with this
-     * first commit. (A GroupInfo of epoch 0 has an empty
-     * confirmed_transcript_hash, RFC 9420 §11, which mls_follower_new
-     * currently refuses: reported.) */
+    follow(fol, co.commit, co.commit_len);
+    /* A follower seeded from the GroupInfo uploaded with this commit (what
+     * the server stores) agrees with the one that followed it. */
     assert_non_null(co.group_info);
-    assert_int_equal(mls_follower_new(co.group_info, co.group_info_len, NULL, 0, &fol), 0);
+    {
+        struct mls_follower *f1 = NULL;
+        assert_int_equal(mls_follower_new(co.group_info, co.group_info_len, NULL, 0, &f1), 0);
+        follower_agrees(f1, alice.g);
+        mls_follower_free(f1);
+    }
     assert_int_equal(mls_group_tree(alice.g, &tree, &tree_len), 0);
     req = json_object();
     json_object_set_new(req, "welcome", hexstr(co.welcome, co.welcome_len));
@@ -495,7 +505,7 @@ static void test_sammen_creates(void **state)
     kp = tree = NULL;
     agree(alice.g, "bob");
     follower_agrees(fol, alice.g);
-    /* A GroupInfo signed on demand seeds an equivalent follower. */
+    /* A GroupInfo signed on demand (epoch 1) seeds an equivalent follower. */
     {
         struct mls_follower *f2 = NULL;
         assert_int_equal(mls_group_group_info(alice.g, true, &gi, &gi_len), 0);

@@ -6,8 +6,8 @@
  *   - every ts-mls message (KeyPackage, Welcome, GroupInfo, PublicMessage
  *     commit, PrivateMessage) decodes strictly and re-encodes byte for byte;
  *     ts-mls KeyPackages pass mls_keypackage_validate;
- *   - a follower seeded from a ts-mls GroupInfo (ratchet tree inside) after
- *     the first commit follows ts-mls commits (empty commit with a path,
+ *   - a follower seeded from a ts-mls GroupInfo of epoch 0 (ratchet tree
+ *     inside) follows ts-mls commits (Adds, empty commit with a path,
  *     Remove, Add into a blank leaf) and
  *     after each agrees with ts-mls on the epoch, the serialized
  *     GroupContext (so tree hash and transcript hash) and the roster;
@@ -188,6 +188,15 @@ static void test_follower_follows_tsmls(void **state)
     json_object_set_new(req, "group_id", hexstr(gid, sizeof(gid) - 1));
     json_decref(call("create_group", "alice", req));
 
+    /* Seed from alice's GroupInfo of epoch 0 (empty confirmed transcript
+     * hash, RFC 9420 §11). */
+    r = call("group_info", "alice", NULL);
+    field(r, "group_info", &gi, &gi_len, MLS_WF_GROUP_INFO);
+    json_decref(r);
+    assert_int_equal(mls_follower_new(gi, gi_len, NULL, 0, &f), 0);
+    free(gi);
+    agree(f, "alice");
+
     /* alice adds bob and carol in one commit. */
     kps = json_array();
     peer_kp("bob", kps);
@@ -198,15 +207,18 @@ static void test_follower_follows_tsmls(void **state)
     field(r, "commit", &c, &c_len, MLS_WF_PUBLIC_MESSAGE);
     field(r, "welcome", &w, &w_len, MLS_WF_WELCOME);
     json_decref(r);
-    /* Seed from alice's GroupInfo of epoch 1. (Epoch 0's GroupInfo has an
-     * empty confirmed_transcript_hash, RFC 9420 §8.2, which
-     * mls_follower_new currently refuses: reported.) */
-    r = call("group_info", "alice", NULL);
-    field(r, "group_info", &gi, &gi_len, MLS_WF_GROUP_INFO);
-    json_decref(r);
-    assert_int_equal(mls_follower_new(gi, gi_len, NULL, 0, &f), 0);
-    free(gi);
-    agree(f, "alice");
+    follow(f, c, c_len, NULL);
+    /* A second follower seeded at epoch 1 agrees too. */
+    {
+        struct mls_follower *f1 = NULL;
+        r = call("group_info", "alice", NULL);
+        field(r, "group_info", &gi, &gi_len, MLS_WF_GROUP_INFO);
+        json_decref(r);
+        assert_int_equal(mls_follower_new(gi, gi_len, NULL, 0, &f1), 0);
+        free(gi);
+        agree(f1, "alice");
+        mls_follower_free(f1);
+    }
     req = json_object();
     json_object_set_new(req, "welcome", hexstr(w, w_len));
     json_decref(call("join", "bob", req));
