@@ -304,7 +304,9 @@ static int breakglass_sweep(uint64_t now, bool *did)
         return rc;
     for (size_t i = 0; i < n; i++) {
         char subj[STORE_ID_MAX + 32];
-        snprintf(subj, sizeof(subj), "%s %s", due[i].id, due[i].staff);
+        int sn = snprintf(subj, sizeof(subj), "%s %s", due[i].id, due[i].staff);
+        if (sn < 0 || (size_t)sn >= sizeof(subj))
+            subj[sizeof(subj) - 1] = '\0'; /* a shortened log subject is acceptable */
         s = tq(Q_BG_SET_LOGGED);
         rc = tq_text(s, 1, due[i].id);
         if (!rc) rc = tq_run(s);
