@@ -23,6 +23,9 @@
 
 #define SEND_WAIT_MS 1000
 
+/* What the session's sync did (for `sammen sync`). */
+static struct client_sync_stats session_stats;
+
 /* ---- session and calls ---- */
 
 static int dev_fail(struct cli *cli, int rc, const char *what)
@@ -67,7 +70,7 @@ static int dev_session(struct cli *cli)
         return st;
     if ((rc = client_thread_kp_stock(cli->dev, NULL)) != 0)
         return dev_fail(cli, rc, "keeping KeyPackages on the server");
-    if ((rc = client_thread_sync(cli->dev, NULL)) != 0)
+    if ((rc = client_thread_sync(cli->dev, &session_stats)) != 0)
         return dev_fail(cli, rc, "sync");
     return 0;
 }
@@ -612,18 +615,18 @@ int cmd_thread_log(struct cli *cli)
 
 int cmd_sync(struct cli *cli)
 {
-    struct client_sync_stats s;
-    int rc, st;
+    const struct client_sync_stats *s = &session_stats;
+    int st;
 
+    /* the session's sync is the whole work */
     if ((st = dev_session(cli)) != 0)
         return st;
-    if ((rc = client_thread_sync(cli->dev, &s)) != 0)
-        return dev_fail(cli, rc, "sync");
-    return cli_ok(cli, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "entries",
-                                 (json_int_t)s.entries, "messages", (json_int_t)s.apps,
-                                 "welcomes", (json_int_t)s.welcomes, "handshakes",
-                                 (json_int_t)s.handshakes, "failed", (json_int_t)s.failed,
-                                 "commits", (json_int_t)s.commits));
+    return cli_ok(cli, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "entries",
+                                 (json_int_t)s->entries, "messages", (json_int_t)s->apps,
+                                 "welcomes", (json_int_t)s->welcomes, "handshakes",
+                                 (json_int_t)s->handshakes, "notices", (json_int_t)s->notices,
+                                 "failed", (json_int_t)s->failed, "commits",
+                                 (json_int_t)s->commits));
 }
 
 /* citizen and kind of thread from thread.list; 0 or ERR_NOT_FOUND. */

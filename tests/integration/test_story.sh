@@ -167,6 +167,50 @@ check "all(m[\"message\"] > $MSG1 for m in d[\"messages\"]) and len(d[\"messages
 as anna 0 thread read "$T"
 has_text "Hello all, thank you for helping me" "Anna's history is kept on her device"
 
+# --- Ella links her tablet: the new device joins, reads from then on; revoked, it leaves
+as ella 0 link-device
+as ella-tablet 0 --server "$IT_URL" enroll "$(jv 'd["code"]')"
+TABLET=$(jv 'd["device"]')
+expect 'd["id"]' "ella@$D"
+as peter 0 thread members "$T"
+check "sorted([m[\"devices\"] for m in d[\"members\"] if m[\"id\"] == \"ella@$D\"][0]) == sorted([\"$TABLET\", \"$(json "$P/ella/profile.json" 'd["device"]')\"])" \
+    "Ella's two devices are members"
+say peter "Ella, can you see this on the tablet?"
+readt ella-tablet
+has_text "Ella, can you see this on the tablet?" "the tablet reads after joining"
+lacks_text "Hello all, thank you for helping me" "the tablet reads from its join on"
+as ella 0 devices revoke "$TABLET"
+as peter 0 thread members "$T"
+check "[m[\"devices\"] for m in d[\"members\"] if m[\"id\"] == \"ella@$D\"][0] == [\"$(json "$P/ella/profile.json" 'd["device"]')\"]" \
+    "the revoked tablet left the thread"
+as ella-tablet 1 thread read "$T"
+
+# --- racing commits: three members sync at once after a new grant; every race is retried
+as ella 0 consent grant --citizen ella --to department:psychiatry --scope thread:"$T" \
+    --basis consent --purpose "this thread only"
+G_PSY=$(jv 'd["grant"]')
+PIDS=()
+for who in ella peter lise; do
+    timeout 60 "$SAMMEN" --profile "$P/$who" --json sync >"$IT_DIR/race-$who.json" 2>&1 &
+    PIDS+=($!)
+done
+for p in "${PIDS[@]}"; do wait "$p" || fail "a racing sync failed: $(cat "$IT_DIR"/race-*.json)"; done
+# exactly one of them got its commit in for each epoch; the others processed it instead
+COMMITS=$("$PY" -c 'import json,sys; print(sum(json.load(open(f))["commits"] for f in sys.argv[1:]))' \
+    "$IT_DIR"/race-*.json) || fail "race outputs: $(cat "$IT_DIR"/race-*.json)"
+[ "$COMMITS" -ge 1 ] || fail "nobody committed the Add of Jonas: $(cat "$IT_DIR"/race-*.json)"
+as ella 0 thread members "$T"
+check "[m[\"grant\"] for m in d[\"members\"] if m[\"id\"] == \"jonas@$D\"] == [\"$G_PSY\"]" \
+    "Jonas is in through the thread-scoped department grant"
+say lise "Hi Jonas"
+readt jonas
+has_text "Hi Jonas" "Jonas reads after the race"
+readt ella
+has_text "Hi Jonas" "Ella reads after the race"
+as ella 0 consent revoke "$G_PSY"
+as ella 0 thread members "$T"
+check "\"jonas@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Jonas left with the grant"
+
 # --- consent requests: Jonas's is approved, Vera's declined
 as vera 1 thread read "$T"
 refused not_found
