@@ -256,6 +256,8 @@ static int kp_upload(struct client_dev *d, unsigned n, bool last_resort)
 
     if (n > CLIENT_KP_TARGET + 1)
         n = CLIENT_KP_TARGET + 1;
+    for (unsigned i = 0; i < n; i++)
+        refs[i][0] = '\0';
     for (; made < n; made++)
         if ((rc = kp_make(d, last_resort, &msgs[made], &lens[made], refs[made])) != 0)
             break;
@@ -270,13 +272,16 @@ static int kp_upload(struct client_dev *d, unsigned n, bool last_resort)
         rc = call(d, id, &e, &r);
         client_frame_free(&r);
     }
+    /* the server refused them (or we never sent them): forget their private
+     * parts. Without an answer (timeout, connection lost) the server may have
+     * stored them, so they are kept for a Welcome that may name them. */
+    bool forget = rc != 0 && rc != ERR_EXPIRED && rc != ERR_IO;
     for (unsigned i = 0; i < made; i++) {
         free(msgs[i]);
-        /* the server has not got them: forget their private parts */
-        if (rc != 0)
+        if (forget)
             (void)client_state_del(d->st, "kp", refs[i]);
     }
-    if (rc != 0 && made < n)
+    if (rc != 0 && made < n && refs[made][0])
         (void)client_state_del(d->st, "kp", refs[made]);
     return rc;
 }
