@@ -411,11 +411,11 @@ static uint8_t *tampered(const uint8_t *msg, size_t msg_len, bool at_end, size_t
     return out;
 }
 
-/* A forged copy of msg is refused, before (SenderData or signature) and
- * after (content ciphertext: then also a replay) msg itself is accepted by
- * `accept`, which must run exactly once. A content-tampered copy is not
- * tried before the genuine message: mls_framing_private_open consumes the
- * generation's key before the content AEAD check (reported). */
+/* Forged copies of msg are refused and leave g as it was, so the genuine
+ * message still goes through afterwards: for a PrivateMessage one with a
+ * corrupted SenderData and one with a corrupted content ciphertext (the
+ * latter must not burn the generation's key); for a PublicMessage one with a
+ * corrupted signature. */
 static void c_refuses_tampered(struct mls_group *g, const uint8_t *msg, size_t len)
 {
     size_t blen = 0;
@@ -423,8 +423,13 @@ static void c_refuses_tampered(struct mls_group *g, const uint8_t *msg, size_t l
 
     c_refuses(g, bad, blen);
     free(bad);
+    bad = tampered(msg, len, true, &blen);
+    c_refuses(g, bad, blen);
+    free(bad);
 }
 
+/* After msg was accepted: a forged copy and msg itself (a replay) are
+ * refused. */
 static void c_refuses_tampered_after(struct mls_group *g, const uint8_t *msg, size_t len)
 {
     size_t blen = 0;
@@ -432,7 +437,7 @@ static void c_refuses_tampered_after(struct mls_group *g, const uint8_t *msg, si
 
     c_refuses(g, bad, blen);
     free(bad);
-    c_refuses(g, msg, len); /* the genuine one again: a replay */
+    c_refuses(g, msg, len);
 }
 
 /* Identity string (NUL-terminated) of a Sammen device for user. */
@@ -839,7 +844,8 @@ static bool mx_active(const struct mx *x, unsigned p)
 
 static void mx_tid(unsigned p, char out[8])
 {
-    snprintf(out, 8, "t%u", p - MX_S);
+    int n = snprintf(out, 8, "t%u", p - MX_S);
+    assert_true(n > 0 && n < 8);
 }
 
 static const char *mx_ident(const struct mx *x, unsigned p, char buf[8], size_t *len)
@@ -928,6 +934,8 @@ static void mx_traffic(struct mx *x, unsigned epoch)
             if (p == from || !mx_active(x, p))
                 continue;
             if (p < MX_S) {
+                if ((epoch + k + p) % 4 == 0) /* not from the PRNG: keeps the seed's path */
+                    c_refuses_tampered(x->s[p].g, msg, len);
                 c_expect_app(x->s[p].g, msg, len, text, NULL);
             } else {
                 mx_tid(p, id);
@@ -1260,10 +1268,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    printf("test_tsmls: Sammen <-> ts-mls 1.6.4: %u application messages to ts-mls, %u from it; "
-           "%u commits to ts-mls, %u from it; %u Welcomes to ts-mls, %u from it; %u state "
-           "agreements (GroupContext, epoch authenticator, exporter, roster); %u forged, replayed "
-           "or stale messages refused\n",
+    printf("test_tsmls: Sammen <-> ts-mls 1.6.4, in groups mixing both: %u application "
+           "messages decrypted by ts-mls members and %u by Sammen members; %u commits processed "
+           "by ts-mls members and %u by Sammen members; %u Sammen Welcomes joined by "
+           "ts-mls, %u ts-mls Welcomes by Sammen; %u state agreements (GroupContext, epoch "
+           "authenticator, exporter, roster); %u forged, replayed or stale messages refused\n",
            seen.app_to_peer, seen.app_from_peer, seen.commits_to_peer, seen.commits_from_peer,
            seen.welcomes_to_peer, seen.welcomes_from_peer, seen.agreements, seen.refused);
     return tsmls_peer_stop(peer) == 0 ? 0 : -1;
