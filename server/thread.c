@@ -324,6 +324,9 @@ static int member_add(const char *thread, const char *device, const char *identi
     return rc ? rc : tq_run(s);
 }
 
+static int prop_epoch(const char *thread, const char *device, const char *kind, uint64_t *epoch,
+                      uint8_t ref[32], bool *has_ref);
+
 /* ---- thread.create ---------------------------------------------------------------- */
 
 #define FAIL(c, ...)                                                                         \
@@ -445,12 +448,45 @@ out:
 
 /* ---- commit acceptance --------------------------------------------------------------- */
 
+#define LATE_MAX 64
+
 struct check_ctx {
     const char *thread;
     const struct entitled_set *ent;
+    uint64_t epoch;             /* the epoch the commit is for */
     const char *code;
     char why[STORE_ID_MAX + 200];
+    /* devices added by this commit through the server's own Add proposal
+     * of this epoch that have lost their entitlement since: accepted (so
+     * that committing every pending proposal always works), never sent the
+     * Welcome, and proposed for removal at once */
+    char late[LATE_MAX][DEV_MAX];
+    size_t nlate;
 };
+
+/* Did the server propose adding device in this epoch, and is the leaf the
+ * device's own (identity and enrolled key, revoked or not)? */
+static bool late_add(const struct check_ctx *cx, const char *id, const char *dev,
+                     const struct mls_roster_entry *re)
+{
+    uint64_t pe;
+    bool has_ref;
+    struct store_device d;
+    if (prop_epoch(cx->thread, dev, "add", &pe, NULL, &has_ref) != 0 || pe != cx->epoch)
+        return false;
+    if (store_device_get(srv.store, dev, &d) != 0 || strcmp(d.identity, id) != 0)
+        return false;
+    return re->signature_key_len == 32 && memcmp(re->signature_key, d.pk, 32) == 0;
+}
+
+static bool member_exists(const char *thread, const char *device)
+{
+    sqlite3_stmt *s = tq(Q_MEMBER_GET);
+    if (tq_text(s, 1, thread) || tq_text(s, 2, device) || tq_row(s))
+        return false;
+    tq_done(s);
+    return true;
+}
 
 static bool member_removing(const char *thread, const char *device)
 {
@@ -504,6 +540,11 @@ static int commit_check(void *vctx, const struct mls_tree *tree, uint32_t commit
             break;
         }
         const struct entitled *e = entitle_find(cx->ent, dev);
+        if ((!e || strcmp(e->identity, id) != 0) && !member_exists(cx->thread, dev) &&
+            cx->nlate < LATE_MAX && late_add(cx, id, dev, &ro[i])) {
+            memcpy(cx->late[cx->nlate++], dev, DEV_MAX);
+            continue;
+        }
         if (!e || strcmp(e->identity, id) != 0) {
             cx->code = "denied";
             snprintf(cx->why, sizeof(cx->why),
@@ -682,7 +723,11 @@ int thread_commit(const char *thread, const char *identity, const char *device,
     rc = entitle_thread(thread, t.citizen, t.kind, now, &ent);
     if (rc)
         goto out;
-    struct check_ctx cx = {.thread = thread, .ent = &ent, .code = NULL};
+    static struct check_ctx cx;
+    memset(&cx, 0, sizeof(cx));
+    cx.thread = thread;
+    cx.ent = &ent;
+    cx.epoch = epoch;
     int event = 0;
     mls_follower_set_commit_check(c->f, commit_check, &cx);
     rc = mls_follower_handle(c->f, commit, commit_len, now, &event);
@@ -766,7 +811,18 @@ int thread_commit(const char *thread, const char *identity, const char *device,
         if (rc != ERR_NOT_FOUND)
             break;
         const struct entitled *e = entitle_find(&ent, dev);
-        rc = member_add(thread, dev, id, ro[i].leaf_index, e ? e->basis : "", now, seq);
+        char basis[ENTITLE_BASIS_MAX] = "";
+        if (e) {
+            snprintf(basis, sizeof(basis), "%s", e->basis);
+        } else {
+            /* a late Add: the basis it was proposed under */
+            s = tq(Q_PROP_BASIS);
+            if (!tq_text(s, 1, thread) && !tq_text(s, 2, dev) && tq_row(s) == 0) {
+                tq_col_text(s, 0, basis, sizeof(basis));
+                tq_done(s);
+            }
+        }
+        rc = member_add(thread, dev, id, ro[i].leaf_index, basis, now, seq);
         if (!rc) {
             char subj[STORE_ID_MAX + DEV_MAX];
             snprintf(subj, sizeof(subj), "%s/%s", id, dev);
@@ -778,6 +834,14 @@ int thread_commit(const char *thread, const char *identity, const char *device,
             if (!rc) rc = tq_text(s, 2, dev);
             if (!rc) rc = tq_text(s, 3, "add");
             if (!rc) rc = tq_run(s);
+        }
+        bool late = false;
+        for (size_t k = 0; k < cx.nlate && !late; k++)
+            late = strcmp(cx.late[k], dev) == 0;
+        if (late) {
+            /* no Welcome; reconcile below proposes its removal */
+            log_info("thread %s: %s joined by a late Add and is removed again", thread, dev);
+            continue;
         }
         memcpy(newdev[nnew++], dev, DEV_MAX);
     }
@@ -966,7 +1030,7 @@ static int prop_epoch(const char *thread, const char *device, const char *kind, 
 }
 
 static int prop_put(const char *thread, const char *device, const char *kind, uint64_t epoch,
-                    const uint8_t *ref)
+                    const uint8_t *ref, const char *basis)
 {
     sqlite3_stmt *s = tq(Q_PROP_PUT);
     int rc = tq_text(s, 1, thread);
@@ -974,6 +1038,7 @@ static int prop_put(const char *thread, const char *device, const char *kind, ui
     if (!rc) rc = tq_text(s, 3, kind);
     if (!rc) rc = tq_u64(s, 4, epoch);
     if (!rc) rc = tq_blob(s, 5, ref, ref ? 32 : 0);
+    if (!rc) rc = tq_text(s, 6, basis);
     return rc ? rc : tq_run(s);
 }
 
@@ -1063,7 +1128,7 @@ int thread_reconcile(const char *thread, uint64_t now)
             rc = send_proposal(c, thread, p, plen, now);
         free(p);
         if (!rc)
-            rc = prop_put(thread, mv[i].device, "remove", epoch, NULL);
+            rc = prop_put(thread, mv[i].device, "remove", epoch, NULL, "");
         if (rc)
             log_warn("thread %s: external Remove of %s failed: %s", thread, mv[i].device,
                      err_str(rc));
@@ -1116,7 +1181,7 @@ int thread_reconcile(const char *thread, uint64_t now)
                 rc = send_proposal(c, thread, p, plen, now);
             free(p);
             if (rc == 0) {
-                rc = prop_put(thread, e->device, "add", epoch, ref);
+                rc = prop_put(thread, e->device, "add", epoch, ref, e->basis);
                 break;
             }
             if (rc == ERR_IO || rc == ERR_NOMEM || rc == ERR_INTERNAL)

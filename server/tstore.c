@@ -102,9 +102,11 @@ static const char *const sql[Q_COUNT] = {
     [Q_MEMBER_THREADS_OF_DEVICE] = "SELECT thread FROM thread_members WHERE device = ?1",
     [Q_PROP_GET] = "SELECT epoch, kp_ref FROM thread_proposals WHERE thread = ?1 AND device = ?2"
                    " AND kind = ?3",
-    [Q_PROP_PUT] = "INSERT INTO thread_proposals(thread, device, kind, epoch, kp_ref)"
-                   " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(thread, device, kind) DO UPDATE SET"
-                   " epoch = excluded.epoch, kp_ref = excluded.kp_ref",
+    [Q_PROP_PUT] = "INSERT INTO thread_proposals(thread, device, kind, epoch, kp_ref, basis)"
+                   " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(thread, device, kind) DO UPDATE SET"
+                   " epoch = excluded.epoch, kp_ref = excluded.kp_ref, basis = excluded.basis",
+    [Q_PROP_BASIS] = "SELECT basis FROM thread_proposals WHERE thread = ?1 AND device = ?2"
+                     " AND kind = 'add'",
     [Q_PROP_CLEAR] = "DELETE FROM thread_proposals WHERE thread = ?1",
     [Q_PROP_DEL] = "DELETE FROM thread_proposals WHERE thread = ?1 AND device = ?2 AND kind = ?3",
     [Q_PROP_BY_REF] = "SELECT device FROM thread_proposals WHERE thread = ?1 AND kind = 'add'"

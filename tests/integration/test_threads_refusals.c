@@ -300,6 +300,53 @@ static void consent_and_threads(void **state)
         assert_int_equal(n, 0); /* both of ole's KeyPackages are claimed now */
         client_frame_free(&r);
         (void)g1;
+
+        /* A late Add: the grant is revoked before karen commits the Add
+         * the server proposed for it. Committing every pending proposal
+         * still works; ole's device enters the tree without a Welcome, is
+         * listed under the grant it was proposed for and as pending
+         * removal at once, and karen's next commit removes it. */
+        revoke(&s->karen, gid2);
+        sync_party(&s->karen, thread2, &sn);
+        assert_true(sn.external_pending);
+        struct mls_group_commit_out co = {0};
+        struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
+                                          .tree_in_welcome = true};
+        assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &co), 0);
+        assert_string_equal(commit(&s->karen, thread2, &co, err, sizeof(err)), "");
+        struct arg a[] = {{.key = "thread", .str = thread2}};
+        call_ok(s->karen.c, "thread.members", a, 1, &r);
+        struct wire_array pr, mem;
+        assert_int_equal(wire_get_array(&r.msg.body, "pending_removal", &pr), 0);
+        assert_int_equal(pr.n, 1);
+        assert_int_equal(wire_get_array(&r.msg.body, "members", &mem), 0);
+        bool listed = false;
+        for (uint32_t i = 0; i < mem.n; i++) {
+            struct wire_map mm;
+            char who[64], g[32];
+            assert_int_equal(wire_array_map(&mem, i, &mm), 0);
+            assert_int_equal(wire_get_cstr(&mm, "id", who, sizeof(who)), 0);
+            assert_int_equal(wire_get_cstr(&mm, "grant", g, sizeof(g)), 0);
+            if (strcmp(who, "ole@" DOMAIN) == 0) {
+                assert_string_equal(g, gid2);
+                listed = true;
+            }
+        }
+        assert_true(listed);
+        client_frame_free(&r);
+        struct mls_group *ole_g1 = s->ole.g;
+        s->ole.g = NULL; /* ole must not receive thread2's Welcome */
+        sync_party(&s->ole, thread2, &sn);
+        assert_int_equal(sn.welcomes, 0);
+        s->ole.g = ole_g1;
+        sync_party(&s->karen, thread2, &sn);
+        assert_true(sn.external_pending);
+        assert_int_equal(mls_group_commit_pending(s->karen.g, now_s(), &co), 0);
+        assert_string_equal(commit(&s->karen, thread2, &co, err, sizeof(err)), "");
+        call_ok(s->karen.c, "thread.members", a, 1, &r);
+        assert_int_equal(wire_get_array(&r.msg.body, "members", &mem), 0);
+        assert_int_equal(mem.n, 1);
+        client_frame_free(&r);
     }
 
     /* A revoked device cannot log in */
