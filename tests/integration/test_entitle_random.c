@@ -501,6 +501,58 @@ static int raw_send(size_t d, size_t t, const char *text, uint64_t *message, uin
 
 /* ---- checks ------------------------------------------------------------------------- */
 
+/* Never more, at the inbox: a device the model does not entitle to a thread
+ * has nothing of that thread waiting (but a `removed` notice) right after a
+ * step. Everything before the step was synced and acknowledged while
+ * settling, so anything here was queued by the step itself. The inbox is
+ * read with a plain `sync` after the engine's cursor, without acknowledging
+ * or touching the device's state. */
+static void check_inboxes(uint64_t now)
+{
+    struct em_set *ent = malloc(sizeof(*ent) * EM_MAX_THREADS);
+    assert_non_null(ent);
+    for (size_t t = 0; t < W->m->nthreads; t++)
+        em_entitled(W->m, t, now, &ent[t]);
+    for (size_t d = 0; d < W->m->ndevs; d++) {
+        char key[EM_KEY_MAX];
+        bool outside = false;
+        if (!W->devs[d].live)
+            continue;
+        dev_key(d, key);
+        for (size_t t = 0; t < W->m->nthreads; t++)
+            outside |= !em_set_has(&ent[t], key);
+        if (!outside)
+            continue;
+        uint64_t cursor = 0;
+        int rc = client_state_get_u64(W->devs[d].d->st, "meta", "cursor", 0, &cursor);
+        REQUIRE(rc == 0, "cursor of %s: %s", key, err_str(rc));
+        struct client_frame r;
+        struct wire_array arr;
+        struct arg a[] = {{.key = "after", .is_uint = true, .u = cursor},
+                          {.key = "limit", .is_uint = true, .u = 500}};
+        call_ok(W->devs[d].c, "sync", a, 2, &r);
+        REQUIRE(wire_get_array(&r.msg.body, "entries", &arr) == 0, "sync: no entries");
+        for (uint32_t i = 0; i < arr.n; i++) {
+            struct wire_map m;
+            char kind[16], th[48];
+            uint64_t msg = 0;
+            REQUIRE(wire_array_map(&arr, i, &m) == 0 &&
+                        wire_get_cstr(&m, "kind", kind, sizeof(kind)) == 0 &&
+                        wire_get_cstr(&m, "thread", th, sizeof(th)) == 0,
+                    "sync: bad entry");
+            (void)wire_get_uint(&m, "message", &msg);
+            for (size_t t = 0; t < W->m->nthreads; t++)
+                REQUIRE(strcmp(th, W->m->threads[t].id) != 0 || em_set_has(&ent[t], key) ||
+                            strcmp(kind, "notice") == 0,
+                        "%s is not entitled to thread %zu, yet the server queued a %s entry "
+                        "(message %llu) of it for this device after the step",
+                        key, t, kind, (unsigned long long)msg);
+        }
+        client_frame_free(&r);
+    }
+    free(ent);
+}
+
 /* Right after a step, before any device has synced. */
 static void check_immediate(void)
 {
@@ -576,6 +628,7 @@ static void check_immediate(void)
         free(add);
         free(want);
     }
+    check_inboxes(now);
 }
 
 /* Every live device syncs until nothing new can be waiting. Only a commit
