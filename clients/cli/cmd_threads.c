@@ -717,6 +717,31 @@ int cmd_thread_members(struct cli *cli)
                 json_object_set_new(fps, ro[k].device, json_string(ro[k].fingerprint));
         json_object_set_new(m, "fingerprints", fps);
     }
+    /* leaves of our MLS tree that the server does not explain with a member
+     * and basis: a server hiding a member would show here */
+    {
+        json_t *unexplained = json_array();
+        for (size_t k = 0; rc == 0 && k < nro; k++) {
+            bool found = false;
+            json_array_foreach(members, i, m) {
+                const char *mid = json_string_value(json_object_get(m, "id"));
+                json_t *devs = json_object_get(m, "devices"), *dv;
+                size_t x;
+                if (!mid || strcmp(mid, ro[k].identity) != 0)
+                    continue;
+                json_array_foreach(devs, x, dv) {
+                    const char *ds = json_string_value(dv);
+                    found = found || (ds && strcmp(ds, ro[k].device) == 0);
+                }
+            }
+            if (!found || !ro[k].bound) {
+                char both[CLIENT_ID_MAX + 24];
+                snprintf(both, sizeof(both), "%s/%s", ro[k].identity, ro[k].device);
+                json_array_append_new(unexplained, json_string(both));
+            }
+        }
+        json_object_set_new(j, "unexplained", unexplained);
+    }
     /* the MLS roster as this device holds it */
     roster = json_array();
     for (size_t k = 0; rc == 0 && k < nro; k++)

@@ -132,6 +132,7 @@ check 'all(r["bound"] for r in d["roster"]) and len(d["roster"]) == 5' \
     "every leaf's credential is bound to its key"
 check 'all(len(m["fingerprints"]) == len(m["devices"]) for m in d["members"])' \
     "fingerprints shown for every device"
+expect 'd["unexplained"]' '[]'
 
 # --- messages both ways
 say ella "Hello all, thank you for helping me"
@@ -248,6 +249,7 @@ expect 'd["grant"]' "$G_ANNA"
 as ella 0 thread members "$T"
 check "\"anna@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Anna is no longer a member"
 check "\"anna@$D\" not in [r[\"id\"] for r in d[\"roster\"]]" "Anna's leaf left the MLS tree"
+expect 'd["unexplained"]' '[]'
 say ella "This is after Anna left: the key code is 4711"
 expect 'd["devices"]' 4
 as anna 0 thread read "$T"
