@@ -19,7 +19,9 @@
  *     when the winner's commit arrives.
  * Before each operation random members send application messages (random
  * sizes, sometimes with authenticated data), delivered to every other member
- * in an independent random order (out-of-order within the window). Now and
+ * in an independent random order (out-of-order within the window), now and
+ * then preceded by forged copies (SenderData or content tampered) that must
+ * be refused without disturbing the genuine message. Now and
  * then a random member is saved, freed and restored (mls_group_save/load),
  * and the restored state must save to the same bytes.
  *
@@ -92,7 +94,8 @@ struct rg_world {
     uint64_t now;
     bool verbose;
     /* counters, printed at the end */
-    unsigned commits, adds, removes, updates, ext_removes, races, props, psks, app_msgs, restores,
+    unsigned commits, adds, removes, updates, ext_removes, races, props, psks, app_msgs, forgeries,
+        restores,
         ghost_refusals;
 };
 
@@ -287,6 +290,48 @@ static bool in_roster(const struct rg_world *w, const struct mls_group *g, unsig
     return false;
 }
 
+/* A copy of msg (a PrivateMessage) with one byte of the encrypted
+ * SenderData (content false) or of the content ciphertext flipped. */
+static uint8_t *tampered(const uint8_t *msg, size_t msg_len, bool content, size_t *len)
+{
+    struct mls_message m;
+    struct tls_writer tw;
+    struct mls_bytes *b;
+    uint8_t *out = NULL;
+
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(mls_message_parse(msg, msg_len, &m), 0);
+    assert_int_equal(m.wire_format, MLS_WF_PRIVATE_MESSAGE);
+    b = content ? &m.private_message.ciphertext : &m.private_message.encrypted_sender_data;
+    assert_true(b->len > 4);
+    b->data[b->len / 2] ^= 0x01;
+    tls_writer_init(&tw, 0);
+    mls_message_encode(&tw, &m);
+    assert_int_equal(tls_writer_take(&tw, &out, len), 0);
+    mls_message_free(&m);
+    return out;
+}
+
+/* Forged copies of msg are refused by g, and g's epoch stays. */
+static void refuses_forgeries(struct rg_world *w, struct mls_group *g, const uint8_t *msg,
+                              size_t len)
+{
+    for (int content = 0; content < 2; content++) {
+        struct mls_group_event ev;
+        size_t blen = 0;
+        uint8_t *bad = tampered(msg, len, content != 0, &blen);
+        uint64_t epoch = mls_group_epoch(g);
+
+        memset(&ev, 0, sizeof(ev));
+        assert_true(mls_group_process(g, bad, blen, w->now, &ev) < 0);
+        assert_null(ev.data);
+        mls_group_event_reset(&ev);
+        assert_int_equal(mls_group_epoch(g), epoch);
+        free(bad);
+        w->forgeries++;
+    }
+}
+
 /* ---- delivery --------------------------------------------------------------- */
 
 /* A proposal from device `from`: every other member and the follower. */
@@ -436,6 +481,10 @@ static void traffic(struct rg_world *w)
             struct mls_group_event ev;
             if (x->sender == m[k])
                 continue;
+            /* Now and then forged copies arrive first; the genuine message
+             * must still be accepted after them. */
+            if (rnd(w, 16) == 0)
+                refuses_forgeries(w, w->d[m[k]].g, x->wire, x->len);
             memset(&ev, 0, sizeof(ev));
             assert_int_equal(mls_group_process(w->d[m[k]].g, x->wire, x->len, w->now, &ev), 0);
             assert_int_equal(ev.type, MLS_GROUP_EV_APPLICATION);
@@ -827,9 +876,10 @@ static void test_random_group(void **state)
 
     printf("test_random_group: %" PRIu64 " epochs, %u commits (%u races, %u with PSKs), %u joins, "
            "%u removals (%u external), %u key updates, %u proposals, %u application messages, "
-           "%u restores, %u refusals by removed members, %.2f s\n",
+           "%u forgeries refused, %u restores, %u refusals by removed members, %.2f s\n",
            mls_follower_epoch(w->fol), w->commits, w->races, w->psks, w->adds, w->removes,
-           w->ext_removes, w->updates, w->props, w->app_msgs, w->restores, w->ghost_refusals,
+           w->ext_removes, w->updates, w->props, w->app_msgs, w->forgeries, w->restores,
+           w->ghost_refusals,
            (double)(clock() - t0) / CLOCKS_PER_SEC);
     assert_true(mls_follower_epoch(w->fol) >= epochs);
 
