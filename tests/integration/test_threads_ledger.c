@@ -128,6 +128,19 @@ static void ledger(void **state)
     admit(&s->karen, &s->mette, thread);
     member_basis(&s->karen, thread, "mette@" DOMAIN, basis, sizeof(basis));
     assert_string_equal(basis, gid);
+    /* kp.claim: nothing to claim for a member already in; refused for
+     * someone not entitled */
+    {
+        struct arg a[] = {{.key = "thread", .str = thread}, {.key = "identity", .str = "mette"}};
+        call_ok(s->karen.c, "kp.claim", a, 2, &r);
+        struct wire_array k;
+        assert_int_equal(wire_get_array(&r.msg.body, "key_packages", &k), 0);
+        assert_int_equal(k.n, 0);
+        client_frame_free(&r);
+        struct arg b[] = {{.key = "thread", .str = thread}, {.key = "identity", .str = "per"}};
+        call_err(s->karen.c, "kp.claim", b, 2, "denied");
+        call_err(s->per.c, "kp.claim", a, 2, "denied"); /* not a member */
+    }
     /* staff of a granted department may read the ledger; others not */
     {
         struct arg a[] = {{.key = "citizen", .str = "karen"}};
