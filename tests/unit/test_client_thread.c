@@ -1,0 +1,336 @@
+/* test_client_thread.c: the client's sync engine (client_thread_ingest) without a server.
+ * Alice's MLS group (protocol/mls_group.h) plays the other member; the entries a server would
+ * hand Bob's device are built here: Bob joins from a Welcome with a KeyPackage from his
+ * encrypted state, decrypts Alice's message into his history (sender from the MLS leaf),
+ * records why a replayed message and one whose claimed sender lies cannot be read, skips what
+ * he has already processed, and forgets the group's keys when Alice's commit removes him. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "client_state.h"
+#include "client_thread.h"
+#include "err.h"
+#include "keys_id.h"
+#include "mls_group.h"
+#include "mls_kp.h"
+#include "wire.h"
+
+#define THREAD "t_0102030405060708090a0b0c0d0e0f10"
+static const uint8_t gid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+static char dir[64];
+static uint64_t now;
+
+struct who {
+    uint8_t seed[32], pub[32];
+    char id[64], dev[KEYS_ID_DEVICE_LEN + 1];
+    struct mls_kp *kp;
+};
+
+static void person(struct who *w, const char *id)
+{
+    uint8_t ident[MLS_KP_MAX_IDENTITY];
+    size_t il;
+
+    randombytes_buf(w->seed, sizeof(w->seed));
+    assert_int_equal(keys_id_public(w->seed, w->pub), 0);
+    keys_id_device(w->pub, w->dev);
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    assert_int_equal(mls_kp_identity(id, w->pub, ident, sizeof(ident), &il), 0);
+    assert_int_equal(mls_kp_create(ident, il, w->seed, now - 60, now + 86400, &w->kp), 0);
+}
+
+/* One entry of a sync answer. */
+struct ent {
+    uint64_t seq, message;
+    const char *kind, *sender, *device;
+    const uint8_t *data;
+    size_t len;
+};
+
+/* Builds a sync answer {entries, more: false}, decodes it, ingests it. */
+static int ingest(struct client_dev *d, const struct ent *e, size_t n, uint64_t *cursor,
+                  unsigned *got, struct client_sync_stats *s)
+{
+    struct wire_enc enc;
+    struct wire_msg m;
+    const uint8_t *buf;
+    uint8_t *copy;
+    size_t len;
+    bool more = true;
+    int rc;
+
+    wire_enc_init(&enc);
+    wire_enc_ok(&enc, 1, 2);
+    wire_enc_key(&enc, "entries");
+    wire_enc_array(&enc, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        wire_enc_map(&enc, 8);
+        wire_kv_uint(&enc, "seq", e[i].seq);
+        wire_kv_str(&enc, "thread", THREAD);
+        wire_kv_uint(&enc, "message", e[i].message);
+        wire_kv_str(&enc, "kind", e[i].kind);
+        wire_kv_str(&enc, "sender", e[i].sender);
+        wire_kv_str(&enc, "device", e[i].device);
+        wire_kv_uint(&enc, "time", now + e[i].seq);
+        wire_kv_bin(&enc, "data", e[i].data, e[i].len);
+    }
+    wire_kv_bool(&enc, "more", false);
+    assert_int_equal(wire_enc_finish(&enc, &buf, &len), 0);
+    copy = malloc(len);
+    assert_non_null(copy);
+    memcpy(copy, buf, len);
+    wire_enc_reset(&enc);
+    assert_int_equal(wire_decode(copy, len, &m), 0);
+    *got = 0;
+    rc = client_thread_ingest(d, &m.body, cursor, &more, got, s);
+    assert_false(more);
+    wire_msg_free(&m);
+    free(copy);
+    return rc;
+}
+
+struct hist {
+    int n;
+    char text[4][128];
+    char sender[4][64];
+    char error[4][128];
+    uint64_t message[4];
+};
+
+static int collect(const struct client_msg *m, void *user)
+{
+    struct hist *h = user;
+    if (h->n >= 4)
+        return ERR_LIMIT;
+    snprintf(h->text[h->n], sizeof(h->text[0]), "%.*s", (int)m->text_len, (const char *)m->text);
+    snprintf(h->sender[h->n], sizeof(h->sender[0]), "%s", m->sender);
+    snprintf(h->error[h->n], sizeof(h->error[0]), "%s", m->error ? m->error : "");
+    h->message[h->n] = m->message;
+    h->n++;
+    return 0;
+}
+
+static void engine(void **state)
+{
+    (void)state;
+    struct who alice, bob;
+    struct mls_group *ga = NULL;
+    struct mls_group_commit_opts o;
+    struct mls_group_commit_out co, rm;
+    struct client_dev *d = NULL;
+    struct client_sync_stats s;
+    struct client_roster_dev *ro = NULL;
+    struct hist h;
+    uint8_t *kpm = NULL, *saved = NULL, *val, *app = NULL, *app2 = NULL;
+    size_t kpl = 0, sl = 0, al = 0, al2 = 0, nro = 0;
+    uint64_t cursor = 0;
+    unsigned got = 0;
+    char ref[65];
+    const uint8_t *kps[1];
+    size_t kpls[1];
+    uint32_t bob_leaf = UINT32_MAX;
+
+    now = (uint64_t)time(NULL);
+    person(&alice, "alice@t.test");
+    person(&bob, "bob@t.test");
+
+    /* Bob's device state holds his KeyPackage (as the stock keeps them) */
+    assert_int_equal(client_dev_open(NULL, dir, bob.id, bob.dev, "t.test", bob.seed, 1000, &d),
+                     0);
+    assert_int_equal(mls_kp_save(bob.kp, &saved, &sl), 0);
+    val = malloc(sl + 1);
+    assert_non_null(val);
+    val[0] = 0;
+    memcpy(val + 1, saved, sl);
+    sodium_bin2hex(ref, sizeof(ref), mls_kp_ref(bob.kp), 32);
+    assert_int_equal(client_state_put(d->st, "kp", ref, NULL, 0, now, val, sl + 1), 0);
+    free(val);
+    free(saved);
+
+    /* Alice creates the group and adds Bob; the tree travels in the Welcome */
+    assert_int_equal(mls_group_create(gid, sizeof(gid), alice.kp, NULL, 0, &ga), 0);
+    assert_int_equal(mls_kp_message(bob.kp, &kpm, &kpl), 0);
+    kps[0] = kpm;
+    kpls[0] = kpl;
+    memset(&o, 0, sizeof(o));
+    o.add_kps = kps;
+    o.add_kp_lens = kpls;
+    o.n_add = 1;
+    o.tree_in_welcome = true;
+    assert_int_equal(mls_group_commit_create(ga, &o, now, &co), 0);
+    assert_int_equal(mls_group_commit_confirm(ga), 0);
+    assert_int_equal(mls_group_encrypt(ga, (const uint8_t *)"hello bob", 9, NULL, 0, &app, &al),
+                     0);
+    assert_int_equal(mls_group_encrypt(ga, (const uint8_t *)"second", 6, NULL, 0, &app2, &al2),
+                     0);
+
+    memset(&s, 0, sizeof(s));
+    {
+        struct ent e[] = {
+            {1, 0, "welcome", alice.id, alice.dev, co.welcome, co.welcome_len},
+            {2, 1, "app", alice.id, alice.dev, app, al},
+            /* the same ciphertext again: a replay */
+            {3, 2, "app", alice.id, alice.dev, app, al},
+            /* the server claims another sender than the MLS leaf */
+            {4, 3, "app", "mallory@t.test", alice.dev, app2, al2},
+        };
+        assert_int_equal(ingest(d, e, 4, &cursor, &got, &s), 0);
+    }
+    assert_int_equal(got, 4);
+    assert_int_equal(cursor, 4);
+    assert_int_equal(s.welcomes, 1);
+    assert_int_equal(s.apps, 1);
+    assert_int_equal(s.failed, 2);
+    /* the cursor is saved with the entries */
+    {
+        uint64_t c = 0;
+        assert_int_equal(client_state_get_u64(d->st, "meta", "cursor", 0, &c), 0);
+        assert_int_equal(c, 4);
+    }
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(client_thread_history(d, THREAD, 0, collect, &h), 0);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.text[0], "hello bob");
+    assert_string_equal(h.sender[0], "alice@t.test");
+    assert_string_equal(h.error[0], "");
+    assert_int_equal(h.message[0], 1);
+    assert_non_null(strstr(h.error[1], "cannot decrypt"));
+    assert_string_equal(h.text[1], "");
+    assert_int_equal(h.message[2], 3);
+    assert_non_null(strstr(h.error[2], "sender mismatch"));
+    {
+        uint8_t *t = NULL;
+        size_t tl = 0;
+        assert_int_equal(client_thread_message(d, THREAD, 1, &t, &tl), 0);
+        assert_int_equal(tl, 9);
+        assert_memory_equal(t, "hello bob", 9);
+        free(t);
+        assert_int_equal(client_thread_message(d, THREAD, 2, &t, &tl), ERR_CRYPTO);
+        assert_int_equal(client_thread_message(d, THREAD, 9, &t, &tl), ERR_NOT_FOUND);
+    }
+    /* Bob's roster: both leaves, bound to their keys, with fingerprints */
+    assert_int_equal(client_thread_roster(d, THREAD, &ro, &nro), 0);
+    assert_int_equal(nro, 2);
+    for (size_t i = 0; i < nro; i++) {
+        assert_true(ro[i].bound);
+        assert_int_equal(strlen(ro[i].fingerprint), KEYS_ID_FINGERPRINT_LEN);
+        if (strcmp(ro[i].identity, "bob@t.test") == 0)
+            assert_string_equal(ro[i].device, bob.dev);
+    }
+    free(ro);
+
+    /* the same answer again: nothing is processed twice */
+    {
+        struct ent e[] = {{2, 1, "app", alice.id, alice.dev, app, al}};
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(ingest(d, e, 1, &cursor, &got, &s), 0);
+        assert_int_equal(got, 0);
+        assert_int_equal(s.entries, 0);
+    }
+
+    /* Alice removes Bob: his device forgets the group's keys, keeps the history */
+    {
+        struct mls_roster_entry re[4];
+        size_t rn = 0;
+        assert_int_equal(mls_group_roster(ga, re, 4, &rn), 0);
+        for (size_t i = 0; i < rn; i++)
+            if (re[i].identity_len > 3 && memcmp(re[i].identity, "bob", 3) == 0)
+                bob_leaf = re[i].leaf_index;
+        assert_int_not_equal(bob_leaf, UINT32_MAX);
+    }
+    memset(&o, 0, sizeof(o));
+    o.remove = &bob_leaf;
+    o.n_remove = 1;
+    assert_int_equal(mls_group_commit_create(ga, &o, now, &rm), 0);
+    {
+        struct ent e[] = {
+            {5, 4, "handshake", alice.id, alice.dev, rm.commit, rm.commit_len},
+            /* junk the server could send: refused by MLS, counted, skipped */
+            {6, 5, "handshake", alice.id, alice.dev, (const uint8_t *)"\x00\x01\x00\x01junk", 8},
+        };
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(ingest(d, e, 2, &cursor, &got, &s), 0);
+        assert_int_equal(got, 2);
+        assert_int_equal(s.handshakes, 2);
+    }
+    assert_int_equal(client_thread_roster(d, THREAD, &ro, &nro), ERR_NOT_FOUND);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(client_thread_history(d, THREAD, 0, collect, &h), 0);
+    assert_int_equal(h.n, 3);
+
+    /* a malformed entry stops the answer */
+    {
+        struct wire_enc enc;
+        struct wire_msg m;
+        const uint8_t *buf;
+        uint8_t *copy;
+        size_t len;
+        bool more;
+        wire_enc_init(&enc);
+        wire_enc_ok(&enc, 1, 1);
+        wire_enc_key(&enc, "entries");
+        wire_enc_array(&enc, 1);
+        wire_enc_map(&enc, 1);
+        wire_kv_str(&enc, "kind", "app"); /* no seq, no data */
+        assert_int_equal(wire_enc_finish(&enc, &buf, &len), 0);
+        copy = malloc(len);
+        assert_non_null(copy);
+        memcpy(copy, buf, len);
+        wire_enc_reset(&enc);
+        assert_int_equal(wire_decode(copy, len, &m), 0);
+        assert_int_equal(client_thread_ingest(d, &m.body, &cursor, &more, &got, &s),
+                         ERR_MALFORMED);
+        wire_msg_free(&m);
+        free(copy);
+    }
+
+    mls_group_commit_out_reset(&co);
+    mls_group_commit_out_reset(&rm);
+    free(app);
+    free(app2);
+    free(kpm);
+    mls_group_free(ga);
+    mls_kp_free(alice.kp);
+    mls_kp_free(bob.kp);
+    client_dev_free(d);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    snprintf(dir, sizeof(dir), "/tmp/sammen-cthread-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char p[128];
+    (void)state;
+    snprintf(p, sizeof(p), "%s/state.db", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/state.db-journal", dir);
+    unlink(p);
+    rmdir(dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(engine, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
