@@ -17,8 +17,9 @@
  *       seeded from a Sammen GroupInfo, accepts every commit.
  *   (b) ts-mls creates the group and adds a Sammen device, which joins;
  *       messages both ways; a Sammen commit (path) processed by ts-mls; a
- *       ts-mls commit adding another ts-mls member; a Sammen Remove
- *       processed by ts-mls.
+ *       ts-mls commit adding another ts-mls member; a ts-mls Add proposal
+ *       committed by reference by Sammen (a second Sammen device joins); a
+ *       Sammen Remove processed by ts-mls.
  *   (c) three Sammen devices and three ts-mls members in one group for 40
  *       epochs (seeded, SAMMEN_INTEROP_SEED / SAMMEN_INTEROP_EPOCHS): a
  *       random member of either side commits random Adds and Removes (or
@@ -696,7 +697,7 @@ static void test_sammen_creates(void **state)
 
 static void test_tsmls_creates(void **state)
 {
-    struct dev frank = {0};
+    struct dev frank = {0}, hank = {0};
     struct mls_group_commit_out co;
     struct mls_group_commit_opts opts;
     uint8_t *kp = NULL, *msg = NULL, *pwelcome = NULL, *pcommit = NULL;
@@ -775,6 +776,46 @@ static void test_tsmls_creates(void **state)
     c_expect_app(frank.g, msg, len, "gina says hi", "g");
     free(msg);
 
+    /* ts-mls erin proposes adding Sammen device hank; Sammen frank commits
+     * it by reference (ProposalRefs must agree across implementations);
+     * erin and gina process the commit, hank joins from frank's Welcome. */
+    dev_kp(&hank, "hank@h.example");
+    assert_int_equal(mls_kp_message(hank.kp, &kp, &kp_len), 0);
+    req = json_object();
+    json_object_set_new(req, "add_key_packages", json_pack("[o]", hexstr(kp, kp_len)));
+    r = call("propose", "erin", req);
+    field(r, "message", &msg, &len);
+    json_decref(r);
+    free(kp);
+    kp = NULL;
+    {
+        struct mls_group_event ev;
+        memset(&ev, 0, sizeof(ev));
+        assert_int_equal(mls_group_process(frank.g, msg, len, now_s, &ev), 0);
+        assert_int_equal(ev.type, MLS_GROUP_EV_PROPOSAL);
+        assert_int_equal(ev.proposal_type, MLS_PROPOSAL_ADD);
+        mls_group_event_reset(&ev);
+    }
+    json_decref(peer_process("gina", msg, len));
+    free(msg);
+    memset(&opts, 0, sizeof(opts));
+    opts.include_pending = true;
+    opts.tree_in_welcome = true;
+    c_commit(frank.g, &opts, &co);
+    assert_non_null(co.welcome);
+    peer_process_commit("erin", co.commit, co.commit_len, mls_group_epoch(frank.g));
+    peer_process_commit("gina", co.commit, co.commit_len, mls_group_epoch(frank.g));
+    assert_int_equal(mls_group_join(co.welcome, co.welcome_len, &hank.kp, 1, NULL, 0, NULL, 0, NULL,
+                                    now_s, 0, &hank.g),
+                     0);
+    mls_group_commit_out_reset(&co);
+    agree(frank.g, "erin");
+    agree(hank.g, "gina");
+    c_send(hank.g, "hank here", NULL, &msg, &len);
+    peer_expect_app("erin", msg, len, "hank here", NULL);
+    c_expect_app(frank.g, msg, len, "hank here", NULL);
+    free(msg);
+
     /* Sammen frank removes gina (leaf 2), with a path; erin processes, and
      * gina can no longer read what frank sends. */
     remove[0] = leaf_of(frank.g, "gina");
@@ -783,8 +824,10 @@ static void test_tsmls_creates(void **state)
     opts.n_remove = 1;
     c_commit(frank.g, &opts, &co);
     peer_process_commit("erin", co.commit, co.commit_len, mls_group_epoch(frank.g));
+    c_expect_commit(hank.g, co.commit, co.commit_len, false);
     mls_group_commit_out_reset(&co);
     agree(frank.g, "erin");
+    agree(hank.g, "erin");
     c_send(frank.g, "gina is gone", NULL, &msg, &len);
     peer_expect_app("erin", msg, len, "gina is gone", NULL);
     req = json_object();
@@ -794,6 +837,7 @@ static void test_tsmls_creates(void **state)
     free(msg);
 
     dev_free(&frank);
+    dev_free(&hank);
 }
 
 /* ---- (c) both implementations in one group, random operations ---------- */

@@ -14,6 +14,8 @@
 //   update {id}                           -> {commit, epoch}     (empty commit with a path)
 //   commit {id, add_key_packages?, remove_leaves?}
 //                                         -> {commit, welcome?, ratchet_tree?, epoch}
+//   propose {id, add_key_packages: [kp] | remove_leaves: [n]}
+//                                         -> {message}  (one proposal, PublicMessage)
 //   join {id, welcome, ratchet_tree?, check_tree?}
 //                                         -> {joined: true, epoch} or, only for the ts-mls
 //                                            tree-validation bug below, {joined: false, known_issue}
@@ -30,7 +32,7 @@
 // (ts-mls 1.6.4 encodes it in a non-RFC way).
 import { createInterface } from "node:readline";
 import {
-  createApplicationMessage, createCommit, createGroup, joinGroup, processMessage,
+  createApplicationMessage, createCommit, createProposal, createGroup, joinGroup, processMessage,
   getCiphersuiteImpl, getCiphersuiteFromName, defaultCapabilities, defaultLifetime,
   emptyPskIndex, generateKeyPackage, encodeMlsMessage, decodeMlsMessage, acceptAll,
   mlsExporter, zeroOutUint8Array, createGroupInfoWithExternalPubAndRatchetTree,
@@ -171,6 +173,15 @@ const handlers = {
   async commit(m) {
     return commit(groupOf(m.id),
                   [...removeProposals(m.remove_leaves), ...addProposals(m.add_key_packages)], true);
+  },
+  async propose(m) {
+    const c = groupOf(m.id);
+    const proposals = [...removeProposals(m.remove_leaves), ...addProposals(m.add_key_packages)];
+    if (proposals.length !== 1) throw new Error("propose takes exactly one proposal");
+    const r = await createProposal(c.state, true, proposals[0], impl);
+    c.state = r.newState;
+    wipe(r.consumed);
+    return { message: hex(encodeMlsMessage(r.message)) };
   },
   async join(m) {
     const c = client(m.id);
