@@ -427,8 +427,13 @@ static void deliver_commit(struct rg_world *w, unsigned from, const struct mls_g
                 continue;
             rc = mls_group_join(co->welcome, co->welcome_len, &w->d[i].kp, 1, tree, tree_len,
                                 &rg_psk, 1, NULL, w->now, 0, &g);
-            if (rc == ERR_NOT_FOUND)
-                continue; /* this Welcome is not for device i */
+            if (!in_roster(w, w->d[from].g, i)) {
+                /* Not added: the Welcome names none of its KeyPackages. */
+                assert_int_equal(rc, ERR_NOT_FOUND);
+                assert_null(g);
+                assert_false(mls_kp_used(w->d[i].kp));
+                continue;
+            }
             assert_int_equal(rc, 0);
             assert_true(mls_kp_used(w->d[i].kp));
             TRACE(w, "  dev %u joined at leaf %" PRIu32 "\n", i, mls_group_own_leaf(g));
