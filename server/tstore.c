@@ -36,7 +36,6 @@ static const char *const sql[Q_COUNT] = {
     [Q_GRANT_EXPIRY_ADD] = "INSERT INTO grant_expiries(grant_id, time) VALUES(?1, ?2)",
     [Q_REVOKE_ADD] = "INSERT INTO revocations(grant_id, revoker, revoker_device, revoked_at, time,"
                      " tbs, sig) VALUES(?1,?2,?3,?4,?5,?6,?7)",
-    [Q_REVOKE_GET] = "SELECT time FROM revocations WHERE grant_id = ?1",
     [Q_PROXY_ACTIVE] = "SELECT 1 FROM proxies WHERE citizen = ?1 AND proxy = ?2 AND ended IS NULL",
     [Q_PROXY_ADD] = "INSERT INTO proxies(citizen, proxy, basis, created_by, created)"
                     " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(citizen, proxy) DO UPDATE SET"
@@ -44,7 +43,6 @@ static const char *const sql[Q_COUNT] = {
                     " created = excluded.created",
     [Q_PROXY_END] = "UPDATE proxies SET ended = ?3 WHERE citizen = ?1 AND proxy = ?2"
                     " AND ended IS NULL",
-    [Q_PROXY_OF] = "SELECT citizen FROM proxies WHERE proxy = ?1 AND ended IS NULL",
     [Q_DEV_ACTIVE_COUNT] = "SELECT count(*) FROM devices WHERE identity = ?1 AND revoked IS NULL",
     [Q_STAFF_IN_GRANTED_DEPT] =
         "SELECT 1 FROM grants g JOIN staff_assignments sa ON sa.department = g.grantee_name"
@@ -99,7 +97,6 @@ static const char *const sql[Q_COUNT] = {
     [Q_MEMBER_SET_LEAF] = "UPDATE thread_members SET leaf = ?3 WHERE thread = ?1 AND device = ?2",
     [Q_MEMBER_OF_IDENTITY] = "SELECT 1 FROM thread_members WHERE thread = ?1 AND identity = ?2"
                              " AND removing = 0 LIMIT 1",
-    [Q_MEMBER_THREADS_OF_DEVICE] = "SELECT thread FROM thread_members WHERE device = ?1",
     [Q_PROP_GET] = "SELECT epoch, kp_ref FROM thread_proposals WHERE thread = ?1 AND device = ?2"
                    " AND kind = ?3",
     [Q_PROP_PUT] = "INSERT INTO thread_proposals(thread, device, kind, epoch, kp_ref, basis)"
@@ -107,10 +104,7 @@ static const char *const sql[Q_COUNT] = {
                    " epoch = excluded.epoch, kp_ref = excluded.kp_ref, basis = excluded.basis",
     [Q_PROP_BASIS] = "SELECT basis FROM thread_proposals WHERE thread = ?1 AND device = ?2"
                      " AND kind = 'add'",
-    [Q_PROP_CLEAR] = "DELETE FROM thread_proposals WHERE thread = ?1",
     [Q_PROP_DEL] = "DELETE FROM thread_proposals WHERE thread = ?1 AND device = ?2 AND kind = ?3",
-    [Q_PROP_BY_REF] = "SELECT device FROM thread_proposals WHERE thread = ?1 AND kind = 'add'"
-                      " AND kp_ref = ?2",
     [Q_HS_ADD] = "INSERT INTO handshakes(thread, idx, epoch, time, data) VALUES(?1,"
                  " (SELECT coalesce(max(idx), 0) + 1 FROM handshakes WHERE thread = ?1),"
                  " ?2, ?3, ?4)",
@@ -139,7 +133,6 @@ static const char *const sql[Q_COUNT] = {
     [Q_INBOX_DEL_UPTO] = "DELETE FROM inbox WHERE device = ?1 AND seq <= ?2",
     [Q_INBOX_OF_MESSAGE] = "SELECT device FROM inbox WHERE thread = ?1 AND message = ?2",
     [Q_INBOX_DEL_MESSAGE] = "DELETE FROM inbox WHERE thread = ?1 AND message = ?2",
-    [Q_INBOX_LAST] = "SELECT last FROM inbox_seq WHERE device = ?1",
     [Q_INBOX_UNREAD] = "SELECT count(*) FROM inbox WHERE device = ?1 AND thread = ?2"
                         " AND kind = 'app'",
     [Q_MISSED_ADD] = "INSERT INTO missed(device, thread, count) VALUES(?1,?2,?3)"
