@@ -779,17 +779,33 @@ int cmd_thread_send(struct cli *cli)
                                  "devices", (json_int_t)devices));
 }
 
+/* A JSON string of s, or null when it is not valid UTF-8 (a member's text is
+ * whatever its device sent). */
+static json_t *str_or_null(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    return j ? j : json_null();
+}
+
 static int add_msg(const struct client_msg *m, void *user)
 {
     json_t *arr = user;
-    json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "message", (json_int_t)m->message, "sender",
-                          m->sender, "device", m->device, "time", (json_int_t)m->time);
+    json_t *o = json_object();
+
     if (!o)
         return ERR_NOMEM;
-    if (m->error)
-        json_object_set_new(o, "error", json_string(m->error));
-    else
-        json_object_set_new(o, "text", json_stringn((const char *)m->text, m->text_len));
+    json_object_set_new(o, "message", json_integer((json_int_t)m->message));
+    json_object_set_new(o, "sender", str_or_null(m->sender, strlen(m->sender)));
+    json_object_set_new(o, "device", str_or_null(m->device, strlen(m->device)));
+    json_object_set_new(o, "time", json_integer((json_int_t)m->time));
+    if (m->error) {
+        json_object_set_new(o, "error", str_or_null(m->error, strlen(m->error)));
+    } else {
+        json_t *t = json_stringn((const char *)m->text, m->text_len);
+        if (!t)
+            json_object_set_new(o, "error", json_string("the text is not valid UTF-8"));
+        json_object_set_new(o, "text", t ? t : json_null());
+    }
     return json_array_append_new(arr, o) == 0 ? 0 : ERR_NOMEM;
 }
 
