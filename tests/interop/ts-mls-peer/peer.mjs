@@ -28,8 +28,11 @@
 //                                             ratchet_tree and external_pub extensions}
 //   quit                                  -> exits
 // Commits are created as PublicMessage with the ratchet tree in the Welcome's
-// GroupInfo, as Sammen does. The external_senders extension is never used
-// (ts-mls 1.6.4 encodes it in a non-RFC way).
+// GroupInfo, as Sammen does. Not exercised, because ts-mls 1.6.4 encodes them
+// in a non-RFC way: the external_senders extension (a single ExternalSender
+// instead of a vector) and the external_pub extension (the raw key instead of
+// ExternalPub { HPKEPublicKey external_pub<V> }, so it cannot join by external
+// commit from an RFC GroupInfo such as Sammen's).
 import { createInterface } from "node:readline";
 import {
   createApplicationMessage, createCommit, createProposal, createGroup, joinGroup, processMessage,
