@@ -66,6 +66,14 @@ struct bench_opts {
     double window;      /* seconds of the idle CPU window */
     double keepalive;   /* seconds between a session's pings; 0 = none */
     double settle;      /* seconds to wait before reading memory */
+    /* care, catchup, fanout */
+    int threads;        /* threads (T) */
+    int members;        /* member devices per thread (M), the citizen's included */
+    double rate;        /* messages per second, all threads together */
+    double duration;    /* seconds of sending */
+    double drain;       /* seconds to wait for the last deliveries */
+    int backlog;        /* catchup: messages per thread while members are away */
+    int payload;        /* plaintext bytes per message */
 };
 
 /* ---- profile and provisioning (bench_prof.c) ---- */
@@ -88,6 +96,10 @@ int bench_prof_save(const struct bench_profile *p);
 void bench_prof_free(struct bench_profile *p);
 /* Count of devices named with prefix (pool) in the profile. */
 size_t bench_prof_count(const struct bench_profile *p, const char *prefix);
+/* Pointers to the first n devices of pool prefix, in profile order (valid
+ * while p is unchanged). Returns 0 or ERR_STATE (fewer than n). */
+int bench_prof_select(const struct bench_profile *p, const char *prefix, size_t n,
+                      const struct bench_dev **out);
 /* Makes sure the profile holds `want` devices of pool `prefix` (names
  * prefix000000, ...) with role: enrolls the administrator first if needed
  * (admin_code), then admin.invite + enroll for each missing one through
@@ -196,6 +208,9 @@ void bench_report_print(const struct bench_report *r, bool json);
 /* Each runs one workload against t with the profile and fills r. Returns
  * 0 or an ERR_* (the report may then hold partial figures). */
 int bench_idle_run(const struct bench_opts *o, struct bench_profile *p,
+                   const struct bench_target *t, struct bench_report *r);
+
+int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
                    const struct bench_target *t, struct bench_report *r);
 
 /* Shared helper: logs c in as dev (challenge, sign, login) and calls done

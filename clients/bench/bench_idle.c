@@ -47,7 +47,7 @@ struct idle_arg {
     const struct bench_opts *o;
     const struct bench_profile *p;
     const struct bench_target *t;
-    size_t first; /* index of the first idle device in p->devs */
+    const struct bench_dev **devs; /* the idle pool */
     size_t n;
     int procs;
 };
@@ -149,7 +149,7 @@ static int idle_worker(int index, int ctl_fd, int res_fd, void *argp)
         goto out;
     for (size_t i = 0; i < w.n; i++) {
         w.s[i].w = &w;
-        w.s[i].dev = &a->p->devs[a->first + lo + i];
+        w.s[i].dev = a->devs[lo + i];
     }
     /* set up: at most --concurrency sessions connecting/logging in at once */
     while (next < w.n || w.setting_up > 0) {
@@ -233,19 +233,16 @@ int bench_idle_run(const struct bench_opts *o, struct bench_profile *p,
     uint64_t logged = 0, failed = 0, pings = 0, pings_ok = 0, lost = 0, setup_ns = 0;
     double cpu0 = 0, cpu1 = 0, cpu_base = 0;
     bool have_pid = t->pid > 0;
-    size_t first = 0;
     int procs, rc;
 
     memset(&a, 0, sizeof(a));
     memset(&hist, 0, sizeof(hist));
-    /* the idle pool: the profile's "idle" devices, in order */
-    while (first < p->ndevs && strncmp(p->devs[first].id, "idle-", 5) != 0)
-        first++;
-    for (size_t i = first; i < p->ndevs && i < first + (size_t)o->sessions; i++)
-        if (strncmp(p->devs[i].id, "idle-", 5) != 0)
-            return ERR_STATE; /* pools are provisioned contiguously */
-    if (p->ndevs - first < (size_t)o->sessions)
-        return ERR_STATE;
+    a.devs = calloc((size_t)o->sessions, sizeof(*a.devs));
+    if (!a.devs)
+        return ERR_NOMEM;
+    rc = bench_prof_select(p, "idle", (size_t)o->sessions, a.devs);
+    if (rc != 0)
+        goto out;
     procs = o->procs > 0 ? o->procs : (o->sessions + o->per_proc - 1) / o->per_proc;
     if (procs < 1)
         procs = 1;
@@ -254,7 +251,6 @@ int bench_idle_run(const struct bench_opts *o, struct bench_profile *p,
     a.o = o;
     a.p = p;
     a.t = t;
-    a.first = first;
     a.n = (size_t)o->sessions;
     a.procs = procs;
 
@@ -350,6 +346,7 @@ int bench_idle_run(const struct bench_opts *o, struct bench_profile *p,
     if (failed > 0 || lost > 0)
         rc = ERR_IO;
 out:
+    free(a.devs);
     free(ready);
     free(done);
     return rc;

@@ -343,7 +343,16 @@ int bnet_service(struct bnet *n, int timeout_ms)
 {
     if (timeout_ms < 0)
         timeout_ms = 0;
-    uv_timer_start(&n->wake, wake_cb, (uint64_t)timeout_ms, 0);
+    if (timeout_ms == 0) {
+        (void)uv_run(&n->loop, UV_RUN_NOWAIT);
+        return 0;
+    }
+    /* the loop's cached clock may be old (we ran outside uv_run): refresh
+     * it, or the timer is already due before the poll and uv_run() then
+     * sleeps until lws's next timer instead */
+    uv_update_time(&n->loop);
+    if (uv_timer_start(&n->wake, wake_cb, (uint64_t)timeout_ms, 0) != 0)
+        return ERR_INTERNAL;
     (void)uv_run(&n->loop, UV_RUN_ONCE);
     uv_timer_stop(&n->wake);
     return 0;

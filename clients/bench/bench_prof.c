@@ -216,6 +216,16 @@ size_t bench_prof_count(const struct bench_profile *p, const char *prefix)
     return n;
 }
 
+int bench_prof_select(const struct bench_profile *p, const char *prefix, size_t n,
+                      const struct bench_dev **out)
+{
+    size_t k = 0, pl = strlen(prefix);
+    for (size_t i = 0; i < p->ndevs && k < n; i++)
+        if (strncmp(p->devs[i].id, prefix, pl) == 0 && p->devs[i].id[pl] == '-')
+            out[k++] = &p->devs[i];
+    return k == n ? 0 : ERR_STATE;
+}
+
 /* ---- login (shared by the workloads) ---- */
 
 struct login_flow {

@@ -41,6 +41,11 @@ static void usage(FILE *f)
             "workloads:\n"
             "  idle      N authenticated sessions held open; server memory per session\n"
             "            and the CPU cost of keep-alives\n"
+            "  care      T threads of M member devices, all online, R messages/s for D s\n"
+            "            from random members: throughput, latency, server CPU, lost/dup\n"
+            "  catchup   members go offline, B messages per thread wait, they come back\n"
+            "            and sync: time to drain\n"
+            "  fanout    care with one thread of several hundred members (default M 300)\n"
             "server (one of):\n"
             "  --spawn               start sammen-server from --bin-dir, data in PROFILE/data\n"
             "  --url ws://HOST:PORT  a running server (add --server-pid for /proc figures)\n"
@@ -59,7 +64,16 @@ static void usage(FILE *f)
             "  --sessions N          sessions (default 1000)\n"
             "  --window S            seconds of the CPU window (default 10)\n"
             "  --keepalive S         seconds between one session's pings, 0 = none (default 30)\n"
-            "  --settle S            seconds to wait before reading memory (default 1)\n");
+            "  --settle S            seconds to wait before reading memory (default 1)\n"
+            "care, catchup, fanout:\n"
+            "  --threads T           threads (default 100; fanout 1)\n"
+            "  --members M           member devices per thread, the citizen's included\n"
+            "                        (default 10; fanout 300)\n"
+            "  --rate R              messages per second in total (default 1000; fanout 20)\n"
+            "  --duration D          seconds of sending (default 10)\n"
+            "  --drain S             seconds to wait for the last deliveries (default 10)\n"
+            "  --backlog B           catchup: messages waiting per device (default 100)\n"
+            "  --payload N           plaintext bytes per message (default 100)\n");
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -135,7 +149,13 @@ int main(int argc, char **argv)
         {"concurrency", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
         {"sessions", required_argument, NULL, 'N'}, {"window", required_argument, NULL, 'w'},
         {"keepalive", required_argument, NULL, 'k'}, {"settle", required_argument, NULL, 't'},
+        {"threads", required_argument, NULL, 'T'}, {"members", required_argument, NULL, 'M'},
+        {"rate", required_argument, NULL, 'R'},    {"duration", required_argument, NULL, 'D'},
+        {"drain", required_argument, NULL, 'd'},   {"backlog", required_argument, NULL, 'B'},
+        {"payload", required_argument, NULL, 'y'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    int threads = 0, members = 0;
+    double rate = 0;
     struct bench_opts o;
     struct bench_target t;
     struct bench_profile prof;
@@ -156,6 +176,10 @@ int main(int argc, char **argv)
     o.window = 10;
     o.keepalive = 30;
     o.settle = 1;
+    o.duration = 10;
+    o.drain = 10;
+    o.backlog = 100;
+    o.payload = 100;
     default_bin_dir(bin_dir, sizeof(bin_dir));
     o.bin_dir = bin_dir;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -210,6 +234,38 @@ int main(int argc, char **argv)
             if (num(optarg, 0, 3600, &o.settle) != 0)
                 goto bad;
             break;
+        case 'T':
+            if (num(optarg, 1, 100000, &v) != 0)
+                goto bad;
+            threads = (int)v;
+            break;
+        case 'M':
+            if (num(optarg, 2, 1000, &v) != 0)
+                goto bad;
+            members = (int)v;
+            break;
+        case 'R':
+            if (num(optarg, 0.001, 1e7, &rate) != 0)
+                goto bad;
+            break;
+        case 'D':
+            if (num(optarg, 0.1, 86400, &o.duration) != 0)
+                goto bad;
+            break;
+        case 'd':
+            if (num(optarg, 0, 3600, &o.drain) != 0)
+                goto bad;
+            break;
+        case 'B':
+            if (num(optarg, 1, 1000000, &v) != 0)
+                goto bad;
+            o.backlog = (int)v;
+            break;
+        case 'y':
+            if (num(optarg, 1, 65536, &v) != 0)
+                goto bad;
+            o.payload = (int)v;
+            break;
         default:
             goto bad;
         }
@@ -219,8 +275,19 @@ int main(int argc, char **argv)
         goto bad;
     }
     o.workload = argv[optind];
-    if (strcmp(o.workload, "idle") != 0) {
-        fprintf(stderr, "sammen-bench: unknown workload '%s'\n", o.workload);
+    {
+        bool fan = strcmp(o.workload, "fanout") == 0;
+        if (strcmp(o.workload, "idle") != 0 && strcmp(o.workload, "care") != 0 &&
+            strcmp(o.workload, "catchup") != 0 && !fan) {
+            fprintf(stderr, "sammen-bench: unknown workload '%s'\n", o.workload);
+            goto bad;
+        }
+        o.threads = threads ? threads : fan ? 1 : 100;
+        o.members = members ? members : fan ? 300 : 10;
+        o.rate = rate > 0 ? rate : fan ? 20 : 1000;
+    }
+    if (o.members > 65535 || (long)o.threads * o.members > 1000000) {
+        fprintf(stderr, "sammen-bench: too many devices\n");
         goto bad;
     }
     if (o.spawn == (o.url != NULL)) {
@@ -263,7 +330,9 @@ int main(int argc, char **argv)
     if (o.spawn) {
         const char *extra[16];
         int nx = 0, port = 0;
-        long need = (long)o.sessions + 512;
+        long need = (strcmp(o.workload, "idle") == 0 ? (long)o.sessions
+                                                      : (long)o.threads * o.members) +
+                    512;
         if (access(data_dir, F_OK) != 0) {
             /* a new server: the profile's devices (if any) are not on it */
             bench_prof_free(&prof);
@@ -321,16 +390,25 @@ int main(int argc, char **argv)
         for (int i = 0; i < t.nsources; i++)
             snprintf(t.sources[i], sizeof(t.sources[i]), "127.0.0.%d", (i + 1) & 0xff);
     }
-    strcpy(t.domain, prof.domain);
 
-    /* the devices */
-    rc = bench_prof_provision(&prof, &t, o.admin_code, "idle", "citizen", (size_t)o.sessions,
-                              o.concurrency < 128 ? o.concurrency : 128);
+    /* the devices: pools by name prefix */
+    if (strcmp(o.workload, "idle") == 0) {
+        rc = bench_prof_provision(&prof, &t, o.admin_code, "idle", "citizen",
+                                  (size_t)o.sessions, o.concurrency < 128 ? o.concurrency : 128);
+    } else {
+        rc = bench_prof_provision(&prof, &t, o.admin_code, "carec", "citizen",
+                                  (size_t)o.threads, o.concurrency < 128 ? o.concurrency : 128);
+        if (rc == 0)
+            rc = bench_prof_provision(&prof, &t, o.admin_code, "carem", "volunteer",
+                                      (size_t)o.threads * (size_t)(o.members - 1),
+                                      o.concurrency < 128 ? o.concurrency : 128);
+    }
     if (rc != 0) {
         fprintf(stderr, "sammen-bench: provisioning failed: %s\n", err_str(rc));
         goto out;
     }
 
+    strcpy(t.domain, prof.domain); /* known once the administrator enrolled */
     rc = bench_report_init(&rep, o.workload);
     if (rc != 0)
         goto out;
@@ -349,7 +427,8 @@ int main(int argc, char **argv)
         json_object_set_new(rep.server, "data", json_string(data_dir));
     }
     fprintf(stderr, "sammen-bench: running %s against %s\n", o.workload, t.url);
-    rc = bench_idle_run(&o, &prof, &t, &rep);
+    rc = strcmp(o.workload, "idle") == 0 ? bench_idle_run(&o, &prof, &t, &rep)
+                                         : bench_care_run(&o, &prof, &t, &rep);
     json_object_set_new(rep.doc, "ok", json_boolean(rc == 0));
     if (rc != 0)
         json_object_set_new(rep.doc, "error", json_string(err_str(rc)));
