@@ -1,7 +1,9 @@
 /*
  * test_entitle_random.c: randomized entitlement test (issue 5, "Done when"
  * item 3). Thousands of random grant / revoke / expire / assign / unassign /
- * link-device / revoke-device steps against the real server, with real
+ * link-device / revoke-device steps (and now and then a proxy registered or
+ * ended; grants and revocations signed by the citizen or an active proxy)
+ * against the real server, with real
  * devices running the client library's sync engine (client_thread.h), and
  * an independent model of the contract's entitlement rule
  * (tests/support/entitle_model.h). After every step:
@@ -842,7 +844,8 @@ static void check_settled(void)
 
 /* ---- steps ------------------------------------------------------------------------- */
 
-enum { OP_GRANT, OP_REVOKE, OP_EXPIRE, OP_ASSIGN, OP_UNASSIGN, OP_LINK, OP_REVOKE_DEVICE };
+enum { OP_GRANT, OP_REVOKE, OP_EXPIRE, OP_ASSIGN, OP_UNASSIGN, OP_LINK, OP_REVOKE_DEVICE, OP_PROXY };
+#define NOPS 8
 
 static const char *scope_str(int scope, char *buf, size_t cap)
 {
@@ -864,11 +867,27 @@ static void grantee_str(int kind, int target, char *buf, size_t cap)
         snprintf(buf, cap, "association:%s@%s", W->m->assocs[target], DOMAIN);
 }
 
-/* Signs a grant on the citizen's anchor device. *tbs malloc'd. */
-static void sign_grant(const char *grantee, const char *scope, uint64_t expires, uint8_t **tbs,
-                       size_t *len, uint8_t sig[64], char gid[MSG_GRANT_GID_LEN + 1])
+/* The device that signs consent this step: the citizen's anchor device,
+ * or now and then a live device of an active proxy (form 2). */
+static size_t pick_signer(void)
+{
+    size_t cand[EM_MAX_DEVS], n = 0;
+    for (size_t d = 0; d < W->m->ndevs; d++)
+        if (W->devs[d].live && W->m->ids[W->m->devs[d].ident].proxy_active)
+            cand[n++] = d;
+    if (n == 0 || rnd(3) != 0)
+        return W->anchor;
+    return cand[rnd(n)];
+}
+
+/* Signs a grant of the citizen on device `by` (the citizen's: form 1, a
+ * proxy's: form 2). *tbs malloc'd. */
+static void sign_grant(size_t by, const char *grantee, const char *scope, uint64_t expires,
+                       uint8_t **tbs, size_t *len, uint8_t sig[64],
+                       char gid[MSG_GRANT_GID_LEN + 1])
 {
     struct msg_grant *g = malloc(sizeof(*g));
+    const char *granter = W->m->ids[W->m->devs[by].ident].id;
     assert_non_null(g);
     msg_grant_init(g);
     snprintf(g->citizen, sizeof(g->citizen), "%s", W->m->ids[W->m->citizen].id);
@@ -878,10 +897,10 @@ static void sign_grant(const char *grantee, const char *scope, uint64_t expires,
     snprintf(g->purpose, sizeof(g->purpose), "randomized entitlement test");
     g->issued_at = server_now(); /* the server checks +-1 day of ITS clock */
     g->expires_at = expires;
-    g->form = MSG_GRANT_FORM_CITIZEN;
-    snprintf(g->granter, sizeof(g->granter), "%s", W->m->ids[W->m->citizen].id);
-    snprintf(g->granter_device, sizeof(g->granter_device), "%s", W->m->devs[W->anchor].dev);
-    int rc = client_consent_sign_grant(g, W->devs[W->anchor].seed, tbs, len, sig, gid);
+    g->form = by == W->anchor ? MSG_GRANT_FORM_CITIZEN : MSG_GRANT_FORM_PROXY;
+    snprintf(g->granter, sizeof(g->granter), "%s", granter);
+    snprintf(g->granter_device, sizeof(g->granter_device), "%s", W->m->devs[by].dev);
+    int rc = client_consent_sign_grant(g, W->devs[by].seed, tbs, len, sig, gid);
     free(g);
     REQUIRE(rc == 0, "sign grant: %s", err_str(rc));
 }
@@ -919,12 +938,13 @@ static void op_grant(size_t step)
     uint8_t *tbs = NULL, sig[64];
     size_t len;
     const char *sc = scope_str(scope, sbuf, sizeof(sbuf));
-    sign_grant(grantee, sc, expires, &tbs, &len, sig, gid);
+    size_t by = pick_signer();
+    sign_grant(by, grantee, sc, expires, &tbs, &len, sig, gid);
     struct arg a[] = {{.key = "tbs", .bin = tbs, .len = len}, {.key = "sig", .bin = sig, .len = 64}};
     struct client_frame fr;
-    note("%zu: grant %s to %s scope %s expires %s", step, gid, grantee, sc,
-         expires ? "set" : "never");
-    call_ok(W->devs[W->anchor].c, "consent.grant", a, 2, &fr);
+    note("%zu: grant %s to %s scope %s expires %s, signed by %s", step, gid, grantee, sc,
+         expires ? "set" : "never", W->m->ids[W->m->devs[by].ident].id);
+    call_ok(W->devs[by].c, "consent.grant", a, 2, &fr);
     free(tbs);
     REQUIRE(wire_get_cstr(&fr.msg.body, "grant", got, sizeof(got)) == 0 && strcmp(got, gid) == 0,
             "consent.grant answered another grant id");
@@ -945,13 +965,16 @@ static void op_revoke(size_t step)
     }
     uint8_t *tbs = NULL, sig[64];
     size_t len;
-    int rc = client_consent_sign_revocation(W->m->grants[g].gid, W->m->ids[W->m->citizen].id,
-                                            W->m->devs[W->anchor].dev, now,
-                                            W->devs[W->anchor].seed, &tbs, &len, sig);
+    size_t by = pick_signer();
+    int rc = client_consent_sign_revocation(W->m->grants[g].gid,
+                                            W->m->ids[W->m->devs[by].ident].id,
+                                            W->m->devs[by].dev, now, W->devs[by].seed, &tbs,
+                                            &len, sig);
     REQUIRE(rc == 0, "sign revocation: %s", err_str(rc));
-    note("%zu: revoke %s", step, W->m->grants[g].gid);
+    note("%zu: revoke %s, signed by %s", step, W->m->grants[g].gid,
+         W->m->ids[W->m->devs[by].ident].id);
     struct arg a[] = {{.key = "tbs", .bin = tbs, .len = len}, {.key = "sig", .bin = sig, .len = 64}};
-    call_ok_free(W->devs[W->anchor].c, "consent.revoke", a, 2);
+    call_ok_free(W->devs[by].c, "consent.revoke", a, 2);
     free(tbs);
     W->m->grants[g].revoked = true;
 }
@@ -1090,13 +1113,51 @@ static void op_revoke_device(size_t step)
     dev_close(d);
 }
 
+/* Staff register a relative as the citizen's proxy (an existing identity:
+ * no new code), or end an active proxy registration. */
+static void op_proxy(size_t step)
+{
+    size_t staff[EM_MAX_DEVS], ns = 0, rel[EM_MAX_IDS], nr = 0, act[EM_MAX_IDS], na = 0;
+    for (size_t d = 0; d < W->m->ndevs; d++)
+        if (W->devs[d].live && W->m->ids[W->m->devs[d].ident].role == EM_STAFF)
+            staff[ns++] = d;
+    for (size_t i = 0; i < W->m->nids; i++) {
+        if (W->m->ids[i].role != EM_RELATIVE)
+            continue;
+        if (W->m->ids[i].proxy_active)
+            act[na++] = i;
+        else
+            rel[nr++] = i;
+    }
+    REQUIRE(ns > 0, "no staff device left");
+    size_t by = staff[rnd(ns)];
+    char name[EM_NAME_MAX];
+    bool end = na > 0 && (nr == 0 || rnd(2) == 0);
+    size_t who = end ? act[rnd(na)] : rel[rnd(nr)];
+    snprintf(name, sizeof(name), "%s", W->m->ids[who].id);
+    *strchr(name, '@') = '\0';
+    note("%zu: %s proxy %s (by %s)", step, end ? "end" : "register", W->m->ids[who].id,
+         W->m->ids[W->m->devs[by].ident].id);
+    if (end) {
+        struct arg a[] = {{.key = "citizen", .str = W->m->ids[W->m->citizen].id},
+                          {.key = "proxy", .str = name}};
+        call_ok_free(W->devs[by].c, "proxy.end", a, 2);
+    } else {
+        struct arg a[] = {{.key = "citizen", .str = W->m->ids[W->m->citizen].id},
+                          {.key = "name", .str = name},
+                          {.key = "basis", .str = rnd(2) ? "guardianship" : "power-of-attorney"}};
+        call_ok_free(W->devs[by].c, "proxy.register", a, 3);
+    }
+    W->m->ids[who].proxy_active = !end;
+}
+
 static void step_once(size_t step)
 {
     /* weights: grants and revocations drive most changes */
-    static const unsigned weight[] = {26, 16, 10, 12, 12, 12, 12};
+    static const unsigned weight[NOPS] = {26, 16, 10, 12, 12, 12, 12, 5};
     unsigned total = 0, r;
     int op = 0;
-    for (size_t i = 0; i < 7; i++)
+    for (size_t i = 0; i < NOPS; i++)
         total += weight[i];
     r = (unsigned)rnd(total);
     while (r >= weight[op]) {
@@ -1112,7 +1173,8 @@ static void step_once(size_t step)
     case OP_ASSIGN: op_assign(step, true); break;
     case OP_UNASSIGN: op_assign(step, false); break;
     case OP_LINK: op_link(step); break;
-    default: op_revoke_device(step); break;
+    case OP_REVOKE_DEVICE: op_revoke_device(step); break;
+    default: op_proxy(step); break;
     }
     int64_t t1 = client_sync_now_ms();
     check_immediate();
@@ -1225,7 +1287,7 @@ static void build_world(void)
         snprintf(name, sizeof(name), "rel%d", i);
         snprintf(grantee, sizeof(grantee), "%s@%s", name, DOMAIN);
         const char *sc = scope_str(scope, sbuf, sizeof(sbuf));
-        sign_grant(grantee, sc, 0, &tbs, &len, sig, gid);
+        sign_grant(W->anchor, grantee, sc, 0, &tbs, &len, sig, gid);
         struct arg a[] = {{.key = "citizen", .str = W->m->ids[citizen].id},
                           {.key = "name", .str = name},
                           {.key = "tbs", .bin = tbs, .len = len},
@@ -1257,7 +1319,7 @@ static void build_world(void)
         size_t len;
         char grantee[EM_NAME_MAX + 32];
         grantee_str(EM_G_ASSOCIATION, 0, grantee, sizeof(grantee));
-        sign_grant(grantee, "care", 0, &tbs, &len, sig, gid);
+        sign_grant(W->anchor, grantee, "care", 0, &tbs, &len, sig, gid);
         struct arg a[] = {{.key = "tbs", .bin = tbs, .len = len},
                           {.key = "sig", .bin = sig, .len = 64}};
         call_ok(W->devs[W->anchor].c, "consent.grant", a, 2, &r);
@@ -1307,10 +1369,10 @@ static void entitle_random(void **state)
     }
     fprintf(stderr,
             "test_entitle_random: %zu steps (grant %u, revoke %u, expire %u, assign %u, "
-            "unassign %u, link %u, revoke-device %u); %u commits, %u welcomes, %u probes "
-            "delivered, %u sends refused while a removal was pending; %.1f s\n",
+            "unassign %u, link %u, revoke-device %u, proxy %u); %u commits, %u welcomes, %u "
+            "probes delivered, %u sends refused while a removal was pending; %.1f s\n",
             steps, W->n_ops[0], W->n_ops[1], W->n_ops[2], W->n_ops[3], W->n_ops[4], W->n_ops[5],
-            W->n_ops[6], W->n_commits, W->n_welcomes, W->n_probes, W->n_refused_sends,
+            W->n_ops[6], W->n_ops[7], W->n_commits, W->n_welcomes, W->n_probes, W->n_refused_sends,
             (double)(client_sync_now_ms() - t0) / 1000.0);
     fprintf(stderr, "time: steps %.1f s, immediate checks %.1f s, settling %.1f s, settled checks %.1f s\n",
             (double)W->ms_op / 1000.0, (double)W->ms_immediate / 1000.0,
