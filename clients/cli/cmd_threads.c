@@ -596,12 +596,54 @@ int cmd_thread_create(struct cli *cli)
                                  "kind", kind, "title", title));
 }
 
+/* Counts history messages from others (message numbers above the walk's
+ * `after`). */
+struct unread_count {
+    const char *self;
+    const char *device;
+    json_int_t n;
+};
+
+static int count_unread(const struct client_msg *m, void *user)
+{
+    struct unread_count *u = user;
+    if (!m->error && !(strcmp(m->sender, u->self) == 0 && strcmp(m->device, u->device) == 0))
+        u->n++;
+    return 0;
+}
+
 int cmd_thread_list(struct cli *cli)
 {
+    struct wire_enc e;
+    json_t *j, *threads, *t;
+    uint32_t id;
+    size_t i;
     int st;
+
     if ((st = dev_session(cli)) != 0)
         return st;
-    return simple(cli, "thread.list", NULL);
+    id = start(cli, &e, "thread.list", 0);
+    if ((st = dev_call_json(cli, id, &e, "thread.list", &j)) != 0)
+        return st;
+    /* the sync has already fetched (and acknowledged) everything, so the
+     * server's count is of what is not yet on this device; `unread` here is
+     * what this device holds that `thread read` has not shown yet */
+    threads = json_object_get(j, "threads");
+    json_array_foreach(threads, i, t) {
+        const char *tid = json_string_value(json_object_get(t, "thread"));
+        struct unread_count u = {cli->prof.id, cli->prof.device, 0};
+        char k[CLIENT_THREAD_ID_LEN + 8];
+        uint64_t seen = 0;
+        if (!tid || strlen(tid) != CLIENT_THREAD_ID_LEN)
+            continue;
+        snprintf(k, sizeof(k), "read/%s", tid);
+        if (client_state_get_u64(cli->dev->st, "meta", k, 0, &seen) != 0 ||
+            client_thread_history(cli->dev, tid, seen, count_unread, &u) != 0)
+            continue;
+        json_object_set_new(t, "unread", json_integer(u.n + json_integer_value(
+                                                                json_object_get(t, "unread"))));
+    }
+    return cli_ok(cli, j);
 }
 
 int cmd_thread_log(struct cli *cli)
@@ -853,6 +895,16 @@ int cmd_thread_read(struct cli *cli)
         json_decref(msgs);
         json_decref(notices);
         return cli_fail(cli, err_str(rc), "reading the local history: %s", err_str(rc));
+    }
+    /* what was shown is read (thread list's `unread`) */
+    if (json_array_size(msgs) > 0) {
+        json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+        char k[CLIENT_THREAD_ID_LEN + 8];
+        uint64_t seen = 0, top = (uint64_t)json_integer_value(json_object_get(last, "message"));
+        snprintf(k, sizeof(k), "read/%s", thread);
+        if (strlen(thread) == CLIENT_THREAD_ID_LEN &&
+            client_state_get_u64(cli->dev->st, "meta", k, 0, &seen) == 0 && top > seen)
+            (void)client_state_put_u64(cli->dev->st, "meta", k, top);
     }
     if (json_array_size(msgs) == 0 && json_array_size(notices) == 0) {
         struct client_roster_dev *ro = NULL;

@@ -138,12 +138,18 @@ expect 'd["unexplained"]' '[]'
 say ella "Hello all, thank you for helping me"
 expect 'd["devices"]' 4
 MSG1=$(jv 'd["message"]')
+as lise 0 thread list
+check "[t[\"unread\"] for t in d[\"threads\"] if t[\"thread\"] == \"$T\"] == [1]" \
+    "Lise has one unread message"
 for who in anna lise peter sofie; do
     readt $who
     has_text "Hello all, thank you for helping me" "$who reads Ella's message"
     check "[m for m in d[\"messages\"] if m.get(\"text\")][0][\"sender\"] == \"ella@$D\"" \
         "$who sees Ella as the sender"
 done
+as lise 0 thread list
+check "[t[\"unread\"] for t in d[\"threads\"] if t[\"thread\"] == \"$T\"] == [0]" \
+    "Lise has read everything"
 # delivery status: Sofie's device acknowledges while Ella waits for it
 (for i in $(seq 1 50); do
     timeout 30 "$SAMMEN" --profile "$P/sofie" --json thread read "$T" >"$IT_DIR/bg.json" 2>/dev/null
