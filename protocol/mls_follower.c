@@ -25,6 +25,7 @@
 #include "err.h"
 #include "mls_framing.h"
 #include "mls_keypackage.h"
+#include "mls_rules.h"
 #include "mls_struct.h"
 #include "mls_tree.h"
 #include "mls_treemath.h"
@@ -66,87 +67,12 @@ static int encode_gc(const struct mls_group_context *gc, uint8_t **buf, size_t *
 }
 
 /* out = Hash(prefix || <whatever w holds>); resets w. */
-static int hash_after_n(const uint8_t *prefix, size_t prefix_len, struct tls_writer *w,
-                        uint8_t out[HLEN])
+static int hash_after(const uint8_t prefix[HLEN], struct tls_writer *w, uint8_t out[HLEN])
 {
     int rc = tls_writer_error(w);
     if (rc == 0)
-        crypto_sha256_2(prefix, prefix_len, w->buf, w->len, out);
+        crypto_sha256_2(prefix, HLEN, w->buf, w->len, out);
     tls_writer_reset(w);
-    return rc;
-}
-
-static int hash_after(const uint8_t prefix[HLEN], struct tls_writer *w, uint8_t out[HLEN])
-{
-    return hash_after_n(prefix, HLEN, w, out);
-}
-
-/* confirmed_len is HLEN, or 0 at epoch 0 of a new group, whose confirmed
- * transcript hash is the empty string (RFC 9420 §8.2, §11). */
-static int interim_hash(const uint8_t *confirmed, size_t confirmed_len,
-                        const struct mls_bytes *tag, uint8_t out[HLEN])
-{
-    struct tls_writer w;
-    tls_writer_init(&w, 0);
-    mls_interim_transcript_hash_input_encode(&w, tag);
-    return hash_after_n(confirmed, confirmed_len, &w, out);
-}
-
-static bool u16_in(const struct mls_u16_list *l, uint16_t v)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i] == v)
-            return true;
-    return false;
-}
-
-/* Does leaf ln meet required_capabilities (§11.1)? Types defined by RFC
- * 9420 itself (extensions 1-5, proposals 1-7) need not be listed. */
-static bool leaf_supports(const struct mls_leaf_node *ln, const struct mls_required_capabilities *r)
-{
-    for (size_t i = 0; i < r->extension_types.n; i++) {
-        uint16_t t = r->extension_types.v[i];
-        if (!(t >= 1 && t <= 5) && !u16_in(&ln->capabilities.extensions, t))
-            return false;
-    }
-    for (size_t i = 0; i < r->proposal_types.n; i++) {
-        uint16_t t = r->proposal_types.v[i];
-        if (!(t >= 1 && t <= 7) && !u16_in(&ln->capabilities.proposals, t))
-            return false;
-    }
-    for (size_t i = 0; i < r->credential_types.n; i++)
-        if (!u16_in(&ln->capabilities.credentials, r->credential_types.v[i]))
-            return false;
-    return true;
-}
-
-/* Every member of t supports the group extensions `ext`: each of them by
- * type (non-default ones listed in capabilities) and the required
- * capabilities, if any. */
-static int tree_supports(const struct mls_tree *t, const struct mls_extension_list *ext)
-{
-    struct mls_required_capabilities req = {0};
-    int rc = mls_extension_list_check_unique(ext);
-    if (rc != 0)
-        return ERR_INVALID;
-    rc = mls_ext_required_capabilities(ext, &req);
-    if (rc == ERR_NOT_FOUND)
-        rc = 0;
-    else if (rc != 0)
-        return rc == ERR_NOMEM ? rc : ERR_INVALID;
-    for (uint32_t l = 0; l < mls_tree_leaf_count(t) && rc == 0; l++) {
-        const struct mls_leaf_node *ln = mls_tree_leaf(t, l);
-        if (!ln)
-            continue;
-        if (!leaf_supports(ln, &req))
-            rc = ERR_INVALID;
-        for (size_t i = 0; i < ext->n && rc == 0; i++) {
-            uint16_t type = ext->v[i].extension_type;
-            if (!(type >= 1 && type <= 5) && !u16_in(&ln->capabilities.extensions, type))
-                rc = ERR_INVALID;
-        }
-    }
-    mls_required_capabilities_free(&req);
     return rc;
 }
 
@@ -202,7 +128,6 @@ int mls_follower_new(const uint8_t *group_info, size_t group_info_len, const uin
 {
     struct mls_message m = {0};
     struct mls_follower *f = NULL;
-    struct tls_writer w;
     int rc;
 
     *out = NULL;
@@ -250,28 +175,23 @@ int mls_follower_new(const uint8_t *group_info, size_t group_info_len, const uin
         goto out;
     rc = mls_tree_validate(f->tree, gc->group_id.data, gc->group_id.len);
     if (rc == 0)
-        rc = tree_supports(f->tree, &gc->extensions);
+        rc = mls_rules_tree_supports(f->tree, &gc->extensions);
     if (rc != 0)
         goto out;
     const struct mls_leaf_node *signer = mls_tree_leaf(f->tree, gi->signer);
     rc = ERR_INVALID;
     if (!signer)
         goto out;
-    tls_writer_init(&w, 0);
-    mls_group_info_encode_tbs(&w, gi);
-    rc = tls_writer_error(&w);
-    if (rc == 0)
-        rc = crypto_verify_with_label(signer->signature_key.data, "GroupInfoTBS", w.buf, w.len,
-                                      gi->signature.data, gi->signature.len);
-    tls_writer_reset(&w);
+    rc = mls_rules_group_info_signature(gi, signer->signature_key.data, signer->signature_key.len);
     if (rc != 0)
         goto out;
     rc = mls_ext_external_senders(&gc->extensions, &f->ext);
     if (rc == ERR_NOT_FOUND)
         rc = 0;
     if (rc == 0)
-        rc = interim_hash(gc->confirmed_transcript_hash.data, gc->confirmed_transcript_hash.len,
-                          &gi->confirmation_tag, f->interim);
+        rc = mls_rules_interim_hash(gc->confirmed_transcript_hash.data,
+                                    gc->confirmed_transcript_hash.len, gi->confirmation_tag.data,
+                                    gi->confirmation_tag.len, f->interim);
     if (rc == 0)
         rc = mls_group_context_copy(&f->gc, gc);
     if (rc != 0)
@@ -461,14 +381,6 @@ static int resolve_items(const struct mls_follower *f, const struct mls_commit *
     return 0;
 }
 
-static int encode_psk_id(const struct mls_pre_shared_key_id *id, uint8_t **b, size_t *n)
-{
-    struct tls_writer w;
-    tls_writer_init(&w, 0);
-    mls_pre_shared_key_id_encode(&w, id);
-    return tls_writer_take(&w, b, n);
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -478,32 +390,17 @@ static int cmp_u32(const void *a, const void *b)
 /* No two PreSharedKey proposals name the same PSK (§12.2). */
 static int check_psks(const struct plan *pl)
 {
-    int rc = 0;
-    size_t n_psk = 0;
-    for (size_t i = 0; i < pl->n; i++)
-        n_psk += pl->items[i].p->proposal_type == MLS_PROPOSAL_PSK;
-    /* The pairwise check below is quadratic: bound it. */
-    if (n_psk > MAX_PSKS)
-        return ERR_LIMIT;
-    for (size_t i = 0; i < pl->n && rc == 0; i++) {
+    const struct mls_pre_shared_key_id *ids[MAX_PSKS];
+    size_t n = 0;
+    for (size_t i = 0; i < pl->n; i++) {
         if (pl->items[i].p->proposal_type != MLS_PROPOSAL_PSK)
             continue;
-        uint8_t *a = NULL;
-        size_t an = 0;
-        rc = encode_psk_id(&pl->items[i].p->psk, &a, &an);
-        for (size_t k = i + 1; k < pl->n && rc == 0; k++) {
-            if (pl->items[k].p->proposal_type != MLS_PROPOSAL_PSK)
-                continue;
-            uint8_t *b = NULL;
-            size_t bn = 0;
-            rc = encode_psk_id(&pl->items[k].p->psk, &b, &bn);
-            if (rc == 0 && an == bn && (an == 0 || memcmp(a, b, an) == 0))
-                rc = ERR_INVALID;
-            free(b);
-        }
-        free(a);
+        /* The pairwise check is quadratic: bound it. */
+        if (n == MAX_PSKS)
+            return ERR_LIMIT;
+        ids[n++] = &pl->items[i].p->psk;
     }
-    return rc;
+    return mls_rules_psks_distinct(ids, n);
 }
 
 /* §12.2-12.4 rules on the list of proposals as a whole. Sets *path_required. */
@@ -565,7 +462,7 @@ static int check_items(const struct mls_follower *f, const struct plan *pl, uint
             /* A proposal type outside RFC 9420: every member must list it. */
             for (uint32_t l = 0; l < mls_tree_leaf_count(f->tree); l++) {
                 const struct mls_leaf_node *ln = mls_tree_leaf(f->tree, l);
-                if (ln && !u16_in(&ln->capabilities.proposals, p->proposal_type))
+                if (ln && !mls_rules_u16_in(&ln->capabilities.proposals, p->proposal_type))
                     goto out;
             }
             break;
@@ -710,7 +607,7 @@ static int apply_items(const struct mls_follower *f, const struct mls_commit *c,
         if (rc != 0)
             return rc;
     }
-    return tree_supports(pl->tree, ext);
+    return mls_rules_tree_supports(pl->tree, ext);
 }
 
 static int handle_commit(struct mls_follower *f, const struct mls_message *m, uint64_t now)
@@ -763,7 +660,8 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
     mls_confirmed_transcript_hash_input_encode(&w, MLS_WF_PUBLIC_MESSAGE, fc, &pm->auth.signature);
     rc = hash_after(f->interim, &w, confirmed);
     if (rc == 0)
-        rc = interim_hash(confirmed, HLEN, &pm->auth.confirmation_tag, interim);
+        rc = mls_rules_interim_hash(confirmed, HLEN, pm->auth.confirmation_tag.data,
+                                    pm->auth.confirmation_tag.len, interim);
     if (rc != 0)
         goto out;
 

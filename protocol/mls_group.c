@@ -159,77 +159,6 @@ int encode_public_message(const struct mls_public_message *pm, uint8_t **out, si
     return tls_writer_take(&w, out, len);
 }
 
-bool u16_in(const struct mls_u16_list *l, uint16_t v)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i] == v)
-            return true;
-    return false;
-}
-
-/* Does ln meet required_capabilities (§11.1)? Types RFC 9420 defines
- * (extensions 1-5, proposals 1-7) need not be listed. */
-static bool leaf_supports(const struct mls_leaf_node *ln, const struct mls_required_capabilities *r)
-{
-    for (size_t i = 0; i < r->extension_types.n; i++) {
-        uint16_t t = r->extension_types.v[i];
-        if (!(t >= 1 && t <= 5) && !u16_in(&ln->capabilities.extensions, t))
-            return false;
-    }
-    for (size_t i = 0; i < r->proposal_types.n; i++) {
-        uint16_t t = r->proposal_types.v[i];
-        if (!(t >= 1 && t <= 7) && !u16_in(&ln->capabilities.proposals, t))
-            return false;
-    }
-    for (size_t i = 0; i < r->credential_types.n; i++)
-        if (!u16_in(&ln->capabilities.credentials, r->credential_types.v[i]))
-            return false;
-    return true;
-}
-
-/* Every member of t supports the group extensions ext (§12.1.7, §11.1). */
-int tree_supports(const struct mls_tree *t, const struct mls_extension_list *ext)
-{
-    struct mls_required_capabilities req = {0};
-    int rc = mls_extension_list_check_unique(ext);
-    if (rc != 0)
-        return ERR_INVALID;
-    rc = mls_ext_required_capabilities(ext, &req);
-    if (rc == ERR_NOT_FOUND)
-        rc = 0;
-    else if (rc != 0)
-        return rc == ERR_NOMEM ? rc : ERR_INVALID;
-    for (uint32_t l = 0; l < mls_tree_leaf_count(t) && rc == 0; l++) {
-        const struct mls_leaf_node *ln = mls_tree_leaf(t, l);
-        if (!ln)
-            continue;
-        if (!leaf_supports(ln, &req))
-            rc = ERR_INVALID;
-        for (size_t i = 0; i < ext->n && rc == 0; i++) {
-            uint16_t type = ext->v[i].extension_type;
-            if (!(type >= 1 && type <= 5) && !u16_in(&ln->capabilities.extensions, type))
-                rc = ERR_INVALID;
-        }
-    }
-    mls_required_capabilities_free(&req);
-    return rc;
-}
-
-/* interim = Hash(confirmed || confirmation_tag<V>); confirmed may be empty. */
-int interim_hash(const uint8_t *confirmed, size_t clen, const uint8_t *tag, size_t taglen,
-                        uint8_t out[HLEN])
-{
-    struct tls_writer w;
-    int rc;
-    tls_writer_init(&w, 0);
-    tls_put_opaque(&w, tag, taglen);
-    rc = tls_writer_error(&w);
-    if (rc == 0)
-        crypto_sha256_2(confirmed, clen, w.buf, w.len, out);
-    tls_writer_reset(&w);
-    return rc;
-}
-
 /* ---- creating ------------------------------------------------------------------ */
 
 static struct mls_group *group_alloc(unsigned flags)
@@ -274,7 +203,7 @@ int mls_group_create(const uint8_t *group_id, size_t group_id_len, const struct 
         goto out;
     if (ext && (rc = mls_extension_list_copy(&s->gc.extensions, ext)) != 0)
         goto out;
-    if ((rc = tree_supports(s->tree, &s->gc.extensions)) != 0)
+    if ((rc = mls_rules_tree_supports(s->tree, &s->gc.extensions)) != 0)
         goto out;
     if ((rc = gstate_set_gc(s)) != 0)
         goto out;
@@ -285,7 +214,7 @@ int mls_group_create(const uint8_t *group_id, size_t group_id_len, const struct 
         goto out;
     crypto_mac(ck, HLEN, NULL, 0, tag);
     memcpy(s->ctag, tag, sizeof(tag));
-    if ((rc = interim_hash(NULL, 0, tag, sizeof(tag), s->interim)) != 0)
+    if ((rc = mls_rules_interim_hash(NULL, 0, tag, sizeof(tag), s->interim)) != 0)
         goto out;
     if ((rc = gstate_finish_epoch(s)) != 0)
         goto out;
@@ -594,7 +523,7 @@ int mls_group_join(const uint8_t *welcome, size_t welcome_len, struct mls_kp *co
     }
     if ((rc = mls_group_context_copy(&s->gc, &gi.group_context)) != 0)
         goto out;
-    if ((rc = tree_supports(s->tree, &s->gc.extensions)) != 0)
+    if ((rc = mls_rules_tree_supports(s->tree, &s->gc.extensions)) != 0)
         goto out;
     if ((rc = gstate_set_gc(s)) != 0)
         goto out;
@@ -603,9 +532,9 @@ int mls_group_join(const uint8_t *welcome, size_t welcome_len, struct mls_kp *co
         goto out;
     }
     memcpy(s->ctag, gi.confirmation_tag.data, CRYPTO_MAC_LEN);
-    if ((rc = interim_hash(s->gc.confirmed_transcript_hash.data,
-                           s->gc.confirmed_transcript_hash.len, gi.confirmation_tag.data,
-                           gi.confirmation_tag.len, s->interim)) != 0)
+    if ((rc = mls_rules_interim_hash(s->gc.confirmed_transcript_hash.data,
+                                     s->gc.confirmed_transcript_hash.len, gi.confirmation_tag.data,
+                                     gi.confirmation_tag.len, s->interim)) != 0)
         goto out;
     if ((rc = gstate_finish_epoch(s)) != 0)
         goto out;
@@ -656,7 +585,7 @@ int check_proposal(const struct mls_group *g, const struct gstate *s, const stru
             return ERR_INVALID;
         return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
     case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
-        return tree_supports(s->tree, &p->gce);
+        return mls_rules_tree_supports(s->tree, &p->gce);
     default:
         return 0;
     }
@@ -739,31 +668,17 @@ static int cmp_u32(const void *a, const void *b)
 /* No two PreSharedKey proposals name the same PSK (§12.2). */
 static int check_psks(const struct gplan *pl)
 {
-    int rc = 0;
-    size_t n_psk = 0;
-    for (size_t i = 0; i < pl->n; i++)
-        n_psk += pl->items[i].p->proposal_type == MLS_PROPOSAL_PSK;
-    if (n_psk > MAX_PSKS)
-        return ERR_LIMIT;
-    for (size_t i = 0; i < pl->n && rc == 0; i++) {
+    const struct mls_pre_shared_key_id *ids[MAX_PSKS];
+    size_t n = 0;
+    for (size_t i = 0; i < pl->n; i++) {
         if (pl->items[i].p->proposal_type != MLS_PROPOSAL_PSK)
             continue;
-        uint8_t *a = NULL;
-        size_t an = 0;
-        rc = encode_psk_id(&pl->items[i].p->psk, &a, &an);
-        for (size_t k = i + 1; k < pl->n && rc == 0; k++) {
-            if (pl->items[k].p->proposal_type != MLS_PROPOSAL_PSK)
-                continue;
-            uint8_t *b = NULL;
-            size_t bn = 0;
-            rc = encode_psk_id(&pl->items[k].p->psk, &b, &bn);
-            if (rc == 0 && an == bn && (an == 0 || memcmp(a, b, an) == 0))
-                rc = ERR_INVALID;
-            free(b);
-        }
-        free(a);
+        /* The pairwise check is quadratic: bound it. */
+        if (n == MAX_PSKS)
+            return ERR_LIMIT;
+        ids[n++] = &pl->items[i].p->psk;
     }
-    return rc;
+    return mls_rules_psks_distinct(ids, n);
 }
 
 int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan *pl,
@@ -839,7 +754,7 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
              * must list it (§13.5); committing it needs a path. */
             for (uint32_t l = 0; l < mls_tree_leaf_count(s->tree); l++) {
                 const struct mls_leaf_node *ln = mls_tree_leaf(s->tree, l);
-                if (ln && !u16_in(&ln->capabilities.proposals, p->proposal_type))
+                if (ln && !mls_rules_u16_in(&ln->capabilities.proposals, p->proposal_type))
                     goto out;
             }
             pl->path_required = true;
@@ -915,7 +830,7 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
             goto out;
         pl->added_kp[pl->n_added++] = &p->add;
     }
-    rc = tree_supports(pl->tree, ext);
+    rc = mls_rules_tree_supports(pl->tree, ext);
 out:
     free(leaves);
     return rc;
@@ -1108,8 +1023,8 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     if ((rc = mls_ks_epoch_verify_confirmation_tag(ns->ks, th, auth->confirmation_tag.data,
                                                    auth->confirmation_tag.len)) != 0)
         goto out;
-    if ((rc = interim_hash(th, HLEN, auth->confirmation_tag.data, auth->confirmation_tag.len,
-                           ns->interim)) != 0)
+    if ((rc = mls_rules_interim_hash(th, HLEN, auth->confirmation_tag.data,
+                                     auth->confirmation_tag.len, ns->interim)) != 0)
         goto out;
     memcpy(ns->ctag, auth->confirmation_tag.data, CRYPTO_MAC_LEN);
     if ((rc = gstate_finish_epoch(ns)) != 0)

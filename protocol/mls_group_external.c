@@ -56,7 +56,6 @@ int mls_group_join_external(const uint8_t *group_info, size_t group_info_len, co
     struct mls_framed_content_auth_data auth;
     struct mls_treekem_update u;
     struct mls_bytes ext_pub = {0};
-    struct tls_writer w;
     const struct mls_leaf_node *signer;
     uint8_t th[HLEN], init[HLEN], kem[CRYPTO_KEM_ENC_LEN], zero[HLEN] = {0};
     uint8_t tag[CRYPTO_MAC_LEN], *pgc = NULL;
@@ -112,14 +111,8 @@ int mls_group_join_external(const uint8_t *group_info, size_t group_info_len, co
         rc = ERR_INVALID;
         goto out;
     }
-    tls_writer_init(&w, 0);
-    mls_group_info_encode_tbs(&w, gi);
-    rc = tls_writer_error(&w);
-    if (rc == 0)
-        rc = crypto_verify_with_label(signer->signature_key.data, "GroupInfoTBS", w.buf, w.len,
-                                      gi->signature.data, gi->signature.len);
-    tls_writer_reset(&w);
-    if (rc != 0)
+    if ((rc = mls_rules_group_info_signature(gi, signer->signature_key.data,
+                                             signer->signature_key.len)) != 0)
         goto out;
     if ((rc = mls_ext_external_pub(&gi->extensions, &ext_pub)) != 0) {
         rc = rc == ERR_NOT_FOUND ? ERR_UNSUPPORTED : rc;
@@ -132,9 +125,10 @@ int mls_group_join_external(const uint8_t *group_info, size_t group_info_len, co
     if ((rc = mls_group_context_copy(&old->gc, &gi->group_context)) != 0 ||
         (rc = gstate_set_gc(old)) != 0)
         goto out;
-    if ((rc = interim_hash(old->gc.confirmed_transcript_hash.data,
-                           old->gc.confirmed_transcript_hash.len, gi->confirmation_tag.data,
-                           gi->confirmation_tag.len, old->interim)) != 0)
+    if ((rc = mls_rules_interim_hash(old->gc.confirmed_transcript_hash.data,
+                                     old->gc.confirmed_transcript_hash.len,
+                                     gi->confirmation_tag.data, gi->confirmation_tag.len,
+                                     old->interim)) != 0)
         goto out;
 
     /* 2. Proposals: ExternalInit (+ Remove of our old leaf). */
@@ -188,7 +182,7 @@ int mls_group_join_external(const uint8_t *group_info, size_t group_info_len, co
                                    NULL, &ns->sec->tk, &u);
     if (rc != 0)
         goto out;
-    if ((rc = tree_supports(ns->tree, &ns->gc.extensions)) != 0)
+    if ((rc = mls_rules_tree_supports(ns->tree, &ns->gc.extensions)) != 0)
         goto out;
     if ((rc = mls_tree_node_hash(ns->tree, mls_tree_root(ns->tree), th)) != 0 ||
         (rc = mls_bytes_set(&ns->gc.tree_hash, th, HLEN)) != 0 ||
@@ -213,7 +207,7 @@ int mls_group_join_external(const uint8_t *group_info, size_t group_info_len, co
         (rc = mls_bytes_set(&auth.confirmation_tag, tag, sizeof(tag))) != 0)
         goto out;
     memcpy(ns->ctag, tag, sizeof(tag));
-    if ((rc = interim_hash(th, HLEN, tag, sizeof(tag), ns->interim)) != 0 ||
+    if ((rc = mls_rules_interim_hash(th, HLEN, tag, sizeof(tag), ns->interim)) != 0 ||
         (rc = gstate_finish_epoch(ns)) != 0)
         goto out;
     {

@@ -20,6 +20,7 @@
 #include "mls_group.h"
 #include "mls_keypackage.h"
 #include "mls_ks.h"
+#include "mls_rules.h"
 #include "mls_struct.h"
 #include "mls_tree.h"
 #include "mls_treekem.h"
@@ -132,12 +133,6 @@ void gplan_free(struct gplan *pl);
 /* Resolves a commit's proposals into pl->items. */
 int gplan_resolve(const struct gstate *s, const struct mls_commit *c, uint32_t committer,
                   struct gplan *pl);
-bool u16_in(const struct mls_u16_list *l, uint16_t v);
-/* Every member of t supports the group extensions ext. */
-int tree_supports(const struct mls_tree *t, const struct mls_extension_list *ext);
-/* interim = Hash(confirmed || tag<V>). */
-int interim_hash(const uint8_t *confirmed, size_t clen, const uint8_t *tag, size_t taglen,
-                 uint8_t out[HLEN]);
 /* confirmed = Hash(s->interim || ConfirmedTranscriptHashInput). */
 int confirmed_hash(const struct gstate *s, uint16_t wf, const struct mls_framed_content *fc,
                    const struct mls_bytes *sig, uint8_t out[HLEN]);

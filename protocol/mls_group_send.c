@@ -760,7 +760,7 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
         (rc = mls_bytes_set(&auth.confirmation_tag, tag, sizeof(tag))) != 0)
         goto out;
     memcpy(ns->ctag, tag, sizeof(tag));
-    if ((rc = interim_hash(th, HLEN, tag, sizeof(tag), ns->interim)) != 0)
+    if ((rc = mls_rules_interim_hash(th, HLEN, tag, sizeof(tag), ns->interim)) != 0)
         goto out;
     if ((rc = build_public(s, &fc, &auth, &out->commit, &out->commit_len)) != 0)
         goto out;

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "mls_keypackage.h"
+#include "mls_rules.h"
 #include "tls.h"
 
 #define SUITE_3 3
@@ -162,17 +163,8 @@ int mls_welcome_verify_group_info(const struct mls_group_info *gi, const uint8_t
     *epoch = NULL;
     if (gs->joiner_secret.len != MLS_KS_NH)
         return ERR_INVALID;
-    if (signer_pub_len != CRYPTO_SIGN_PUB_LEN)
-        return ERR_CRYPTO;
     /* Signature over GroupInfoTBS. */
-    tls_writer_init(&w, 0);
-    mls_group_info_encode_tbs(&w, gi);
-    rc = tls_writer_error(&w);
-    if (rc == 0)
-        rc = crypto_verify_with_label(signer_pub, "GroupInfoTBS", w.buf, w.len,
-                                      gi->signature.data, gi->signature.len);
-    tls_writer_reset(&w);
-    if (rc != 0)
+    if ((rc = mls_rules_group_info_signature(gi, signer_pub, signer_pub_len)) != 0)
         return rc;
     /* The epoch's key schedule, then its confirmation tag. */
     tls_writer_init(&w, 0);
