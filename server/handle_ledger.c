@@ -216,11 +216,12 @@ int handle_relative_invite(struct req *r)
     if (!rc) rc = audit_append(srv.store, now, r->c->identity, "relative_invite", id, st.id);
     if (rc)
         return req_fail_err(r, rc, "relative.invite");
-    wire_enc_ok(r->out, r->id, 5);
+    wire_enc_ok(r->out, r->id, 6);
     wire_kv_str(r->out, "id", id);
     wire_kv_str(r->out, "code", shown);
     wire_kv_str(r->out, "grant", st.id);
     wire_kv_bin(r->out, "receipt", st.receipt, sizeof(st.receipt));
+    wire_kv_uint(r->out, "stored", st.stored);
     wire_kv_uint(r->out, "expires", expires);
     sodium_memzero(shown, sizeof(shown));
     return 0;
@@ -346,10 +347,11 @@ int handle_consent_approve(struct req *r)
     if (!rc) rc = accesslog_add(now, citizen, "", r->c->identity, "consent_approved", id);
     if (rc)
         return req_fail_err(r, rc, "consent.approve");
-    wire_enc_ok(r->out, r->id, 3);
+    wire_enc_ok(r->out, r->id, 4);
     wire_kv_str(r->out, "request", id);
     wire_kv_str(r->out, "grant", st.id);
     wire_kv_bin(r->out, "receipt", st.receipt, sizeof(st.receipt));
+    wire_kv_uint(r->out, "stored", st.stored);
     return 0;
 }
 

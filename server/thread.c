@@ -1045,6 +1045,7 @@ static int prop_put(const char *thread, const char *device, const char *kind, ui
 struct memb {
     char device[DEV_MAX];
     char identity[STORE_ID_MAX];
+    char basis[ENTITLE_BASIS_MAX];
     uint32_t leaf;
     bool removing;
 };
@@ -1084,6 +1085,7 @@ int thread_reconcile(const char *thread, uint64_t now)
         tq_col_text(s, 0, mv[nm].device, DEV_MAX);
         tq_col_text(s, 1, mv[nm].identity, STORE_ID_MAX);
         mv[nm].leaf = (uint32_t)tq_col_u64(s, 2);
+        tq_col_text(s, 3, mv[nm].basis, ENTITLE_BASIS_MAX);
         mv[nm].removing = sqlite3_column_int(s, 4) != 0;
         nm++;
     }
@@ -1091,27 +1093,40 @@ int thread_reconcile(const char *thread, uint64_t now)
         goto out;
     rc = 0;
 
-    /* removals first: delivery to them stops at once */
+    /* removals first, in two passes: every leaving device is marked (so
+     * delivery to all of them stops at once, including the Remove
+     * proposals of the others), then the proposals are sent; members who
+     * stay but under another basis (a grant ended, another still holds)
+     * get their basis updated */
     for (size_t i = 0; i < nm && !rc; i++) {
         const struct entitled *e = entitle_find(&ent, mv[i].device);
-        if (e && !mv[i].removing)
+        if (e && !mv[i].removing) {
+            if (strcmp(e->basis, mv[i].basis) != 0) {
+                s = tq(Q_MEMBER_SET_BASIS);
+                rc = tq_text(s, 1, thread);
+                if (!rc) rc = tq_text(s, 2, mv[i].device);
+                if (!rc) rc = tq_text(s, 3, e->basis);
+                if (!rc) rc = tq_run(s);
+            }
             continue;
-        pending = true;
-        if (!mv[i].removing) {
-            s = tq(Q_MEMBER_SET_REMOVING);
-            rc = tq_text(s, 1, thread);
-            if (!rc) rc = tq_text(s, 2, mv[i].device);
-            if (!rc) rc = tq_u64(s, 3, 1);
-            if (!rc) rc = tq_run(s);
-            char subj[STORE_ID_MAX + DEV_MAX];
-            snprintf(subj, sizeof(subj), "%s/%s", mv[i].identity, mv[i].device);
-            if (!rc)
-                rc = accesslog_add(now, t.citizen, thread, srv.server_cred, "removal_proposed",
-                                   subj);
-            if (rc)
-                break;
-            mv[i].removing = true;
         }
+        pending = true;
+        if (mv[i].removing)
+            continue;
+        s = tq(Q_MEMBER_SET_REMOVING);
+        rc = tq_text(s, 1, thread);
+        if (!rc) rc = tq_text(s, 2, mv[i].device);
+        if (!rc) rc = tq_u64(s, 3, 1);
+        if (!rc) rc = tq_run(s);
+        char subj[STORE_ID_MAX + DEV_MAX];
+        snprintf(subj, sizeof(subj), "%s/%s", mv[i].identity, mv[i].device);
+        if (!rc)
+            rc = accesslog_add(now, t.citizen, thread, srv.server_cred, "removal_proposed", subj);
+        mv[i].removing = true;
+    }
+    for (size_t i = 0; i < nm && !rc; i++) {
+        if (!mv[i].removing)
+            continue;
         uint64_t pe;
         bool hr;
         int pr = prop_epoch(thread, mv[i].device, "remove", &pe, NULL, &hr);

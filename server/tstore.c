@@ -94,6 +94,8 @@ static const char *const sql[Q_COUNT] = {
                       " WHERE thread = ?1 ORDER BY leaf",
     [Q_MEMBER_SET_REMOVING] = "UPDATE thread_members SET removing = ?3 WHERE thread = ?1"
                               " AND device = ?2",
+    [Q_MEMBER_SET_BASIS] = "UPDATE thread_members SET basis = ?3 WHERE thread = ?1"
+                           " AND device = ?2",
     [Q_MEMBER_SET_LEAF] = "UPDATE thread_members SET leaf = ?3 WHERE thread = ?1 AND device = ?2",
     [Q_MEMBER_OF_IDENTITY] = "SELECT 1 FROM thread_members WHERE thread = ?1 AND identity = ?2"
                              " AND removing = 0 LIMIT 1",
