@@ -183,6 +183,21 @@ static void ledger(void **state)
     catch_up(&s->mette, thread);
     member_basis(&s->karen, thread, "ole@" DOMAIN, basis, sizeof(basis));
     assert_string_equal(basis, gid);
+    /* a second grant, then the first revoked: ole stays, under the second */
+    {
+        char gid2[MSG_GRANT_GID_LEN + 1];
+        grant(s, &s->karen, "ole@" DOMAIN, "care", gid2);
+        revoke(&s->karen, gid);
+        member_basis(&s->karen, thread, "ole@" DOMAIN, basis, sizeof(basis));
+        assert_string_equal(basis, gid2);
+        struct arg a[] = {{.key = "thread", .str = thread}};
+        call_ok(s->karen.c, "thread.members", a, 1, &r);
+        struct wire_array pr;
+        assert_int_equal(wire_get_array(&r.msg.body, "pending_removal", &pr), 0);
+        assert_int_equal(pr.n, 0);
+        client_frame_free(&r);
+        snprintf(gid, sizeof(gid), "%s", gid2);
+    }
 
     /* a proxy registered by staff (not by the citizen) */
     {
