@@ -326,7 +326,8 @@ static const char *commit(struct party *p, const char *thread, struct mls_group_
         code[0] = 0;
     } else {
         assert_non_null(r.buf);
-        snprintf(code, cap, "%s", r.msg.name);
+        int cn = snprintf(code, cap, "%s", r.msg.name);
+        assert_true(cn >= 0 && (size_t)cn < cap);
         mls_group_commit_discard(p->g);
     }
     client_frame_free(&r);
@@ -368,7 +369,8 @@ static int send_app(struct party *p, const char *thread, const char *text, uint6
             assert_int_equal(wire_get_uint(&r.msg.body, "devices", devices), 0);
     } else {
         assert_non_null(r.buf);
-        snprintf(code, cap, "%s", r.msg.name);
+        int cn = snprintf(code, cap, "%s", r.msg.name);
+        assert_true(cn >= 0 && (size_t)cn < cap);
     }
     client_frame_free(&r);
     return rc;
