@@ -278,6 +278,17 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
         }
     }
     int hr = op->fn(&r);
+    if (op->write) {
+        if (hr == 0 || r.keep_writes) {
+            if (store_release(srv.store) != 0) {
+                store_rollback_to(srv.store);
+                if (hr == 0)
+                    hr = req_fail(&r, "internal", "the server could not store the change");
+            }
+        } else {
+            store_rollback_to(srv.store);
+        }
+    }
     /* Followers and events changed by a failed request are dropped; by a
      * successful one kept (events then wait for the COMMIT like answers). */
     if (hr == 0) {
@@ -286,18 +297,6 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
     } else {
         thread_cache_abort();
         deliver_discard();
-    }
-    if (op->write) {
-        if (hr == 0 || r.keep_writes) {
-            if (store_release(srv.store) != 0) {
-                store_rollback_to(srv.store);
-                thread_cache_clear();
-                if (hr == 0)
-                    hr = req_fail(&r, "internal", "the server could not store the change");
-            }
-        } else {
-            store_rollback_to(srv.store);
-        }
     }
     const uint8_t *data;
     size_t dlen;
