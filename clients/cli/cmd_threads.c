@@ -663,12 +663,12 @@ int cmd_sync(struct cli *cli)
     /* the session's sync is the whole work */
     if ((st = dev_session(cli)) != 0)
         return st;
-    return cli_ok(cli, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "entries",
+    return cli_ok(cli, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "entries",
                                  (json_int_t)s->entries, "messages", (json_int_t)s->apps,
                                  "welcomes", (json_int_t)s->welcomes, "handshakes",
                                  (json_int_t)s->handshakes, "notices", (json_int_t)s->notices,
                                  "failed", (json_int_t)s->failed, "commits",
-                                 (json_int_t)s->commits));
+                                 (json_int_t)s->commits, "refused", (json_int_t)s->refused));
 }
 
 /* citizen and kind of thread from thread.list; 0 or ERR_NOT_FOUND. */

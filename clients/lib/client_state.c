@@ -239,6 +239,7 @@ static int open_row(struct client_state_db *st, const char *kind, const char *k,
         return ERR_CRYPTO;
     }
     free(ad);
+    pt[plen] = 0; /* values read back are also NUL-terminated (text records) */
     *value = pt;
     *len = (size_t)plen;
     return 0;

@@ -54,8 +54,8 @@ void client_state_rollback(struct client_state_db *st);
 int client_state_put(struct client_state_db *st, const char *kind, const char *k,
                      const char *thread, uint64_t seq, uint64_t time, const uint8_t *value,
                      size_t len);
-/* Reads and decrypts (kind, k): *value (caller wipes and frees; may be
- * NULL when len is 0) and *len. ERR_NOT_FOUND, ERR_CRYPTO (the row does not
+/* Reads and decrypts (kind, k): *value (caller wipes and frees; always a
+ * buffer with a NUL byte after the len bytes) and *len. ERR_NOT_FOUND, ERR_CRYPTO (the row does not
  * decrypt under this key or was tampered with), ERR_IO, ERR_NOMEM. */
 int client_state_get(struct client_state_db *st, const char *kind, const char *k,
                      uint8_t **value, size_t *len);

@@ -13,6 +13,10 @@
  * | msg       | thread "/" %020 number | MsgRecord (below); seq = number        |
  * | notice    | %020 inbox seq         | the notice's msgpack map               |
  * | pending   | thread id              | "" (external proposals to commit)      |
+ * | refuse    | thread id              | why this device will not commit them   |
+ * | add       | thread "/" identity    | fingerprint of a device the server     |
+ * |           |                        | proposed (credential checked)          |
+ * | fail      | %020 inbox seq         | why an entry could not be used         |
  *
  * MsgRecord: u8 version(1), opaque sender<V>, opaque device<V>,
  * opaque text<V>, opaque error<V> (empty when decrypted).
@@ -656,6 +660,62 @@ out:
     return rc;
 }
 
+/* An external Add the server proposed, checked before this device commits
+ * it: the new leaf must carry a basic credential "name@domain/d_..." of this
+ * server's domain whose device id is that of its signature key. A good one
+ * is recorded (kind "add": identity/device -> fingerprint); a bad one marks
+ * the thread "refuse" (this device will not commit this epoch's proposals)
+ * and says why. */
+static int check_external_add(struct client_dev *d, const struct entry *e)
+{
+    struct mls_message m;
+    const struct mls_leaf_node *leaf;
+    char who[CLIENT_ID_MAX + 24], fp[KEYS_ID_FINGERPRINT_LEN + 1], why[512], k[400];
+    const char *at, *slash;
+    int rc;
+
+    memset(&m, 0, sizeof(m));
+    if (mls_message_parse(e->data, e->len, &m) != 0 || m.wire_format != MLS_WF_PUBLIC_MESSAGE ||
+        m.public_message.content.content_type != MLS_CONTENT_PROPOSAL ||
+        m.public_message.content.proposal.proposal_type != MLS_PROPOSAL_ADD) {
+        mls_message_free(&m);
+        return 0; /* not an Add: nothing to check */
+    }
+    leaf = &m.public_message.content.proposal.add.leaf_node;
+    why[0] = '\0';
+    if (leaf->credential.credential_type != MLS_CREDENTIAL_BASIC ||
+        leaf->credential.identity.len == 0 || leaf->credential.identity.len >= sizeof(who)) {
+        snprintf(why, sizeof(why), "the proposed leaf has no basic credential");
+    } else {
+        memcpy(who, leaf->credential.identity.data, leaf->credential.identity.len);
+        who[leaf->credential.identity.len] = '\0';
+        at = strchr(who, '@');
+        slash = strchr(who, '/');
+        if (strlen(who) != leaf->credential.identity.len || !at || !slash || slash < at ||
+            (size_t)(slash - at - 1) != strlen(d->domain) ||
+            strncmp(at + 1, d->domain, strlen(d->domain)) != 0)
+            snprintf(why, sizeof(why), "the proposed identity is not of %s", d->domain);
+        else if (leaf->signature_key.len != 32 ||
+                 mls_kp_identity_check(leaf->credential.identity.data,
+                                       leaf->credential.identity.len, leaf->signature_key.data,
+                                       leaf->signature_key.len) != 0)
+            snprintf(why, sizeof(why), "the proposed device %s is not the device of its key",
+                     who);
+    }
+    if (why[0]) {
+        rc = client_state_put(d->st, "refuse", e->thread, e->thread, 0, e->time,
+                              (const uint8_t *)why, strlen(why));
+        note_failure(d, e, why, ERR_DENIED);
+    } else {
+        keys_id_fingerprint(leaf->signature_key.data, fp);
+        snprintf(k, sizeof(k), "%s/%s", e->thread, who);
+        rc = client_state_put(d->st, "add", k, e->thread, 0, e->time, (const uint8_t *)fp,
+                              strlen(fp));
+    }
+    mls_message_free(&m);
+    return rc;
+}
+
 static int on_handshake(struct client_dev *d, const struct entry *e, struct client_sync_stats *s)
 {
     struct mls_group *g = NULL;
@@ -684,12 +744,21 @@ static int on_handshake(struct client_dev *d, const struct entry *e, struct clie
         rc = client_state_del(d->st, "group", e->thread);
         if (rc == 0)
             rc = mark_pending(d, e->thread, false);
+        if (rc == 0)
+            rc = client_state_del(d->st, "refuse", e->thread);
         goto out;
     }
+    if (ev.type == MLS_GROUP_EV_PROPOSAL && ev.sender_type == MLS_SENDER_EXTERNAL &&
+        ev.proposal_type == MLS_PROPOSAL_ADD && (rc = check_external_add(d, e)) != 0)
+        goto out;
     if ((rc = group_save(d, e->thread, g)) != 0)
         goto out;
-    if (ev.type == MLS_GROUP_EV_COMMIT)
-        rc = mark_pending(d, e->thread, mls_group_pending_proposals(g, NULL) > 0);
+    if (ev.type == MLS_GROUP_EV_COMMIT) {
+        /* the epoch moved: the proposals (and any refusal of them) are gone */
+        rc = client_state_del(d->st, "refuse", e->thread);
+        if (rc == 0)
+            rc = mark_pending(d, e->thread, mls_group_pending_proposals(g, NULL) > 0);
+    }
     else if (ev.external_pending || mls_group_pending_proposals(g, NULL) > 0)
         rc = mark_pending(d, e->thread, true);
 out:
@@ -911,6 +980,24 @@ static int commit_one(struct client_dev *d, const char *thread, struct client_sy
 
     memset(&co, 0, sizeof(co));
     memset(&r, 0, sizeof(r));
+    {
+        /* a proposal this device refused: it does not commit this epoch
+         * (another member may; the server then moves the epoch on) */
+        uint8_t *why = NULL;
+        size_t wl = 0;
+        rc = client_state_get(d->st, "refuse", thread, &why, &wl);
+        if (rc == 0) {
+            set_err(d, "denied", "not committing the server's proposals in %s: %.*s", thread,
+                    (int)wl, why ? (const char *)why : "");
+            if (getenv("SAMMEN_DEBUG"))
+                fprintf(stderr, "sammen: %s\n", d->err_msg);
+            free(why);
+            s->refused++;
+            return 0;
+        }
+        if (rc != ERR_NOT_FOUND)
+            return rc;
+    }
     rc = group_load(d, thread, &g);
     if (rc == ERR_NOT_FOUND)
         return mark_pending(d, thread, false);
@@ -960,6 +1047,8 @@ static int commit_one(struct client_dev *d, const char *thread, struct client_sy
     rc = group_save(d, thread, g);
     if (rc == 0)
         rc = mark_pending(d, thread, false);
+    if (rc == 0)
+        rc = client_state_del(d->st, "refuse", thread);
     if (rc == 0)
         rc = client_state_commit(d->st);
     else

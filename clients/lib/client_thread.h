@@ -76,6 +76,7 @@ int client_thread_kp_stock(struct client_dev *d, unsigned *uploaded);
 
 struct client_sync_stats {
     unsigned entries, apps, welcomes, handshakes, notices, failed, commits;
+    unsigned refused; /* threads whose proposals this device would not commit */
 };
 
 /* The sync engine (see the file comment). stats may be NULL. */

@@ -21,8 +21,11 @@
 #include "client_thread.h"
 #include "err.h"
 #include "keys_id.h"
+#include "mls_follower.h"
 #include "mls_group.h"
 #include "mls_kp.h"
+#include "mls_struct.h"
+#include "tls.h"
 #include "wire.h"
 
 #define THREAD "t_0102030405060708090a0b0c0d0e0f10"
@@ -48,6 +51,32 @@ static void person(struct who *w, const char *id)
     snprintf(w->id, sizeof(w->id), "%s", id);
     assert_int_equal(mls_kp_identity(id, w->pub, ident, sizeof(ident), &il), 0);
     assert_int_equal(mls_kp_create(ident, il, w->seed, now - 60, now + 86400, &w->kp), 0);
+}
+
+/* GroupContext extensions: the server (server_pub) as the one external
+ * sender, as PROTOCOL.md requires. */
+static void ext_server(const uint8_t server_pub[32], struct mls_extension_list *ext)
+{
+    struct mls_external_senders es = {0};
+    struct mls_external_sender x;
+    struct tls_writer w;
+
+    memset(&x, 0, sizeof(x));
+    x.credential.credential_type = MLS_CREDENTIAL_BASIC;
+    assert_int_equal(mls_bytes_set(&x.signature_key, server_pub, 32), 0);
+    assert_int_equal(mls_bytes_set(&x.credential.identity, (const uint8_t *)"server@t.test", 13),
+                     0);
+    es.v = &x;
+    es.n = 1;
+    tls_writer_init(&w, 0);
+    mls_external_senders_encode(&w, &es);
+    mls_external_sender_free(&x);
+    ext->v = calloc(1, sizeof(*ext->v));
+    assert_non_null(ext->v);
+    ext->n = 1;
+    ext->v[0].extension_type = MLS_EXT_EXTERNAL_SENDERS;
+    assert_int_equal(
+        tls_writer_take(&w, &ext->v[0].extension_data.data, &ext->v[0].extension_data.len), 0);
 }
 
 /* One entry of a sync answer. */
@@ -140,6 +169,8 @@ static void engine(void **state)
     const uint8_t *kps[1];
     size_t kpls[1];
     uint32_t bob_leaf = UINT32_MAX;
+    uint8_t server_seed[32], server_pub[32];
+    struct mls_extension_list ext = {0};
 
     now = (uint64_t)time(NULL);
     person(&alice, "alice@t.test");
@@ -159,7 +190,11 @@ static void engine(void **state)
     free(saved);
 
     /* Alice creates the group and adds Bob; the tree travels in the Welcome */
-    assert_int_equal(mls_group_create(gid, sizeof(gid), alice.kp, NULL, 0, &ga), 0);
+    randombytes_buf(server_seed, sizeof(server_seed));
+    assert_int_equal(keys_id_public(server_seed, server_pub), 0);
+    ext_server(server_pub, &ext);
+    assert_int_equal(mls_group_create(gid, sizeof(gid), alice.kp, &ext, 0, &ga), 0);
+    mls_extension_list_free(&ext);
     assert_int_equal(mls_kp_message(bob.kp, &kpm, &kpl), 0);
     kps[0] = kpm;
     kpls[0] = kpl;
@@ -230,6 +265,59 @@ static void engine(void **state)
     }
     free(ro);
 
+    /* the server proposes Dave (credential bound to his key): recorded with
+     * his fingerprint; then "carol" whose device id is not her key's: Bob's
+     * device will not commit this epoch's proposals */
+    {
+        struct who dave, carol;
+        struct mls_follower *f = NULL;
+        uint8_t *gi = NULL, *m1 = NULL, *m2 = NULL, *km = NULL, *v = NULL;
+        size_t gil = 0, l1 = 0, l2 = 0, kml = 0, vl = 0;
+        const char *bad = "carol@t.test/d_0000000000000000";
+        char k[200];
+
+        person(&dave, "dave@t.test");
+        person(&carol, "carol@t.test");
+        mls_kp_free(carol.kp);
+        assert_int_equal(mls_kp_create((const uint8_t *)bad, strlen(bad), carol.seed, now - 60,
+                                       now + 86400, &carol.kp),
+                         0);
+        assert_int_equal(mls_group_group_info(ga, true, &gi, &gil), 0);
+        assert_int_equal(mls_follower_new(gi, gil, NULL, 0, &f), 0);
+        assert_int_equal(mls_kp_message(dave.kp, &km, &kml), 0);
+        assert_int_equal(mls_follower_external_add(f, km, kml, server_seed, 0, &m1, &l1), 0);
+        free(km);
+        assert_int_equal(mls_kp_message(carol.kp, &km, &kml), 0);
+        assert_int_equal(mls_follower_external_add(f, km, kml, server_seed, 0, &m2, &l2), 0);
+        free(km);
+        {
+            struct ent e[] = {{5, 4, "handshake", "server@t.test", "", m1, l1}};
+            memset(&s, 0, sizeof(s));
+            assert_int_equal(ingest(d, e, 1, &cursor, &got, &s), 0);
+            assert_int_equal(s.failed, 0);
+        }
+        snprintf(k, sizeof(k), "%s/dave@t.test/%s", THREAD, dave.dev);
+        assert_int_equal(client_state_get(d->st, "add", k, &v, &vl), 0);
+        assert_int_equal(vl, KEYS_ID_FINGERPRINT_LEN);
+        free(v);
+        assert_int_equal(client_state_get(d->st, "refuse", THREAD, &v, &vl), ERR_NOT_FOUND);
+        assert_int_equal(client_state_get(d->st, "pending", THREAD, &v, &vl), 0);
+        free(v);
+        {
+            struct ent e[] = {{6, 5, "handshake", "server@t.test", "", m2, l2}};
+            assert_int_equal(ingest(d, e, 1, &cursor, &got, &s), 0);
+        }
+        assert_int_equal(client_state_get(d->st, "refuse", THREAD, &v, &vl), 0);
+        assert_non_null(strstr((const char *)v, "not the device of its key"));
+        free(v);
+        free(m1);
+        free(m2);
+        free(gi);
+        mls_follower_free(f);
+        mls_kp_free(dave.kp);
+        mls_kp_free(carol.kp);
+    }
+
     /* the same answer again: nothing is processed twice */
     {
         struct ent e[] = {{2, 1, "app", alice.id, alice.dev, app, al}};
@@ -255,9 +343,9 @@ static void engine(void **state)
     assert_int_equal(mls_group_commit_create(ga, &o, now, &rm), 0);
     {
         struct ent e[] = {
-            {5, 4, "handshake", alice.id, alice.dev, rm.commit, rm.commit_len},
+            {7, 6, "handshake", alice.id, alice.dev, rm.commit, rm.commit_len},
             /* junk the server could send: refused by MLS, counted, skipped */
-            {6, 5, "handshake", alice.id, alice.dev, (const uint8_t *)"\x00\x01\x00\x01junk", 8},
+            {8, 7, "handshake", alice.id, alice.dev, (const uint8_t *)"\x00\x01\x00\x01junk", 8},
         };
         memset(&s, 0, sizeof(s));
         assert_int_equal(ingest(d, e, 2, &cursor, &got, &s), 0);
@@ -265,6 +353,12 @@ static void engine(void **state)
         assert_int_equal(s.handshakes, 2);
     }
     assert_int_equal(client_thread_roster(d, THREAD, &ro, &nro), ERR_NOT_FOUND);
+    {
+        uint8_t *v = NULL;
+        size_t vl = 0;
+        assert_int_equal(client_state_get(d->st, "refuse", THREAD, &v, &vl), ERR_NOT_FOUND);
+        assert_int_equal(client_state_get(d->st, "pending", THREAD, &v, &vl), ERR_NOT_FOUND);
+    }
     memset(&h, 0, sizeof(h));
     assert_int_equal(client_thread_history(d, THREAD, 0, collect, &h), 0);
     assert_int_equal(h.n, 3);
