@@ -247,24 +247,6 @@ out:
     return rc;
 }
 
-/* A KeyPackage given as an MLSMessage or bare. */
-static int parse_kp(const uint8_t *b, size_t len, struct mls_key_package *kp)
-{
-    struct mls_message m;
-    int rc = mls_message_parse(b, len, &m);
-    if (rc == 0) {
-        if (m.wire_format != MLS_WF_KEY_PACKAGE) {
-            mls_message_free(&m);
-            return ERR_INVALID;
-        }
-        *kp = m.key_package;
-        memset(&m.key_package, 0, sizeof(m.key_package));
-        mls_message_free(&m);
-        return 0;
-    }
-    return mls_key_package_parse(b, len, kp);
-}
-
 int mls_group_propose_add(struct mls_group *g, const uint8_t *key_package, size_t kp_len,
                           uint64_t now, uint8_t **out, size_t *out_len)
 {
@@ -274,7 +256,7 @@ int mls_group_propose_add(struct mls_group *g, const uint8_t *key_package, size_
     if (!g->cur->active)
         return ERR_STATE;
     p.proposal_type = MLS_PROPOSAL_ADD;
-    if ((rc = parse_kp(key_package, kp_len, &p.add)) == 0 &&
+    if ((rc = mls_key_package_parse_any(key_package, kp_len, &p.add)) == 0 &&
         (rc = check_proposal(g, g->cur, &p, MLS_SENDER_MEMBER, g->cur->own_leaf, now)) == 0)
         return propose(g, &p, NULL, out, out_len);
     mls_proposal_free(&p);
@@ -657,7 +639,7 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
     }
     for (size_t i = 0; i < opts->n_add; i++) {
         struct mls_proposal *p = add_value(c, cap, MLS_PROPOSAL_ADD);
-        if ((rc = parse_kp(opts->add_kps[i], opts->add_kp_lens[i], &p->add)) != 0)
+        if ((rc = mls_key_package_parse_any(opts->add_kps[i], opts->add_kp_lens[i], &p->add)) != 0)
             goto out;
     }
     for (size_t i = 0; i < opts->n_psks; i++) {

@@ -185,23 +185,6 @@ out:
     return rc;
 }
 
-static int parse_any(const uint8_t *buf, size_t len, struct mls_key_package *out)
-{
-    struct mls_message m;
-    int rc = mls_message_parse(buf, len, &m);
-    if (rc == 0) {
-        if (m.wire_format != MLS_WF_KEY_PACKAGE) {
-            mls_message_free(&m);
-            return ERR_INVALID;
-        }
-        *out = m.key_package;
-        memset(&m.key_package, 0, sizeof(m.key_package));
-        mls_message_free(&m);
-        return 0;
-    }
-    return mls_key_package_parse(buf, len, out);
-}
-
 static int keys_match(const struct mls_kp *k)
 {
     uint8_t pub[32];
@@ -229,7 +212,7 @@ int mls_kp_from_parts(const uint8_t *kp, size_t kp_len, const uint8_t init_priv[
     *out = NULL;
     if (!k)
         return ERR_NOMEM;
-    if ((rc = parse_any(kp, kp_len, &k->kp)) != 0)
+    if ((rc = mls_key_package_parse_any(kp, kp_len, &k->kp)) != 0)
         goto out;
     memcpy(k->init_priv, init_priv, 32);
     memcpy(k->enc_priv, enc_priv, 32);

@@ -488,6 +488,9 @@ int mls_group_secrets_parse(const uint8_t *buf, size_t len, struct mls_group_sec
 int mls_group_context_parse(const uint8_t *buf, size_t len, struct mls_group_context *out);
 int mls_leaf_node_parse(const uint8_t *buf, size_t len, struct mls_leaf_node *out);
 int mls_proposal_parse(const uint8_t *buf, size_t len, struct mls_proposal *out);
+/* A KeyPackage given either as an MLSMessage (wire format mls_key_package,
+ * else ERR_INVALID) or bare; same ownership as mls_key_package_parse. */
+int mls_key_package_parse_any(const uint8_t *buf, size_t len, struct mls_key_package *out);
 int mls_commit_parse(const uint8_t *buf, size_t len, struct mls_commit *out);
 int mls_required_capabilities_parse(const uint8_t *buf, size_t len,
                                     struct mls_required_capabilities *out);

@@ -39,6 +39,23 @@ PARSE_FUNC(commit)
 PARSE_FUNC(required_capabilities)
 PARSE_FUNC(external_senders)
 
+int mls_key_package_parse_any(const uint8_t *buf, size_t len, struct mls_key_package *out)
+{
+    struct mls_message m;
+    int rc = mls_message_parse(buf, len, &m);
+    if (rc != 0)
+        return mls_key_package_parse(buf, len, out);
+    if (m.wire_format != MLS_WF_KEY_PACKAGE) {
+        mls_message_free(&m);
+        return ERR_INVALID;
+    }
+    /* move the KeyPackage out of the message */
+    *out = m.key_package;
+    memset(&m.key_package, 0, sizeof(m.key_package));
+    mls_message_free(&m);
+    return 0;
+}
+
 /*
  * Deep copies go through the codec: encode src, decode into dst. The codec
  * is canonical, so this is exact, and it keeps one place that knows every
