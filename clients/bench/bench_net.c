@@ -322,9 +322,16 @@ void bnet_free(struct bnet *n)
 {
     if (!n)
         return;
-    /* destroying the context closes every wsi; callback() finishes each */
-    if (n->lws)
+    /* destroying the context closes every wsi; callback() finishes each.
+     * On a foreign libuv loop lws 4.1 destroys in two steps: the first call
+     * closes its uv handles, which finish on the loop; the second, once
+     * they have, frees the rest (the per-thread fd tables). */
+    if (n->lws) {
         lws_context_destroy(n->lws);
+        for (int i = 0; i < 100 && uv_run(&n->loop, UV_RUN_NOWAIT); i++)
+            ;
+        lws_context_destroy(n->lws);
+    }
     while (n->conns) {
         n->conns->wsi = NULL;
         finish(n->conns);
