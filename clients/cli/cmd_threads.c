@@ -918,6 +918,33 @@ int cmd_thread_read(struct cli *cli)
                             thread);
         }
     }
+    if (!cli->json) {
+        /* for people: one line per message, oldest first */
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) {
+            char when[32] = "";
+            time_t t = (time_t)json_integer_value(json_object_get(m, "time"));
+            struct tm tm;
+            const char *text = json_string_value(json_object_get(m, "text"));
+            if (gmtime_r(&t, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+            printf("#%lld %s %s: %s\n", (long long)json_integer_value(json_object_get(m, "message")),
+                   when, json_string_value(json_object_get(m, "sender")),
+                   text ? text : json_string_value(json_object_get(m, "error")));
+        }
+        json_array_foreach(notices, i, m) {
+            const char *type = json_string_value(json_object_get(m, "type"));
+            const char *actor = json_string_value(json_object_get(m, "actor"));
+            const char *reason = json_string_value(json_object_get(m, "reason"));
+            printf("notice: %s%s%s%s%s\n", type ? type : "?", actor ? " by " : "",
+                   actor ? actor : "", reason ? ": " : "", reason ? reason : "");
+        }
+        fflush(stdout);
+        json_decref(msgs);
+        json_decref(notices);
+        return CLI_OK;
+    }
     return cli_ok(cli, json_pack("{s:s, s:o, s:o}", "thread", thread, "messages", msgs,
                                  "notices", notices));
 }

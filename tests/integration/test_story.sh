@@ -170,6 +170,11 @@ has_text "I can drive you to the doctor on Friday" "Ella reads Anna"
 as ella 0 thread read "$T" --since "$MSG1"
 check "all(m[\"message\"] > $MSG1 for m in d[\"messages\"]) and len(d[\"messages\"]) == 3" \
     "--since gives the later messages only"
+# for people: one line per message
+timeout 60 "$SAMMEN" --profile "$P/ella" thread read "$T" >"$IT_DIR/human.txt" 2>&1 ||
+    fail "thread read without --json: $(cat "$IT_DIR/human.txt")"
+grep -q "^#$MSG1 .* ella@$D: Hello all, thank you for helping me\$" "$IT_DIR/human.txt" ||
+    fail "human history: $(cat "$IT_DIR/human.txt")"
 # the history stays on the device: read again, same messages
 as anna 0 thread read "$T"
 has_text "Hello all, thank you for helping me" "Anna's history is kept on her device"
