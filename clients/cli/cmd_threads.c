@@ -304,9 +304,14 @@ int cmd_consent_revoke(struct cli *cli)
     return cli_ok(cli, j);
 }
 
-/* Verifies each listed grant and replaces the signed blobs by `verified`. */
-static void annotate_grants(struct client_frame *r, json_t *grants)
+/* Verifies each listed grant and replaces the signed blobs by `verified`
+ * (the granter's signature) and `receipt_verified` (the server's receipt,
+ * with the server key pinned on this device; false when it cannot be
+ * checked). */
+static void annotate_grants(struct cli *cli, struct client_frame *r, json_t *grants)
 {
+    bool have_key = client_dev_server_key(cli->dev) == 0;
+
     struct wire_array arr;
 
     if (wire_get_array(&r->msg.body, "grants", &arr) != 0)
@@ -327,6 +332,20 @@ static void annotate_grants(struct client_frame *r, json_t *grants)
             ok = client_consent_verify(tbs, tl, sig, sl, key, kl, gid, g) == 0;
         free(g);
         json_object_set_new(o, "verified", json_boolean(ok));
+        {
+            const uint8_t *rc_ = NULL;
+            size_t rl = 0;
+            uint64_t stored = 0;
+            uint8_t hash[MSG_GRANT_HASH_LEN];
+            bool rok = false;
+            if (ok && have_key && wire_get_bin(&m, "receipt", &rc_, &rl) == 0 && rl == 64 &&
+                wire_get_uint(&m, "stored", &stored) == 0) {
+                msg_grant_hash(tbs, tl, sig, hash);
+                rok = msg_grant_receipt_verify(cli->dev->server_key, gid, hash, stored, rc_) ==
+                      0;
+            }
+            json_object_set_new(o, "receipt_verified", json_boolean(rok));
+        }
         json_object_del(o, "tbs");
         json_object_del(o, "sig");
         json_object_del(o, "receipt");
@@ -359,7 +378,7 @@ int cmd_consent_list(struct cli *cli)
     }
     j = cli_json_map(&r.msg.body);
     if (j && json_is_array(json_object_get(j, "grants")))
-        annotate_grants(&r, json_object_get(j, "grants"));
+        annotate_grants(cli, &r, json_object_get(j, "grants"));
     client_frame_free(&r);
     if (!j)
         return cli_fail(cli, "internal", "consent.list: cannot convert the answer");

@@ -117,7 +117,8 @@ as peter 0 invite relative --citizen ella --name lise --child
 G_LISE=$(jv 'd["grant"]')
 enroll lise "$(jv 'd["code"]')"
 as anna 0 consent list --citizen ella
-check "all(g[\"verified\"] for g in d[\"grants\"])" "every grant verifies on Anna's device"
+check "all(g[\"verified\"] and g[\"receipt_verified\"] for g in d[\"grants\"])" \
+    "every grant and its receipt verify on Anna's device"
 check "{g[\"grant\"]: g[\"form\"] for g in d[\"grants\"]}[\"$G_LISE\"] == \"proxy\"" \
     "Lise's grant is proxy-signed"
 
