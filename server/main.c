@@ -2,6 +2,9 @@
  * main.c: sammen-server's entry point: parse the command line and config,
  * validate, and run one command (run, init, audit-verify; see server.h).
  */
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +22,14 @@ int main(int argc, char **argv)
         return 1;
     }
     umask(077); /* the database, its WAL and the key are for our eyes only */
+#ifdef __GLIBC__
+    /* SQLite's per-statement allocations sit at the top of the heap; with
+     * glibc's default trim threshold every message grew and shrank the heap
+     * with brk() (about 20 system calls and fresh page faults per message
+     * fanned out to 9 devices; 2.4x slower). Keep some top-of-heap slack. */
+    (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    (void)mallopt(M_TOP_PAD, 16 << 20);
+#endif
     cfg_defaults(&srv.cfg);
     struct cfg_cli cli;
     if (cfg_parse_args(&srv.cfg, &cli, argc, argv, err, sizeof(err)) != 0) {
