@@ -2,13 +2,13 @@
  * main.c: sammen-server's entry point: parse the command line and config,
  * validate, and run one command (run, init, audit-verify; see server.h).
  */
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __GLIBC__ /* defined by the libc headers above */
+#include <malloc.h>
+#endif
 
 #include "cfg.h"
 #include "log.h"
