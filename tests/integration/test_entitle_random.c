@@ -334,7 +334,7 @@ static void server_state(size_t t, uint64_t *epoch, struct em_set *tree_roster,
     size_t tl, gl, n = 0;
     struct mls_tree *mt = NULL;
     struct mls_follower *f = NULL;
-    struct mls_roster_entry ro[EM_MAX_DEVS];
+    struct mls_roster_entry ro[EM_SET_MAX];
     int rc;
 
     call_ok(W->devs[W->anchor].c, "thread.state", a, 1, &r);
@@ -342,7 +342,7 @@ static void server_state(size_t t, uint64_t *epoch, struct em_set *tree_roster,
     REQUIRE(wire_get_bin(&r.msg.body, "tree", &tree, &tl) == 0, "thread.state: no tree");
     rc = mls_tree_decode(tree, tl, &mt);
     REQUIRE(rc == 0, "thread.state tree: %s", err_str(rc));
-    rc = mls_tree_roster(mt, ro, EM_MAX_DEVS, &n);
+    rc = mls_tree_roster(mt, ro, EM_SET_MAX, &n);
     REQUIRE(rc == 0, "tree roster: %s", err_str(rc));
     em_set_clear(tree_roster);
     for (size_t i = 0; i < n; i++)
@@ -355,7 +355,7 @@ static void server_state(size_t t, uint64_t *epoch, struct em_set *tree_roster,
         REQUIRE(rc == 0, "thread.state group_info does not verify: %s", err_str(rc));
         REQUIRE(mls_follower_epoch(f) == *epoch, "group_info epoch %llu, thread epoch %llu",
                 (unsigned long long)mls_follower_epoch(f), (unsigned long long)*epoch);
-        rc = mls_follower_roster(f, ro, EM_MAX_DEVS, &n);
+        rc = mls_follower_roster(f, ro, EM_SET_MAX, &n);
         REQUIRE(rc == 0, "group_info roster: %s", err_str(rc));
         em_set_clear(gi_roster);
         for (size_t i = 0; i < n; i++)
@@ -793,9 +793,9 @@ static void check_settled(void)
                         "%s disagrees on thread %zu's epoch authenticator", key, t);
             }
             /* the roster this member's MLS state holds */
-            struct mls_roster_entry ro[EM_MAX_DEVS];
+            struct mls_roster_entry ro[EM_SET_MAX];
             size_t nr = 0;
-            REQUIRE(mls_group_roster(g, ro, EM_MAX_DEVS, &nr) == 0, "roster of %s", key);
+            REQUIRE(mls_group_roster(g, ro, EM_SET_MAX, &nr) == 0, "roster of %s", key);
             em_set_clear(mine);
             for (size_t i = 0; i < nr; i++)
                 roster_add(mine, &ro[i]);
@@ -1087,17 +1087,38 @@ static size_t link_device(int ident)
     return dev_enroll(code, ident);
 }
 
-static void op_revoke_device(size_t step);
-
-static void op_link(size_t step)
+/* Identities that may link one more device; devices that may be revoked
+ * (never the anchor, never an identity's last device). */
+static size_t link_candidates(size_t *cand)
 {
-    size_t cand[EM_MAX_IDS], n = 0, tmp[EM_MAX_DEVS];
+    size_t n = 0, tmp[EM_MAX_DEVS];
     if (live_count() < MAX_LIVE_DEVS && W->m->ndevs < EM_MAX_DEVS - 1)
         for (size_t i = 0; i < W->m->nids; i++)
             if (live_devices_of((int)i, tmp) < MAX_DEVS_PER_ID)
                 cand[n++] = i;
+    return n;
+}
+
+static size_t revoke_candidates(size_t *cand)
+{
+    size_t n = 0, tmp[EM_MAX_DEVS];
+    for (size_t d = 0; d < W->m->ndevs; d++)
+        if (W->devs[d].live && d != W->anchor && live_devices_of(W->m->devs[d].ident, tmp) > 1)
+            cand[n++] = d;
+    return n;
+}
+
+static void op_revoke_device(size_t step);
+
+static void op_link(size_t step)
+{
+    size_t cand[EM_MAX_IDS], tmp[EM_MAX_DEVS];
+    size_t n = link_candidates(cand);
     if (n == 0) {
-        op_revoke_device(step);
+        if (revoke_candidates(tmp) > 0)
+            op_revoke_device(step);
+        else
+            op_grant(step);
         return;
     }
     size_t i = cand[rnd(n)];
@@ -1107,12 +1128,13 @@ static void op_link(size_t step)
 
 static void op_revoke_device(size_t step)
 {
-    size_t cand[EM_MAX_DEVS], n = 0, tmp[EM_MAX_DEVS];
-    for (size_t d = 0; d < W->m->ndevs; d++)
-        if (W->devs[d].live && d != W->anchor && live_devices_of(W->m->devs[d].ident, tmp) > 1)
-            cand[n++] = d;
+    size_t cand[EM_MAX_DEVS], tmp[EM_MAX_DEVS], ids[EM_MAX_IDS];
+    size_t n = revoke_candidates(cand);
     if (n == 0) {
-        op_link(step);
+        if (link_candidates(ids) > 0)
+            op_link(step);
+        else
+            op_grant(step);
         return;
     }
     size_t d = cand[rnd(n)];

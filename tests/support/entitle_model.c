@@ -222,7 +222,7 @@ bool em_set_add(struct em_set *s, const char *key)
         else
             hi = mid;
     }
-    if (s->n >= EM_MAX_DEVS)
+    if (s->n >= EM_SET_MAX)
         return false;
     memmove(s->v[lo + 1], s->v[lo], (s->n - lo) * sizeof(s->v[0]));
     strcpy(s->v[lo], key);

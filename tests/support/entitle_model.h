@@ -31,7 +31,8 @@
 #include <stdint.h>
 
 #define EM_MAX_IDS 32
-#define EM_MAX_DEVS 256
+#define EM_MAX_DEVS 2048 /* every device ever enrolled in a run */
+#define EM_SET_MAX 128   /* devices in one set (a roster, an entitled set) */
 #define EM_MAX_GRANTS 8192
 #define EM_MAX_GROUPS 8 /* departments, associations */
 #define EM_MAX_THREADS 4
@@ -92,7 +93,7 @@ struct em_model {
 
 /* A sorted set of device keys ("name@domain/d_..."). */
 struct em_set {
-    char v[EM_MAX_DEVS][EM_KEY_MAX];
+    char v[EM_SET_MAX][EM_KEY_MAX];
     size_t n;
 };
 
