@@ -67,89 +67,90 @@ out:
     return ok;
 }
 
+static bool welcome_kp_entry(size_t index, const json_t *e, void *ctx)
+{
+    (void)index;
+    (void)ctx;
+    return kp_entry(e, T_2026, 0, 0);
+}
+
+/* passive-client-welcome.json's KeyPackages live from mid-2023 on. */
+static bool passive_kp_entry(size_t index, const json_t *e, void *ctx)
+{
+    (void)index;
+    (void)ctx;
+    return kp_entry(e, T_2023_06, 0, T_2026) && kp_entry(e, T_2020, ERR_EXPIRED, 0);
+}
+
 static void welcome_keypackages(void **state)
 {
     (void)state;
-    static const char *files[] = {"mls-test-vectors/welcome.json",
-                                  "mls-test-vectors/passive-client-welcome.json"};
-    for (size_t f = 0; f < 2; f++) {
-        json_t *root = vec_load(files[f]);
-        unsigned passed = 0, total = 0;
-        size_t i;
-        json_t *e;
-        json_array_foreach(root, i, e)
-        {
-            total++;
-            bool ok = f == 0 ? kp_entry(e, T_2026, 0, 0)
-                             : kp_entry(e, T_2023_06, 0, T_2026) &&
-                                   kp_entry(e, T_2020, ERR_EXPIRED, 0);
-            if (!ok)
-                fprintf(stderr, "%s entry %zu failed\n", files[f], i);
-            passed += ok;
+    assert_int_equal(vec_run("mls-test-vectors/welcome.json", NULL, VEC_ANY_SUITE,
+                             welcome_kp_entry, NULL),
+                     0);
+    assert_int_equal(vec_run("mls-test-vectors/passive-client-welcome.json", NULL, VEC_ANY_SUITE,
+                             passive_kp_entry, NULL),
+                     0);
+}
+
+/* Every proposal of every epoch is committed by reference, under the
+ * ProposalRef we compute (ctx: the count of references matched). */
+static bool refs_entry(size_t index, const json_t *e, void *ctx)
+{
+    unsigned *refs = ctx;
+    bool ok = true;
+    (void)index;
+    size_t k;
+    json_t *ep;
+    json_array_foreach(json_object_get(e, "epochs"), k, ep)
+    {
+        const json_t *props = json_object_get(ep, "proposals");
+        size_t np = json_array_size(props);
+        uint8_t(*pr)[MLS_REF_LEN] = calloc(np ? np : 1, MLS_REF_LEN);
+        assert_non_null(pr);
+        for (size_t j = 0; j < np; j++) {
+            struct mls_message m = {0};
+            struct vec_bytes b = {0};
+            ok = ok && vec_hex_value(json_array_get(props, j), &b) &&
+                 mls_message_parse(b.p, b.len, &m) == 0 &&
+                 m.wire_format == MLS_WF_PUBLIC_MESSAGE &&
+                 mls_proposal_ref(m.wire_format, &m.public_message.content,
+                                  &m.public_message.auth, pr[j]) == 0;
+            mls_message_free(&m);
+            vec_bytes_free(&b);
         }
-        json_decref(root);
-        assert_true(total > 0);
-        assert_int_equal(vec_report(files[f], passed, total), 0);
+        struct mls_message c = {0};
+        ok = ok && parse_msg(ep, "commit", MLS_WF_PUBLIC_MESSAGE, &c);
+        size_t n_refs = 0;
+        const struct mls_commit *cm = &c.public_message.content.commit;
+        for (size_t j = 0; ok && j < cm->n_proposals; j++) {
+            if (cm->proposals[j].type != MLS_POR_REFERENCE)
+                continue;
+            n_refs++;
+            bool found = false;
+            for (size_t q = 0; q < np && !found; q++)
+                found = cm->proposals[j].reference.len == MLS_REF_LEN &&
+                        memcmp(cm->proposals[j].reference.data, pr[q], MLS_REF_LEN) == 0;
+            ok = found;
+        }
+        /* Every proposal of the epoch is committed by reference. */
+        ok = ok && n_refs == np;
+        *refs += (unsigned)n_refs;
+        mls_message_free(&c);
+        free(pr);
     }
+    return ok;
 }
 
 static void proposal_refs(void **state)
 {
     (void)state;
-    const char *file = "mls-test-vectors/passive-client-handling-commit.json";
-    json_t *root = vec_load(file);
-    unsigned passed = 0, total = 0, refs = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(root, i, e)
-    {
-        bool ok = true;
-        size_t k;
-        json_t *ep;
-        json_array_foreach(json_object_get(e, "epochs"), k, ep)
-        {
-            const json_t *props = json_object_get(ep, "proposals");
-            size_t np = json_array_size(props);
-            uint8_t(*pr)[MLS_REF_LEN] = calloc(np ? np : 1, MLS_REF_LEN);
-            assert_non_null(pr);
-            for (size_t j = 0; j < np; j++) {
-                struct mls_message m = {0};
-                struct vec_bytes b = {0};
-                ok = ok && vec_hex_value(json_array_get(props, j), &b) &&
-                     mls_message_parse(b.p, b.len, &m) == 0 &&
-                     m.wire_format == MLS_WF_PUBLIC_MESSAGE &&
-                     mls_proposal_ref(m.wire_format, &m.public_message.content,
-                                      &m.public_message.auth, pr[j]) == 0;
-                mls_message_free(&m);
-                vec_bytes_free(&b);
-            }
-            struct mls_message c = {0};
-            ok = ok && parse_msg(ep, "commit", MLS_WF_PUBLIC_MESSAGE, &c);
-            size_t n_refs = 0;
-            const struct mls_commit *cm = &c.public_message.content.commit;
-            for (size_t j = 0; ok && j < cm->n_proposals; j++) {
-                if (cm->proposals[j].type != MLS_POR_REFERENCE)
-                    continue;
-                n_refs++;
-                bool found = false;
-                for (size_t q = 0; q < np && !found; q++)
-                    found = cm->proposals[j].reference.len == MLS_REF_LEN &&
-                            memcmp(cm->proposals[j].reference.data, pr[q], MLS_REF_LEN) == 0;
-                ok = found;
-            }
-            /* Every proposal of the epoch is committed by reference. */
-            ok = ok && n_refs == np;
-            refs += (unsigned)n_refs;
-            mls_message_free(&c);
-            free(pr);
-        }
-        total++;
-        passed += ok;
-    }
-    json_decref(root);
+    unsigned refs = 0;
+    assert_int_equal(vec_run("mls-test-vectors/passive-client-handling-commit.json", NULL,
+                             VEC_ANY_SUITE, refs_entry, &refs),
+                     0);
     print_message("%u proposal references matched\n", refs);
     assert_true(refs > 0);
-    assert_int_equal(vec_report(file, passed, total), 0);
 }
 
 static void damaged_keypackages(void **state)

@@ -19,8 +19,10 @@
 
 #define MAX_PSKS 16
 
-static bool check_entry(const json_t *e)
+static bool check_entry(size_t index, const json_t *e, void *ctx)
 {
+    (void)index;
+    (void)ctx;
     const json_t *arr = json_object_get(e, "psks");
     struct mls_ks_psk psks[MAX_PSKS];
     struct vec_bytes ids[MAX_PSKS], nonces[MAX_PSKS], vals[MAX_PSKS], want = {0};
@@ -70,23 +72,7 @@ static bool check_entry(const json_t *e)
 static void psk_secret_vectors(void **state)
 {
     (void)state;
-    json_t *root = vec_load("mls-test-vectors/psk_secret.json");
-    unsigned passed = 0, total = 0;
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(root, i, e) {
-        if (vec_uint(e, "cipher_suite") != 3)
-            continue;
-        total++;
-        if (check_entry(e))
-            passed++;
-        else
-            fprintf(stderr, "psk_secret entry %zu failed\n", i);
-    }
-    json_decref(root);
-    assert_true(total > 0);
-    assert_int_equal(vec_report("psk_secret.json", passed, total), 0);
+    assert_int_equal(vec_run("mls-test-vectors/psk_secret.json", "psk_secret.json", VEC_SUITE_3, check_entry, NULL), 0);
 }
 
 int main(void)

@@ -53,36 +53,30 @@ static bool check_rel(const json_t *e, const char *key, rel_fn fn, uint32_t n_le
     return true;
 }
 
+static bool check_entry(size_t index, const json_t *e, void *ctx)
+{
+    (void)index;
+    (void)ctx;
+    uint32_t n_leaves = (uint32_t)vec_uint(e, "n_leaves");
+    uint32_t n_nodes = (uint32_t)vec_uint(e, "n_nodes");
+    uint32_t r = 0, dummy;
+    bool ok = mls_treemath_node_width(n_leaves) == n_nodes;
+    ok = ok && mls_treemath_root(n_leaves, &r) == 0 && r == vec_uint(e, "root");
+    ok = ok && check_rel(e, "left", left_fn, n_leaves, n_nodes);
+    ok = ok && check_rel(e, "right", right_fn, n_leaves, n_nodes);
+    ok = ok && check_rel(e, "parent", mls_treemath_parent, n_leaves, n_nodes);
+    ok = ok && check_rel(e, "sibling", mls_treemath_sibling, n_leaves, n_nodes);
+    /* Nodes past the tree are refused. */
+    ok = ok && mls_treemath_parent(n_nodes, n_leaves, &dummy) == ERR_INVALID;
+    return ok;
+}
+
 static void tree_math_vectors(void **state)
 {
     (void)state;
-    json_t *root = vec_load("mls-test-vectors/tree-math.json");
-    unsigned passed = 0, total = 0;
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(root, i, e) {
-        uint32_t n_leaves = (uint32_t)vec_uint(e, "n_leaves");
-        uint32_t n_nodes = (uint32_t)vec_uint(e, "n_nodes");
-        uint32_t r = 0;
-        bool ok = true;
-        total++;
-        ok = ok && mls_treemath_node_width(n_leaves) == n_nodes;
-        ok = ok && mls_treemath_root(n_leaves, &r) == 0 && r == vec_uint(e, "root");
-        ok = ok && check_rel(e, "left", left_fn, n_leaves, n_nodes);
-        ok = ok && check_rel(e, "right", right_fn, n_leaves, n_nodes);
-        ok = ok && check_rel(e, "parent", mls_treemath_parent, n_leaves, n_nodes);
-        ok = ok && check_rel(e, "sibling", mls_treemath_sibling, n_leaves, n_nodes);
-        /* Nodes past the tree are refused. */
-        uint32_t dummy;
-        ok = ok && mls_treemath_parent(n_nodes, n_leaves, &dummy) == ERR_INVALID;
-        if (ok)
-            passed++;
-        else
-            fprintf(stderr, "tree-math entry %zu (n_leaves %u) failed\n", i, n_leaves);
-    }
-    json_decref(root);
-    assert_int_equal(vec_report("tree-math.json", passed, total), 0);
+    assert_int_equal(vec_run("mls-test-vectors/tree-math.json", "tree-math.json", VEC_ANY_SUITE,
+                             check_entry, NULL),
+                     0);
 }
 
 static void paths_by_hand(void **state)

@@ -53,8 +53,11 @@ static int encode_gc(const struct vec_bytes *gid, uint64_t epoch, const uint8_t 
     return tls_writer_take(&w, out, len);
 }
 
-static bool check_entry(const json_t *e)
+static bool check_entry(size_t index, const json_t *e, void *ctx)
 {
+    (void)index;
+    unsigned *entries = ctx;
+    (*entries)++;
     struct vec_bytes gid = {0}, cth = {0}, rt = {0};
     struct mls_tree *tree = NULL;
     struct priv_leaf *pl = calloc(MAXLEAF, sizeof(*pl));
@@ -218,22 +221,11 @@ static bool check_entry(const json_t *e)
 static void test_treekem(void **state)
 {
     (void)state;
-    json_t *root = vec_load("mls-test-vectors/treekem.json");
-    size_t i;
-    json_t *e;
-    unsigned passed = 0, total = 0;
-    json_array_foreach(root, i, e) {
-        if (vec_uint(e, "cipher_suite") != 3)
-            continue;
-        total++;
-        if (check_entry(e))
-            passed++;
-        else
-            fprintf(stderr, "treekem entry %zu failed\n", i);
-    }
-    json_decref(root);
-    assert_int_equal(vec_report("treekem.json", passed, total), 0);
-    assert_int_equal(total, 11);
+    unsigned entries = 0;
+    assert_int_equal(vec_run("mls-test-vectors/treekem.json", "treekem.json", VEC_SUITE_3,
+                             check_entry, &entries),
+                     0);
+    assert_int_equal(entries, 11);
 }
 
 int main(void)

@@ -71,8 +71,10 @@ static int join(const struct fixture *f, const uint8_t *init_priv, const uint8_t
     return rc;
 }
 
-static bool check_entry(const json_t *e)
+static bool check_entry(size_t index, const json_t *e, void *ctx)
 {
+    (void)index;
+    (void)ctx;
     struct fixture f;
     struct mls_ks_epoch *ep = NULL;
     bool ok = load(e, &f);
@@ -153,23 +155,7 @@ static bool check_entry(const json_t *e)
 static void welcome_vectors(void **state)
 {
     (void)state;
-    json_t *root = vec_load("mls-test-vectors/welcome.json");
-    unsigned passed = 0, total = 0;
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(root, i, e) {
-        if (vec_uint(e, "cipher_suite") != 3)
-            continue;
-        total++;
-        if (check_entry(e))
-            passed++;
-        else
-            fprintf(stderr, "welcome entry %zu failed\n", i);
-    }
-    json_decref(root);
-    assert_true(total > 0);
-    assert_int_equal(vec_report("welcome.json", passed, total), 0);
+    assert_int_equal(vec_run("mls-test-vectors/welcome.json", "welcome.json", VEC_SUITE_3, check_entry, NULL), 0);
 }
 
 /* passive-client-welcome.json: the joins only (the epochs after them are
@@ -270,29 +256,24 @@ static bool passive_join(const json_t *e)
     return ok;
 }
 
+/* One join (ctx: the count of entries with external PSKs). */
+static bool join_entry(size_t index, const json_t *e, void *ctx)
+{
+    unsigned *with_psk = ctx;
+    (void)index;
+    if (json_array_size(json_object_get(e, "external_psks")) > 0)
+        (*with_psk)++;
+    return passive_join(e);
+}
+
 static void passive_client_welcome_joins(void **state)
 {
     (void)state;
-    json_t *root = vec_load("mls-test-vectors/passive-client-welcome.json");
-    unsigned passed = 0, total = 0, with_psk = 0;
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(root, i, e) {
-        if (vec_uint(e, "cipher_suite") != 3)
-            continue;
-        total++;
-        if (json_array_size(json_object_get(e, "external_psks")) > 0)
-            with_psk++;
-        if (passive_join(e))
-            passed++;
-        else
-            fprintf(stderr, "passive-client-welcome entry %zu: join failed\n", i);
-    }
-    json_decref(root);
-    printf("passive-client-welcome.json: %u joins, %u with external PSKs\n", total, with_psk);
-    assert_true(total > 0);
-    assert_int_equal(vec_report("passive-client-welcome.json (joins only)", passed, total), 0);
+    unsigned with_psk = 0;
+    int rc = vec_run("mls-test-vectors/passive-client-welcome.json",
+                     "passive-client-welcome.json (joins only)", VEC_SUITE_3, join_entry, &with_psk);
+    printf("passive-client-welcome.json: %u with external PSKs\n", with_psk);
+    assert_int_equal(rc, 0);
 }
 
 int main(void)

@@ -95,3 +95,29 @@ int vec_report(const char *file, unsigned passed, unsigned total)
     printf("%s: %u/%u entries passed\n", file, passed, total);
     return passed == total && total > 0 ? 0 : 1;
 }
+
+int vec_run(const char *relpath, const char *label, uint64_t suite, vec_check_fn check, void *ctx)
+{
+    json_t *root = vec_load(relpath);
+    unsigned passed = 0, total = 0;
+    size_t i;
+    json_t *e;
+
+    if (!label)
+        label = relpath;
+    if (!json_is_array(root)) {
+        fprintf(stderr, "%s: not a JSON array\n", relpath);
+        exit(2);
+    }
+    json_array_foreach(root, i, e) {
+        if (suite != VEC_ANY_SUITE && vec_uint(e, "cipher_suite") != suite)
+            continue;
+        total++;
+        if (check(i, e, ctx))
+            passed++;
+        else
+            fprintf(stderr, "%s entry %zu failed\n", label, i);
+    }
+    json_decref(root);
+    return vec_report(label, passed, total);
+}

@@ -39,4 +39,22 @@ uint64_t vec_uint(const json_t *obj, const char *key);
  * issues ask for) and returns 0 when all passed, 1 otherwise. */
 int vec_report(const char *file, unsigned passed, unsigned total);
 
+/* Every cipher suite's entries, for vec_run. */
+#define VEC_ANY_SUITE 0
+/* MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519, the one we implement. */
+#define VEC_SUITE_3 3
+
+/* One entry's check for vec_run: true when entry `index` passed. ctx is
+ * vec_run's, for counts a test wants to print. */
+typedef bool (*vec_check_fn)(size_t index, const json_t *entry, void *ctx);
+
+/* The known-answer loop: loads relpath (vec_load), calls check on each
+ * entry of its top-level array (only those whose "cipher_suite" is suite,
+ * unless suite is VEC_ANY_SUITE), prints "<label> entry <i> failed" for
+ * each failure and the count line of vec_report under label (relpath when
+ * label is NULL). Returns vec_report's value: 0 when every checked entry
+ * passed and there was at least one, 1 otherwise. */
+int vec_run(const char *relpath, const char *label, uint64_t suite, vec_check_fn check,
+            void *ctx);
+
 #endif
