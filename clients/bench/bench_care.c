@@ -1290,6 +1290,7 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
         (void)bench_proc_mem(t->pid, &rss0, &hwm0);
         (void)bench_proc_cpu(t->pid, &cpu0);
     }
+    fprintf(stderr, "sammen-bench: set-up done in %.1f s; measuring\n", (double)setup_ns / 1e9);
     bench_pool_signal(&pool, 'G');
     rc = bench_pool_collect(&pool, BENCH_MSG_DONE, done, 3600000);
     if (have_pid) {

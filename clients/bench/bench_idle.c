@@ -291,6 +291,8 @@ int bench_idle_run(const struct bench_opts *o, struct bench_profile *p,
         if (ready[i].c[2] > setup_ns)
             setup_ns = ready[i].c[2];
     }
+    fprintf(stderr, "sammen-bench: %llu sessions logged in; measuring\n",
+            (unsigned long long)logged);
     if (have_pid) {
         sleep_s(o->settle);
         (void)bench_proc_mem(t->pid, &rss1, &hwm1);
