@@ -667,6 +667,10 @@ static void settle(void)
             REQUIRE(rc == 0, "sync of %s: %s (%s %s)", key, err_str(rc), rd->d->err_code,
                     rd->d->err_msg);
             REQUIRE(st.failed == 0, "sync of %s: %u entries failed", key, st.failed);
+            /* an honest server's proposals are all well-formed: a device
+             * refusing to commit them is a bug on one side */
+            REQUIRE(st.refused == 0, "sync of %s: refused to commit the proposals: %s", key,
+                    rd->d->err_msg);
             W->n_commits += st.commits;
             W->n_welcomes += st.welcomes;
             if (st.welcomes) {
