@@ -1228,6 +1228,8 @@ static void wait_delivered(struct client_dev *d, const char *thread, uint64_t me
             break;
         if (client_sync_event(d->conn, (int)left, &ev) != 0)
             break;
+        if (getenv("SAMMEN_DEBUG"))
+            fprintf(stderr, "sammen: event %s\n", ev.msg.name);
         if (strcmp(ev.msg.name, "delivered") == 0 &&
             wire_get_cstr(&ev.msg.body, "thread", t, sizeof(t)) == 0 && strcmp(t, thread) == 0 &&
             wire_get_uint(&ev.msg.body, "message", &m) == 0 && m == message &&

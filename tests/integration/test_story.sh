@@ -151,18 +151,22 @@ done
 as lise 0 thread list
 check "[t[\"unread\"] for t in d[\"threads\"] if t[\"thread\"] == \"$T\"] == [0]" \
     "Lise has read everything"
-# delivery status: Sofie's device acknowledges while Ella waits for it
-(for i in $(seq 1 50); do
-    timeout 30 "$SAMMEN" --profile "$P/sofie" --json thread read "$T" >"$IT_DIR/bg.json" 2>/dev/null
-    grep -qF "Is anyone reading this now?" "$IT_DIR/bg.json" && break
-    sleep 0.2
-done) &
-BG=$!
+# delivery status: the four other devices acknowledge while Ella waits for them
+BGS=()
+for who in anna lise peter sofie; do
+    (for i in $(seq 1 100); do
+        timeout 30 "$SAMMEN" --profile "$P/$who" --json thread read "$T" >"$IT_DIR/bg-$who.json" \
+            2>/dev/null
+        grep -qF "Is anyone reading this now?" "$IT_DIR/bg-$who.json" && break
+        sleep 0.2
+    done) &
+    BGS+=($!)
+done
 SECRETS+=("Is anyone reading this now?")
-as ella 0 thread send "$T" "Is anyone reading this now?" --wait 4
-wait $BG
-check 'd["delivered_to"] >= 1 and d["delivered_to"] <= d["devices"] and d["devices"] == 4' \
-    "Ella sees that Sofie's device received it"
+as ella 0 thread send "$T" "Is anyone reading this now?" --wait 20
+for p in "${BGS[@]}"; do wait "$p"; done
+check 'd["delivered_to"] == 4 and d["devices"] == 4' \
+    "Ella sees that all four devices received it"
 say sofie "Home visit Tuesday at 10, I bring the new pills"
 say anna "I can drive you to the doctor on Friday"
 readt ella
