@@ -855,6 +855,8 @@ static int entry_handle(struct client_dev *d, const struct entry *e, struct clie
     if (e->thread[0] && (strlen(e->thread) != CLIENT_THREAD_ID_LEN ||
                          strncmp(e->thread, "t_", 2) != 0))
         return 0; /* not a thread id we can key state by: skip */
+    if (!e->thread[0] && strcmp(e->kind, "notice") != 0)
+        return 0; /* group messages always name their thread */
     if ((rc = client_state_begin(d->st)) != 0)
         return rc;
     if (strcmp(e->kind, "welcome") == 0) {
