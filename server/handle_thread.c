@@ -123,9 +123,10 @@ int handle_thread_list(struct req *r)
     size_t n = 0, cap = 0;
     struct entitled_set ent = {0};
     uint64_t now = clock_now();
-    sqlite3_stmt *s = tq(Q_THREAD_EACH);
-    int rc = 0;
-    while ((rc = tq_row(s)) == 0) {
+    /* candidates: threads the caller may be entitled to or is in */
+    sqlite3_stmt *s = tq(Q_THREADS_CANDIDATE);
+    int rc = tq_text(s, 1, r->c->identity);
+    while (!rc && (rc = tq_row(s)) == 0) {
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 16;
             struct tl *g = realloc(v, nc * sizeof(*g));

@@ -181,7 +181,7 @@ static const char *const sql[Q_COUNT] = {
     /* threads identity ?1 may be entitled to or is in (a superset: scope,
      * expiry and revocation are left to entitle.c) */
     [Q_THREADS_CANDIDATE] =
-        "SELECT id FROM threads WHERE citizen = ?1"
+        "SELECT id, citizen, kind, title, epoch FROM threads WHERE citizen = ?1"
         " OR citizen IN (SELECT citizen FROM proxies WHERE proxy = ?1)"
         " OR citizen IN (SELECT g.citizen FROM grants g WHERE g.grantee = ?1"
         "   OR (g.grantee_kind = 2 AND g.grantee_name IN"
@@ -190,7 +190,7 @@ static const char *const sql[Q_COUNT] = {
         "       (SELECT association FROM association_members WHERE identity = ?1)))"
         " OR id IN (SELECT thread FROM breakglass WHERE staff = ?1)"
         " OR id IN (SELECT thread FROM thread_members WHERE identity = ?1)"
-        " ORDER BY id",
+        " ORDER BY created, id",
     [Q_THREAD_FOLLOWER] = "SELECT follower, group_info FROM threads WHERE id = ?1",
     [Q_THREAD_SET_FOLLOWER] = "UPDATE threads SET follower = ?2 WHERE id = ?1",
 };
