@@ -1490,9 +1490,111 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The model itself on hand-made cases, each rule of the contract once, so a
+ * wrong model cannot agree with a wrong server by accident. */
+static void model_rules(void **state)
+{
+    (void)state;
+    struct em_model *m = malloc(sizeof(*m));
+    struct em_set *s = malloc(sizeof(*s));
+    char why[512];
+    assert_non_null(m);
+    assert_non_null(s);
+    em_init(m);
+    int c = em_add_identity(m, "c@x", EM_CITIZEN);
+    int st = em_add_identity(m, "s@x", EM_STAFF);
+    int v = em_add_identity(m, "v@x", EM_VOLUNTEER);
+    int r = em_add_identity(m, "r@x", EM_RELATIVE);
+    assert_int_equal(em_add_department(m, "d0"), 0);
+    assert_int_equal(em_add_department(m, "d1"), 1);
+    assert_int_equal(em_add_association(m, "a0"), 0);
+    assert_int_equal(em_add_thread(m, "t_care", EM_CARE), 0);
+    assert_int_equal(em_add_thread(m, "t_coord", EM_COORDINATION), 1);
+    int dc = em_add_device(m, c, "d_c");
+    int ds = em_add_device(m, st, "d_s");
+    int dv = em_add_device(m, v, "d_v");
+    int dr1 = em_add_device(m, r, "d_r1");
+    int dr2 = em_add_device(m, r, "d_r2");
+    assert_true(dc >= 0 && ds >= 0 && dv >= 0 && dr1 >= 0 && dr2 >= 0);
+    m->ids[v].assocs = 1u; /* member of a0 */
+
+    /* only the citizen's devices without grants */
+    em_entitled(m, 0, 100, s);
+    assert_int_equal(s->n, 1);
+    assert_true(em_set_has(s, "c@x/d_c"));
+    /* a care grant to the relative: both devices, care thread only */
+    assert_int_equal(em_add_grant(m, "g_r", EM_G_PERSON, r, EM_S_CARE, 0), 0);
+    em_entitled(m, 0, 100, s);
+    assert_int_equal(s->n, 3);
+    assert_true(em_set_has(s, "r@x/d_r1") && em_set_has(s, "r@x/d_r2"));
+    em_entitled(m, 1, 100, s);
+    assert_int_equal(s->n, 1);
+    assert_true(em_basis_valid(m, (size_t)r, 0, 100, "g_r"));
+    assert_false(em_basis_valid(m, (size_t)r, 1, 100, "g_r"));
+    /* a revoked device drops out, the other stays */
+    m->devs[dr2].revoked = true;
+    em_entitled(m, 0, 100, s);
+    assert_int_equal(s->n, 2);
+    assert_false(em_set_has(s, "r@x/d_r2"));
+    /* a department grant follows assignment */
+    assert_int_equal(em_add_grant(m, "g_d", EM_G_DEPARTMENT, 1, EM_S_COORDINATION, 0), 1);
+    em_entitled(m, 1, 100, s);
+    assert_false(em_set_has(s, "s@x/d_s"));
+    m->ids[st].depts = 1u << 1;
+    em_entitled(m, 1, 100, s);
+    assert_true(em_set_has(s, "s@x/d_s"));
+    m->ids[st].depts = 1u << 0;
+    em_entitled(m, 1, 100, s);
+    assert_false(em_set_has(s, "s@x/d_s"));
+    /* an association grant scoped to one thread, expiring at 200 */
+    assert_int_equal(em_add_grant(m, "g_a", EM_G_ASSOCIATION, 0, EM_S_THREAD + 1, 200), 2);
+    em_entitled(m, 1, 199, s);
+    assert_true(em_set_has(s, "v@x/d_v"));
+    em_entitled(m, 0, 199, s);
+    assert_false(em_set_has(s, "v@x/d_v"));
+    em_entitled(m, 1, 200, s); /* expiry at exactly now has passed */
+    assert_false(em_set_has(s, "v@x/d_v"));
+    /* revocation ends a grant; a second grant keeps the member */
+    assert_int_equal(em_add_grant(m, "g_r2", EM_G_PERSON, r, EM_S_THREAD + 0, 0), 3);
+    m->grants[0].revoked = true;
+    em_entitled(m, 0, 100, s);
+    assert_true(em_set_has(s, "r@x/d_r1"));
+    assert_false(em_basis_valid(m, (size_t)r, 0, 100, "g_r"));
+    assert_true(em_basis_valid(m, (size_t)r, 0, 100, "g_r2"));
+    m->grants[3].revoked = true;
+    em_entitled(m, 0, 100, s);
+    assert_false(em_set_has(s, "r@x/d_r1"));
+    /* a proxy is in every thread, with basis "proxy" */
+    m->ids[r].proxy_active = true;
+    em_entitled(m, 1, 100, s);
+    assert_true(em_set_has(s, "r@x/d_r1"));
+    assert_true(em_basis_valid(m, (size_t)r, 1, 100, "proxy"));
+    assert_true(em_basis_valid(m, (size_t)c, 1, 100, "citizen"));
+    assert_false(em_basis_valid(m, (size_t)st, 1, 100, "citizen"));
+    /* a person grant to staff holds without any department */
+    assert_int_equal(em_add_grant(m, "g_s", EM_G_PERSON, st, EM_S_CARE, 0), 4);
+    m->ids[st].depts = 0;
+    em_entitled(m, 0, 100, s);
+    assert_true(em_set_has(s, "s@x/d_s"));
+    /* the comparison names both sides */
+    struct em_set *t = malloc(sizeof(*t));
+    assert_non_null(t);
+    *t = *s;
+    assert_true(em_set_add(t, "z@x/d_z"));
+    assert_int_equal(em_set_compare(s, t, why, sizeof(why)), 1);
+    assert_string_equal(why, "extra: z@x/d_z");
+    assert_int_equal(em_set_compare(t, s, why, sizeof(why)), 1);
+    assert_string_equal(why, "missing: z@x/d_z");
+    assert_int_equal(em_set_compare(s, s, why, sizeof(why)), 0);
+    free(t);
+    free(s);
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(model_rules),
         cmocka_unit_test_setup_teardown(entitle_random, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
