@@ -2,7 +2,8 @@
  * test_entitle_random.c: randomized entitlement test (issue 5, "Done when"
  * item 3). Thousands of random grant / revoke / expire / assign / unassign /
  * link-device / revoke-device steps (and now and then a proxy registered or
- * ended; grants and revocations signed by the citizen or an active proxy)
+ * ended, or a break-glass access opened; grants and revocations signed by
+ * the citizen or an active proxy)
  * against the real server, with real
  * devices running the client library's sync engine (client_thread.h), and
  * an independent model of the contract's entitlement rule
@@ -109,7 +110,7 @@ struct world {
     size_t nhist, capsteps;
     bool self_checked;
     /* counters for the summary */
-    unsigned n_ops[8], n_commits, n_welcomes, n_refused_sends, n_probes;
+    unsigned n_ops[9], n_commits, n_welcomes, n_refused_sends, n_probes;
     int64_t ms_op, ms_immediate, ms_settle, ms_settled; /* where the time goes */
 };
 
@@ -865,8 +866,18 @@ static void check_settled(void)
 
 /* ---- steps ------------------------------------------------------------------------- */
 
-enum { OP_GRANT, OP_REVOKE, OP_EXPIRE, OP_ASSIGN, OP_UNASSIGN, OP_LINK, OP_REVOKE_DEVICE, OP_PROXY };
-#define NOPS 8
+enum {
+    OP_GRANT,
+    OP_REVOKE,
+    OP_EXPIRE,
+    OP_ASSIGN,
+    OP_UNASSIGN,
+    OP_LINK,
+    OP_REVOKE_DEVICE,
+    OP_PROXY,
+    OP_BREAKGLASS
+};
+#define NOPS 9
 
 static const char *scope_str(int scope, char *buf, size_t cap)
 {
@@ -1020,32 +1031,114 @@ static void shift_clock(int64_t by)
     call_ok_free(W->admin, "ping", NULL, 0);
 }
 
+/* The middle of the grain slot after t: every shift of the expire step
+ * lands there, so it is minutes away from any grant expiry (on the grain)
+ * and any break-glass expiry (a few seconds past the grain, see
+ * op_breakglass). */
+static uint64_t slot_middle_after(uint64_t t)
+{
+    uint64_t base = t - t % EXPIRY_GRAIN;
+    return t % EXPIRY_GRAIN < EXPIRY_GRAIN / 2 ? base + EXPIRY_GRAIN / 2
+                                               : base + EXPIRY_GRAIN + EXPIRY_GRAIN / 2;
+}
+
 static void op_expire(size_t step)
 {
-    size_t n = 0, g = 0, first = 0;
-    uint64_t now = server_now();
-    /* mostly the next expiry (keeps the total shift small: KeyPackages and
-     * the offline limit follow the server's clock too), sometimes a later
-     * one, which ends every grant expiring before it at once */
+    size_t n = 0;
+    uint64_t now = server_now(), first = 0, pick = 0;
+    const char *what = "";
+    char label[64];
+    /* mostly the next expiry of a grant or break-glass access (keeps the
+     * total shift small: KeyPackages and the offline limit follow the
+     * server's clock too), sometimes a later one, which ends everything
+     * expiring before it at once */
     for (size_t k = 0; k < W->m->ngrants; k++) {
-        if (!em_grant_active(W->m, k, now) || !W->m->grants[k].expires)
+        uint64_t x = W->m->grants[k].expires;
+        if (!em_grant_active(W->m, k, now) || !x)
             continue;
-        if (n == 0 || W->m->grants[k].expires < W->m->grants[first].expires)
-            first = k;
-        if (rnd(++n) == 0)
-            g = k;
+        if (n == 0 || x < first)
+            first = x;
+        if (rnd(++n) == 0) {
+            pick = x;
+            what = W->m->grants[k].gid;
+        }
+    }
+    for (size_t b = 0; b < W->m->nbgs; b++) {
+        uint64_t x = W->m->bgs[b].expires;
+        if (x <= now)
+            continue;
+        if (n == 0 || x < first)
+            first = x;
+        if (rnd(++n) == 0) {
+            pick = x;
+            what = "a break-glass access";
+        }
     }
     if (n == 0) {
-        note("%zu: expire: nothing to expire; clock +600 s", step);
-        shift_clock(600);
+        uint64_t target = slot_middle_after(now + 1);
+        note("%zu: expire: nothing to expire; clock +%llu s", step,
+             (unsigned long long)(target - now));
+        shift_clock((int64_t)(target - now));
         return;
     }
-    if (rnd(4) != 0)
-        g = first;
-    uint64_t target = W->m->grants[g].expires + EXPIRY_GRAIN / 2;
-    note("%zu: expire %s: clock +%llu s", step, W->m->grants[g].gid,
+    if (rnd(4) != 0) {
+        pick = first;
+        snprintf(label, sizeof(label), "the next expiry");
+        what = label;
+    }
+    uint64_t target = slot_middle_after(pick);
+    note("%zu: expire %s: clock +%llu s", step, what, (unsigned long long)(target - now));
+    shift_clock((int64_t)(target - now));
+}
+
+/* Staff open a break-glass access to a thread. The clock first moves to
+ * just past a grain boundary with no break-glass expiry near it, so the
+ * access ends a few seconds past a boundary: far from where the expire
+ * step puts the clock. */
+static void op_breakglass(size_t step)
+{
+    size_t cand[EM_MAX_DEVS], n = 0;
+    uint64_t now = server_now();
+    for (size_t d = 0; d < W->m->ndevs; d++)
+        if (W->devs[d].live && W->m->ids[W->m->devs[d].ident].role == EM_STAFF)
+            cand[n++] = d;
+    REQUIRE(n > 0, "no staff device left");
+    size_t by = cand[rnd(n)];
+    int ident = W->m->devs[by].ident;
+    size_t t = rnd(W->m->nthreads);
+    if (em_breakglass_active(W->m, (size_t)ident, t, now)) {
+        op_grant(step);
+        return;
+    }
+    uint64_t target = now - now % EXPIRY_GRAIN + EXPIRY_GRAIN + 5;
+    for (bool clash = true; clash;) {
+        clash = false;
+        for (size_t b = 0; b < W->m->nbgs; b++)
+            if (W->m->bgs[b].expires + 10 >= target && W->m->bgs[b].expires <= target + 60)
+                clash = true;
+        if (clash)
+            target += EXPIRY_GRAIN;
+    }
+    uint64_t hours = 1 + rnd(3);
+    note("%zu: break-glass by %s into thread %zu for %llu h (clock +%llu s first)", step,
+         W->m->ids[ident].id, t, (unsigned long long)hours,
          (unsigned long long)(target - now));
     shift_clock((int64_t)(target - now));
+    struct arg a[] = {{.key = "citizen", .str = W->m->ids[W->m->citizen].id},
+                      {.key = "thread", .str = W->m->threads[t].id},
+                      {.key = "reason", .str = "randomized test: no answer at the door"},
+                      {.key = "hours", .is_uint = true, .u = hours}};
+    struct client_frame r;
+    uint64_t expires;
+    call_ok(W->devs[by].c, "breakglass.open", a, 4, &r);
+    REQUIRE(wire_get_uint(&r.msg.body, "expires", &expires) == 0, "breakglass.open: no expires");
+    client_frame_free(&r);
+    uint64_t after = server_now();
+    REQUIRE(expires >= target + hours * 3600 && expires <= after + hours * 3600 + 1,
+            "break-glass expires at %llu, opened between %llu and %llu for %llu h",
+            (unsigned long long)expires, (unsigned long long)target, (unsigned long long)after,
+            (unsigned long long)hours);
+    REQUIRE(em_add_breakglass(W->m, ident, (int)t, expires) >= 0, "model: break-glass full");
 }
 
 static void op_assign(size_t step, bool assign)
@@ -1197,7 +1290,7 @@ static void op_proxy(size_t step)
 static void step_once(size_t step)
 {
     /* weights: grants and revocations drive most changes */
-    static const unsigned weight[NOPS] = {26, 16, 10, 12, 12, 12, 12, 5};
+    static const unsigned weight[NOPS] = {26, 16, 10, 12, 12, 12, 12, 5, 4};
     unsigned total = 0, r;
     int op = 0;
     for (size_t i = 0; i < NOPS; i++)
@@ -1217,7 +1310,8 @@ static void step_once(size_t step)
     case OP_UNASSIGN: op_assign(step, false); break;
     case OP_LINK: op_link(step); break;
     case OP_REVOKE_DEVICE: op_revoke_device(step); break;
-    default: op_proxy(step); break;
+    case OP_PROXY: op_proxy(step); break;
+    default: op_breakglass(step); break;
     }
     int64_t t1 = client_sync_now_ms();
     check_immediate();
@@ -1424,10 +1518,11 @@ static void entitle_random(void **state)
     }
     fprintf(stderr,
             "test_entitle_random: %zu steps (grant %u, revoke %u, expire %u, assign %u, "
-            "unassign %u, link %u, revoke-device %u, proxy %u); %u commits, %u welcomes, %u "
-            "probes delivered, %u sends refused while a removal was pending; %.1f s\n",
+            "unassign %u, link %u, revoke-device %u, proxy %u, break-glass %u); %u commits, %u "
+            "welcomes, %u probes delivered, %u sends refused while a removal was pending; "
+            "%.1f s\n",
             steps, W->n_ops[0], W->n_ops[1], W->n_ops[2], W->n_ops[3], W->n_ops[4], W->n_ops[5],
-            W->n_ops[6], W->n_ops[7], W->n_commits, W->n_welcomes, W->n_probes, W->n_refused_sends,
+            W->n_ops[6], W->n_ops[7], W->n_ops[8], W->n_commits, W->n_welcomes, W->n_probes, W->n_refused_sends,
             (double)(client_sync_now_ms() - t0) / 1000.0);
     fprintf(stderr, "time: steps %.1f s, immediate checks %.1f s, settling %.1f s, settled checks %.1f s\n",
             (double)W->ms_op / 1000.0, (double)W->ms_immediate / 1000.0,
@@ -1576,6 +1671,16 @@ static void model_rules(void **state)
     m->ids[st].depts = 0;
     em_entitled(m, 0, 100, s);
     assert_true(em_set_has(s, "s@x/d_s"));
+    /* break-glass: staff only, that thread only, until it expires */
+    assert_int_equal(em_add_breakglass(m, st, 1, 300), 0);
+    assert_int_equal(em_add_breakglass(m, v, 1, 300), 1);
+    em_entitled(m, 1, 299, s);
+    assert_true(em_set_has(s, "s@x/d_s"));
+    assert_false(em_set_has(s, "v@x/d_v"));
+    assert_true(em_basis_valid(m, (size_t)st, 1, 299, "breakglass"));
+    em_entitled(m, 1, 300, s);
+    assert_false(em_set_has(s, "s@x/d_s"));
+    em_entitled(m, 0, 100, s);
     /* the comparison names both sides */
     struct em_set *t = malloc(sizeof(*t));
     assert_non_null(t);

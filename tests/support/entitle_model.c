@@ -90,7 +90,27 @@ int em_add_thread(struct em_model *m, const char *id, int kind)
     return (int)m->nthreads++;
 }
 
+int em_add_breakglass(struct em_model *m, int ident, int thread, uint64_t expires)
+{
+    if (m->nbgs >= EM_MAX_BG || ident < 0 || (size_t)ident >= m->nids || thread < 0 ||
+        (size_t)thread >= m->nthreads)
+        return -1;
+    m->bgs[m->nbgs] = (struct em_breakglass){ident, thread, expires};
+    return (int)m->nbgs++;
+}
+
 /* ---- the rule ---------------------------------------------------------------- */
+
+bool em_breakglass_active(const struct em_model *m, size_t i, size_t t, uint64_t now)
+{
+    if (m->ids[i].role != EM_STAFF)
+        return false;
+    for (size_t b = 0; b < m->nbgs; b++)
+        if ((size_t)m->bgs[b].ident == i && (size_t)m->bgs[b].thread == t &&
+            m->bgs[b].expires > now)
+            return true;
+    return false;
+}
 
 bool em_grant_active(const struct em_model *m, size_t g, uint64_t now)
 {
@@ -139,7 +159,7 @@ bool em_identity_entitled(const struct em_model *m, size_t i, size_t t, uint64_t
     for (size_t g = 0; g < m->ngrants; g++)
         if (em_grant_active(m, g, now) && em_grant_covers(m, g, t) && em_grant_names(m, g, i))
             return true;
-    return false;
+    return em_breakglass_active(m, i, t, now);
 }
 
 void em_device_key(const struct em_model *m, size_t d, char key[EM_KEY_MAX])
@@ -169,6 +189,8 @@ bool em_basis_valid(const struct em_model *m, size_t i, size_t t, uint64_t now,
         return (int)i == m->citizen;
     if (strcmp(basis, "proxy") == 0)
         return m->ids[i].proxy_active;
+    if (strcmp(basis, "breakglass") == 0)
+        return em_breakglass_active(m, i, t, now);
     int g = em_find_grant(m, basis);
     return g >= 0 && em_grant_active(m, (size_t)g, now) && em_grant_covers(m, (size_t)g, t) &&
            em_grant_names(m, (size_t)g, i);

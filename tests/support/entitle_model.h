@@ -14,8 +14,8 @@
  *     "thread:T": a person grantee's devices, the devices of every staff
  *     member currently assigned to a granted department, of every member of
  *     a granted association (basis = the grant id);
+ *   - staff with an active break-glass access to T (basis "breakglass");
  *   - only unrevoked devices count.
- * (Break-glass is not modelled: the random test does not open any.)
  *
  * Devices are named as in an MLS leaf credential: "name@domain/d_xxxx".
  * Sets of devices are sorted arrays of such strings (struct em_set).
@@ -40,6 +40,7 @@
 #define EM_DEV_MAX 20                          /* "d_" + 16 hex + NUL */
 #define EM_KEY_MAX (EM_NAME_MAX + EM_DEV_MAX) /* "name@domain/d_..." */
 #define EM_GID_MAX 20
+#define EM_MAX_BG 1024
 
 enum em_role { EM_CITIZEN = 1, EM_RELATIVE, EM_STAFF, EM_VOLUNTEER, EM_PROXY };
 enum em_grantee { EM_G_PERSON = 1, EM_G_DEPARTMENT, EM_G_ASSOCIATION };
@@ -70,6 +71,12 @@ struct em_grant {
     bool revoked;
 };
 
+struct em_breakglass {
+    int ident;        /* the staff member */
+    int thread;       /* thread index */
+    uint64_t expires; /* server clock */
+};
+
 struct em_thread {
     char id[40];
     int kind; /* enum em_kind */
@@ -89,6 +96,8 @@ struct em_model {
     size_t nassocs;
     struct em_thread threads[EM_MAX_THREADS];
     size_t nthreads;
+    struct em_breakglass bgs[EM_MAX_BG];
+    size_t nbgs;
 };
 
 /* A sorted set of device keys ("name@domain/d_..."). */
@@ -109,6 +118,7 @@ int em_add_device(struct em_model *m, int ident, const char *dev);
 int em_add_grant(struct em_model *m, const char *gid, int grantee_kind, int target, int scope,
                  uint64_t expires);
 int em_add_thread(struct em_model *m, const char *id, int kind);
+int em_add_breakglass(struct em_model *m, int ident, int thread, uint64_t expires);
 
 /* Whether grant g is in force at now (not revoked, not expired). */
 bool em_grant_active(const struct em_model *m, size_t g, uint64_t now);
@@ -118,11 +128,13 @@ bool em_grant_covers(const struct em_model *m, size_t g, size_t t);
  * department, or through an association). */
 bool em_grant_names(const struct em_model *m, size_t g, size_t i);
 
+/* Whether identity i (staff) has an active break-glass access to thread t. */
+bool em_breakglass_active(const struct em_model *m, size_t i, size_t t, uint64_t now);
 /* Whether identity i is entitled to thread t at now. */
 bool em_identity_entitled(const struct em_model *m, size_t i, size_t t, uint64_t now);
 /* The entitled devices of thread t at now, sorted, into *out. */
 void em_entitled(const struct em_model *m, size_t t, uint64_t now, struct em_set *out);
-/* Whether `basis` ("citizen", "proxy" or a grant id) is a valid reason for
+/* Whether `basis` ("citizen", "proxy", "breakglass" or a grant id) is a valid reason for
  * identity i to be in thread t at now. */
 bool em_basis_valid(const struct em_model *m, size_t i, size_t t, uint64_t now,
                     const char *basis);
