@@ -1063,13 +1063,13 @@ void mls_group_event_reset(struct mls_group_event *ev)
     memset(ev, 0, sizeof(*ev));
 }
 
-static int take_bytes(struct mls_bytes *b, uint8_t **p, size_t *len)
+/* Moves b's bytes to (*p, *len); b is left empty. */
+static void take_bytes(struct mls_bytes *b, uint8_t **p, size_t *len)
 {
     *p = b->data;
     *len = b->len;
     b->data = NULL;
     b->len = 0;
-    return 0;
 }
 
 static size_t count_external(const struct gstate *s)
