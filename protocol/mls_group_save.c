@@ -152,7 +152,7 @@ int mls_group_load(const uint8_t *buf, size_t len, unsigned flags, struct mls_gr
     /* A secret tree took encryption_secret: it is saved as zeros (canonical). */
     if (taken) {
         static const uint8_t zero[HLEN];
-        if (memcmp(secrets[MLS_KS_ENCRYPTION], zero, HLEN) != 0)
+        if (crypto_memeq(secrets[MLS_KS_ENCRYPTION], zero, HLEN) != 0)
             goto out;
     }
     if ((rc = mls_ks_epoch_restore((const uint8_t(*)[HLEN])secrets, taken == 1, &s->ks)) != 0)
