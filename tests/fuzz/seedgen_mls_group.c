@@ -17,12 +17,23 @@
 static const char *dir;
 static int counter;
 
+/* A step that must succeed, or no corpus is written from a broken group. */
+static void need(int rc, const char *what)
+{
+    if (rc != 0) {
+        fprintf(stderr, "seedgen: %s failed (%d)\n", what, rc);
+        exit(1);
+    }
+}
+
 static void put(const char *target, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
                 int mode)
 {
     char path[512];
     FILE *f;
-    snprintf(path, sizeof(path), "%s/%s/seed_%02d", dir, target, counter++);
+    int n = snprintf(path, sizeof(path), "%s/%s/seed_%02d", dir, target, counter++);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        exit(1);
     f = fopen(path, "wb");
     if (!f) {
         perror(path);
@@ -30,14 +41,13 @@ static void put(const char *target, const uint8_t *a, size_t alen, const uint8_t
     }
     if (mode >= 0) {
         uint8_t hdr[3] = {(uint8_t)mode, (uint8_t)(alen >> 8), (uint8_t)alen};
-        if (alen > 65535)
+        if (alen > 65535 || fwrite(hdr, 1, 3, f) != 3)
             exit(1);
-        fwrite(hdr, 1, 3, f);
     }
-    fwrite(a, 1, alen, f);
-    if (b)
-        fwrite(b, 1, blen, f);
-    fclose(f);
+    if (fwrite(a, 1, alen, f) != alen || (b && fwrite(b, 1, blen, f) != blen) || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
 }
 
 static void state(struct mls_group *g, uint8_t **s, size_t *n)
@@ -83,7 +93,7 @@ int main(int argc, char **argv)
     put("mls_kp_load", s, sl, NULL, 0, -1);
     uint8_t *kbstate = s;
     size_t kbstate_len = sl;
-    mls_kp_message(kb_, &kb[0], &kl[0]);
+    need(mls_kp_message(kb_, &kb[0], &kl[0]), "mls_kp_message");
     memset(&o, 0, sizeof(o));
     o.add_kps = (const uint8_t *const *)kb;
     o.add_kp_lens = kl;
@@ -102,14 +112,14 @@ int main(int argc, char **argv)
     state(b, &s, &sl);
     put("mls_group_load", s, sl, NULL, 0, -1);
     /* Messages Bob's state accepts: application, proposals, commits. */
-    mls_group_encrypt(a, (const uint8_t *)"hello", 5, NULL, 0, &m, &ml);
+    need(mls_group_encrypt(a, (const uint8_t *)"hello", 5, NULL, 0, &m, &ml), "encrypt");
     put("mls_group_process", s, sl, m, ml, 0);
     free(m);
-    mls_group_propose_update(a, &m, &ml);
+    need(mls_group_propose_update(a, &m, &ml), "propose_update");
     put("mls_group_process", s, sl, m, ml, 0);
     free(m);
-    mls_kp_message(kc, &kb[1], &kl[1]);
-    mls_group_propose_add(a, kb[1], kl[1], 1700000000, &m, &ml);
+    need(mls_kp_message(kc, &kb[1], &kl[1]), "mls_kp_message");
+    need(mls_group_propose_add(a, kb[1], kl[1], 1700000000, &m, &ml), "propose_add");
     put("mls_group_process", s, sl, m, ml, 0);
     if (mls_group_process(b, m, ml, 1700000000, &ev) != 0)
         return 1;
