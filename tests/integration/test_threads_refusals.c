@@ -10,7 +10,7 @@
  *     commits it, the grantee joins from the Welcome it syncs and reads an
  *     application message; delivery counts and acks;
  *   - a second commit in the same epoch (conflict); an Add without its
- *     Welcome (invalid);
+ *     Welcome (invalid); a member relaying another member's commit (denied);
  *   - revocation: removal pending, thread.send refused (state), a commit
  *     omitting the pending removal (invalid), then the Remove committed;
  *   - a claimed KeyPackage re-uploaded (conflict), and a Welcome reusing a
@@ -212,6 +212,23 @@ static void consent_and_threads(void **state)
         assert_int_equal(mls_group_commit_create(s->ole.g, &o, now_s(), &b), 0);
         assert_string_equal(commit(&s->karen, thread, &a, err, sizeof(err)), "");
         assert_string_equal(commit(&s->ole, thread, &b, err, sizeof(err)), "conflict");
+        sync_party(&s->ole, thread, &sn);
+        assert_int_equal(mls_group_epoch(s->ole.g), mls_group_epoch(s->karen.g));
+    }
+
+    /* Refusal: a member relaying another member's commit as its own */
+    {
+        struct mls_group_commit_out a = {0};
+        struct mls_group_commit_opts o = {.force_path = true};
+        struct client_frame rr;
+        assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &a), 0);
+        struct arg relay[] = {{.key = "thread", .str = thread},
+                              {.key = "commit", .bin = a.commit, .len = a.commit_len}};
+        call_err(s->ole.c, "thread.commit", relay, 2, "denied");
+        call_ok(s->karen.c, "thread.commit", relay, 2, &rr);
+        client_frame_free(&rr);
+        assert_int_equal(mls_group_commit_confirm(s->karen.g), 0);
+        mls_group_commit_out_reset(&a);
         sync_party(&s->ole, thread, &sn);
         assert_int_equal(mls_group_epoch(s->ole.g), mls_group_epoch(s->karen.g));
     }
