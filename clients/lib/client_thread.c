@@ -113,6 +113,7 @@ void client_dev_free(struct client_dev *d)
 {
     if (!d)
         return;
+    client_frame_free(&d->ledger);
     client_state_close(d->st);
     sodium_free(d->seed);
     free(d);
@@ -1390,13 +1391,20 @@ int client_thread_check_basis(struct client_dev *d, const char *citizen, const c
         snprintf(why, cap, "unknown basis '%s'", basis);
         return ERR_DENIED;
     }
-    id = req(d, &e, "consent.list", 1);
-    wire_kv_str(&e, "citizen", citizen);
-    if ((rc = call(d, id, &e, &r)) != 0) {
-        client_frame_free(&r);
-        snprintf(why, cap, "cannot list the consents: %s", d->err_code);
-        return rc;
+    /* one consent.list per citizen and device session: kept in d */
+    if (!d->ledger.buf || strcmp(d->ledger_citizen, citizen) != 0) {
+        client_frame_free(&d->ledger);
+        d->ledger_citizen[0] = '\0';
+        id = req(d, &e, "consent.list", 1);
+        wire_kv_str(&e, "citizen", citizen);
+        if ((rc = call(d, id, &e, &d->ledger)) != 0) {
+            client_frame_free(&d->ledger);
+            snprintf(why, cap, "cannot list the consents: %s", d->err_code);
+            return rc;
+        }
+        snprintf(d->ledger_citizen, sizeof(d->ledger_citizen), "%s", citizen);
     }
+    r = d->ledger; /* borrowed view; freed with d */
     rc = ERR_DENIED;
     snprintf(why, cap, "grant %s not found in the citizen's ledger", basis);
     if (wire_get_array(&r.msg.body, "grants", &arr) != 0)
@@ -1453,6 +1461,5 @@ int client_thread_check_basis(struct client_dev *d, const char *citizen, const c
         free(g);
         break;
     }
-    client_frame_free(&r);
     return rc;
 }

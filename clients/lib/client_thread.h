@@ -49,6 +49,8 @@ struct client_dev {
     bool have_server_key;
     char err_code[65];
     char err_msg[512];
+    struct client_frame ledger; /* the last consent.list answer (check_basis) */
+    char ledger_citizen[CLIENT_ID_MAX + 1];
 };
 
 /* Opens the device state in dir for identity id / device with the device
