@@ -646,9 +646,27 @@ static void check_immediate(void)
 static void settle(void)
 {
     size_t order[EM_MAX_DEVS], n = 0;
-    for (size_t d = 0; d < W->m->ndevs; d++)
-        if (W->devs[d].live)
+    uint64_t now = server_now();
+    struct em_set *ent = malloc(sizeof(*ent) * EM_MAX_THREADS);
+    assert_non_null(ent);
+    for (size_t t = 0; t < W->m->nthreads; t++)
+        em_entitled(W->m, t, now, &ent[t]);
+    /* Devices outside every thread (not entitled, not in a roster before
+     * the step) can get nothing but `removed` notices: they need not sync.
+     * Should the server queue them anything else, the inbox check of the
+     * next step (check_inboxes) finds it. */
+    for (size_t d = 0; d < W->m->ndevs; d++) {
+        char key[EM_KEY_MAX];
+        bool inside = false;
+        if (!W->devs[d].live)
+            continue;
+        dev_key(d, key);
+        for (size_t t = 0; t < W->m->nthreads && !inside; t++)
+            inside = em_set_has(&ent[t], key) || em_set_has(&W->roster[t], key);
+        if (inside)
             order[n++] = d;
+    }
+    free(ent);
     for (size_t i = n; i > 1; i--) { /* shuffle: anyone may commit first */
         size_t j = rnd(i), tmp = order[i - 1];
         order[i - 1] = order[j];
