@@ -70,6 +70,9 @@ int deliver_event(const char *device, const uint8_t *data, size_t len);
  * request, before server_commit) / drops them (failed request). */
 void deliver_flush(void);
 void deliver_discard(void);
+/* Writes the inbox sequence counters advanced in this transaction (call
+ * inside it, right before COMMIT; server_commit does). 0 or ERR_*. */
+int deliver_before_commit(void);
 /* End of a loop iteration (server_commit): forget the connection index. */
 void deliver_iteration_end(void);
 /* Frees the index (shutdown). */

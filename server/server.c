@@ -38,7 +38,11 @@ struct server srv;
 void server_commit(void)
 {
     if (store_in_txn(srv.store)) {
-        int rc = store_commit(srv.store);
+        int rc = deliver_before_commit();
+        if (rc)
+            store_rollback(srv.store);
+        else
+            rc = store_commit(srv.store);
         struct outmsg *m = srv.held_head;
         srv.held_head = srv.held_tail = NULL;
         size_t n = 0;

@@ -122,8 +122,9 @@ static const char *const sql[Q_COUNT] = {
                           " AND time <= ?1 LIMIT 200",
     [Q_MSG_UNDELIVERABLE] = "UPDATE messages SET undeliverable = undeliverable + ?3"
                             " WHERE thread = ?1 AND seq = ?2",
-    [Q_INBOX_SEQ_INIT] = "INSERT OR IGNORE INTO inbox_seq(device, last) VALUES(?1, 0)",
-    [Q_INBOX_SEQ_NEXT] = "UPDATE inbox_seq SET last = last + 1 WHERE device = ?1 RETURNING last",
+    [Q_INBOX_SEQ_GET] = "SELECT last FROM inbox_seq WHERE device = ?1",
+    [Q_INBOX_SEQ_PUT] = "INSERT INTO inbox_seq(device, last) VALUES(?1, ?2)"
+                        " ON CONFLICT(device) DO UPDATE SET last = max(last, excluded.last)",
     [Q_INBOX_ADD] = "INSERT INTO inbox(device, seq, thread, message, kind, sender, sender_device,"
                     " time, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [Q_INBOX_PAGE] = "SELECT i.seq, i.thread, i.message, i.kind, i.sender, i.sender_device,"
