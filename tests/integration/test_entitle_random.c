@@ -1,35 +1,39 @@
 /*
  * test_entitle_random.c: randomized entitlement test (issue 5, "Done when"
  * item 3). Thousands of random grant / revoke / expire / assign / unassign /
- * link-device / revoke-device steps (and now and then a proxy registered or
+ * link-device / revoke-device steps (now and then also a proxy registered or
  * ended, or a break-glass access opened; grants and revocations signed by
- * the citizen or an active proxy)
- * against the real server, with real
+ * the citizen or an active proxy) against the real server, with real
  * devices running the client library's sync engine (client_thread.h), and
  * an independent model of the contract's entitlement rule
- * (tests/support/entitle_model.h). After every step:
+ * (tests/support/entitle_model.h, itself checked on hand-made cases by
+ * model_rules). After every step:
  *
  *   1. at once (before any device syncs): the server's roster is unchanged
- *      (only a commit changes it), thread.members lists as pending_removal
+ *      (only a commit changes it); thread.members lists as pending_removal
  *      exactly the roster devices the model no longer entitles and as
- *      pending_add exactly the entitled devices not in the roster, and an
+ *      pending_add exactly the entitled devices not in the roster; an
  *      application message from a member is refused with `state` while a
  *      removal is pending, else queued for exactly the other roster devices
- *      (a probe, checked in 3);
- *   2. every live device syncs (the engine commits the server's external
- *      proposals, joins from Welcomes) until a round brings nothing new;
+ *      (a probe, checked in 3); no device outside a thread has anything of
+ *      it in its inbox but a `removed` notice (check_inboxes);
+ *   2. the devices inside some thread sync (the engine commits the server's
+ *      external proposals, joins from Welcomes) until nothing new can be
+ *      waiting (settle);
  *   3. every thread's roster equals the model's entitled devices in the
  *      server's ratchet tree and in its last accepted GroupInfo (thread.state),
  *      in thread.members (with a basis the model accepts), and in the MLS
  *      group state of every entitled device (same epoch, same epoch
  *      authenticator); devices not entitled hold no current-epoch state; the
- *      probe was decrypted by every recipient and reached no other device.
+ *      probe was decrypted by every recipient and reached no other device
+ *      (check_settled).
  *
- * SAMMEN_SEED=N reproduces a run (the seed is printed); SAMMEN_RANDOM_STEPS
- * sets the step count (default 2000, 300 under AddressSanitizer), and
- * SAMMEN_RANDOM_SECONDS a time budget (default 400 s) after which the run
- * stops early, saying so. On a mismatch the test prints the seed and the
- * whole step history.
+ * SAMMEN_SEED=N replays a run's choices (the seed is printed);
+ * SAMMEN_RANDOM_STEPS sets the step count (default 2000, 300 under
+ * AddressSanitizer), and SAMMEN_RANDOM_SECONDS a time budget (default 400 s)
+ * after which the run stops early, saying so; SAMMEN_RANDOM_VERBOSE prints
+ * each step as it runs. On a mismatch the test prints the seed and the whole
+ * step history.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "it.h"
