@@ -275,7 +275,8 @@ void mls_group_commit_out_reset(struct mls_group_commit_out *out);
 int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_opts *opts,
                             uint64_t now, struct mls_group_commit_out *out);
 /* Commits every proposal remembered this epoch, by reference, with a path
- * (the client policy for external Removes). ERR_NOT_FOUND when there is
+ * (the client policy for the server's external Adds and Removes); a Welcome
+ * for added members carries the ratchet tree. ERR_NOT_FOUND when there is
  * nothing to commit. */
 int mls_group_commit_pending(struct mls_group *g, uint64_t now, struct mls_group_commit_out *out);
 /* Applies the pending commit: the epoch advances. ERR_STATE if none. */

@@ -791,5 +791,9 @@ int mls_group_commit_pending(struct mls_group *g, uint64_t now, struct mls_group
         return ERR_NOT_FOUND;
     o.include_pending = true;
     o.force_path = true;
+    /* Sammen's delivery service hands joiners no tree out of band: a device
+     * added by a pending (e.g. the server's external) Add must find the
+     * ratchet tree in its Welcome. */
+    o.tree_in_welcome = true;
     return mls_group_commit_create(g, &o, now, out);
 }
