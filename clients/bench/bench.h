@@ -148,7 +148,7 @@ uint64_t bench_hist_count(const struct bench_hist *h);
 double bench_hist_quantile(const struct bench_hist *h, double q);
 
 /* What a worker reports (READY after setup, DONE at the end). */
-enum { BENCH_MSG_READY = 1, BENCH_MSG_DONE = 2 };
+enum { BENCH_MSG_READY = 1, BENCH_MSG_DONE = 2, BENCH_MSG_PHASE = 3 };
 #define BENCH_NCOUNT 16
 struct bench_wmsg {
     uint32_t kind;
@@ -158,7 +158,7 @@ struct bench_wmsg {
 };
 
 /* A worker process: fn runs in the child with its index, the read end of
- * the control pipe (bytes 'G' go, 'S' stop) and the write end of the
+ * the control pipe (bytes 'G' go, 'R' next phase, 'S' stop) and the write end of the
  * result pipe; its return is the child's exit status. */
 typedef int bench_worker_fn(int index, int ctl_fd, int res_fd, void *arg);
 struct bench_pool {

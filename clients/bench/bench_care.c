@@ -995,7 +995,7 @@ static void catch_opened(struct bconn *c, void *user)
     }
 }
 
-static int run_catchup(struct cworker *w, int ctl_fd)
+static int run_catchup(struct cworker *w, int ctl_fd, int res_fd)
 {
     const struct bench_target *t = w->a->t;
     const struct bconn_cbs cbs = {catch_opened, on_event, on_close};
@@ -1040,6 +1040,23 @@ static int run_catchup(struct cworker *w, int ctl_fd)
     until = bnet_now_ns() + 120000000000ull;
     while (w->c[C_ACCEPTED] + w->c[C_REJECTED] < w->c[C_SENT] && bnet_now_ns() < until)
         (void)bnet_service(w->net, 2);
+    /* tell the parent the backlog is in, and wait for every worker's
+     * members to come back at the same moment ('R') */
+    {
+        struct bench_wmsg *pm = calloc(1, sizeof(*pm));
+        int ctl;
+        if (!pm)
+            return ERR_NOMEM;
+        pm->kind = BENCH_MSG_PHASE;
+        ctl = bench_worker_send(res_fd, pm);
+        free(pm);
+        if (ctl != 0)
+            return ERR_IO;
+        while ((ctl = bench_worker_poll(ctl_fd)) == 0)
+            (void)bnet_service(w->net, 5);
+        if (ctl != 'R')
+            return ERR_IO;
+    }
     /* they come back: connect, log in, sync until drained */
     t0 = bnet_now_ns();
     do {
@@ -1172,7 +1189,7 @@ report:
         (void)bnet_service(w.net, 10);
     if (ctl != 'G')
         goto out;
-    rc = a->catchup ? run_catchup(&w, ctl_fd) : run_care(&w, ctl_fd, sched, nsched);
+    rc = a->catchup ? run_catchup(&w, ctl_fd, res_fd) : run_care(&w, ctl_fd, sched, nsched);
     if (rc != 0)
         werr(&w, "run", rc, NULL);
     memset(msg, 0, sizeof(*msg));
@@ -1219,7 +1236,8 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
     struct bench_hist hist;
     uint64_t tot[BENCH_NCOUNT], setup_ns = 0, active_ns = 0, drain_ns = 0;
     uint64_t rss0 = 0, hwm0 = 0, rss1 = 0, hwm1 = 0;
-    double cpu0 = 0, cpu1 = 0;
+    double cpu0 = 0, cpu1 = 0, cpu_mid = 0;
+    uint64_t rss_mid = 0;
     bool catchup = strcmp(o->workload, "catchup") == 0, have_pid = t->pid > 0;
     size_t nmem = (size_t)o->threads * (size_t)(o->members - 1);
     int procs, rc;
@@ -1292,6 +1310,21 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
     }
     fprintf(stderr, "sammen-bench: set-up done in %.1f s; measuring\n", (double)setup_ns / 1e9);
     bench_pool_signal(&pool, 'G');
+    if (catchup) {
+        /* the backlog is in: the drain is measured from here */
+        rc = bench_pool_collect(&pool, BENCH_MSG_PHASE, done, 3600000);
+        if (rc != 0) {
+            bench_pool_signal(&pool, 'S');
+            bench_pool_wait(&pool);
+            goto out;
+        }
+        if (have_pid) {
+            (void)bench_proc_cpu(t->pid, &cpu_mid);
+            (void)bench_proc_mem(t->pid, &rss_mid, &hwm1);
+        }
+        fprintf(stderr, "sammen-bench: backlog in; draining\n");
+        bench_pool_signal(&pool, 'R');
+    }
     rc = bench_pool_collect(&pool, BENCH_MSG_DONE, done, 3600000);
     if (have_pid) {
         (void)bench_proc_cpu(t->pid, &cpu1);
@@ -1313,11 +1346,16 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
     {
         double act = (double)active_ns / 1e9, cpu = cpu1 - cpu0;
         uint64_t lost = tot[C_EXPECTED] > tot[C_RECEIVED] ? tot[C_EXPECTED] - tot[C_RECEIVED] : 0;
+        uint64_t answered = tot[C_ACCEPTED] + tot[C_REJECTED];
+        uint64_t unanswered = tot[C_SENT] > answered ? tot[C_SENT] - answered : 0;
         bench_report_fig(r, "setup_time", (double)setup_ns / 1e9, "s");
         bench_report_figi(r, "messages_sent", tot[C_SENT], "");
         bench_report_figi(r, "messages_accepted", tot[C_ACCEPTED], "");
         bench_report_figi(r, "messages_refused", tot[C_REJECTED], "");
         bench_report_figi(r, "messages_not_sent", tot[C_NOT_SENT], "");
+        /* sent, but no answer before the drain ran out: the server fell
+         * that far behind; nothing else in the run is meaningful then */
+        bench_report_figi(r, "messages_unanswered", unanswered, "");
         bench_report_figi(r, "deliveries_expected", tot[C_EXPECTED], "");
         bench_report_figi(r, "deliveries", tot[C_RECEIVED], "");
         bench_report_figi(r, "lost", lost, "");
@@ -1339,6 +1377,12 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
             bench_report_fig(r, "latency_p999", bench_hist_quantile(&hist, 0.999) / 1000.0, "ms");
             bench_report_fig(r, "latency_max", bench_hist_quantile(&hist, 1.0) / 1000.0, "ms");
         }
+        if (have_pid && catchup) {
+            /* the drain alone: from the moment the members come back */
+            bench_report_fig(r, "server_cpu_backlog", cpu_mid - cpu0, "s");
+            bench_report_figi(r, "server_rss_backlog", rss_mid, "KiB");
+            cpu = cpu1 - cpu_mid;
+        }
         if (have_pid) {
             bench_report_fig(r, "server_cpu", cpu, "s");
             bench_report_fig(r, "server_cpu_share", act > 0 ? cpu / act : 0, "cores");
@@ -1352,6 +1396,8 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
         }
         if (lost > 0 || tot[C_DUPLICATES] > 0 || tot[C_REJECTED] > 0 || tot[C_ERRORS] > 0)
             rc = ERR_INTERNAL;
+        else if (unanswered > 0 || tot[C_SENT] == 0)
+            rc = ERR_EXPIRED; /* give a longer --drain or a lower --rate */
     }
 out:
     free(a.cit);
