@@ -32,8 +32,6 @@
 #include "tls.h"
 
 #define HLEN MLS_TREE_HASH_LEN
-/* PreSharedKey proposals accepted in one commit. */
-#define MAX_PSKS 64
 
 struct pending {
     uint8_t ref[MLS_REF_LEN];
@@ -381,118 +379,31 @@ static int resolve_items(const struct mls_follower *f, const struct mls_commit *
     return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* The rules on the proposal list as a whole (mls_rules_commit_*, the same
+ * as members apply); by-value proposals are checked here too, having never
+ * been seen before. joiner is an external commit's path LeafNode. Sets
+ * *path_required. */
+static int check_items(const struct mls_follower *f, const struct plan *pl,
+                       const struct mls_leaf_node *joiner, uint64_t now, bool *path_required)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* No two PreSharedKey proposals name the same PSK (§12.2). */
-static int check_psks(const struct plan *pl)
-{
-    const struct mls_pre_shared_key_id *ids[MAX_PSKS];
-    size_t n = 0;
-    for (size_t i = 0; i < pl->n; i++) {
-        if (pl->items[i].p->proposal_type != MLS_PROPOSAL_PSK)
-            continue;
-        /* The pairwise check is quadratic: bound it. */
-        if (n == MAX_PSKS)
-            return ERR_LIMIT;
-        ids[n++] = &pl->items[i].p->psk;
-    }
-    return mls_rules_psks_distinct(ids, n);
-}
-
-/* §12.2-12.4 rules on the list of proposals as a whole. Sets *path_required. */
-static int check_items(const struct mls_follower *f, const struct plan *pl, uint64_t now,
-                       bool *path_required)
-{
-    uint32_t *leaves = NULL; /* leaves touched by Update or Remove */
-    size_t n_leaves = 0, n_gce = 0, n_reinit = 0, n_init = 0;
-    uint32_t committer = pl->committer;
-    int rc = ERR_NOMEM;
-
-    *path_required = pl->n == 0 || pl->external;
-    leaves = calloc(pl->n ? pl->n : 1, sizeof(*leaves));
-    if (!leaves)
-        goto out;
-    rc = ERR_INVALID;
-    for (size_t i = 0; i < pl->n; i++) {
+    struct mls_rules_commit rules;
+    int rc = mls_rules_commit_init(&rules, f->tree, f->gc.version, pl->committer, pl->external,
+                                   joiner, pl->n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < pl->n && rc == 0; i++) {
         const struct item *it = &pl->items[i];
-        const struct mls_proposal *p = it->p;
-        /* External commits (§12.4.3.2): of the RFC's own types only
-         * ExternalInit, at most one Remove (the joiner's old leaf, "resync")
-         * and PreSharedKey; extension types are judged as in any commit. */
-        if (pl->external && p->proposal_type >= MLS_PROPOSAL_ADD &&
-            p->proposal_type <= MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS &&
-            p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
-            p->proposal_type != MLS_PROPOSAL_REMOVE && p->proposal_type != MLS_PROPOSAL_PSK)
-            goto out;
-        switch (p->proposal_type) {
-        case MLS_PROPOSAL_ADD:
-            break;
-        case MLS_PROPOSAL_UPDATE:
-            /* By reference only, and never the committer's own (§12.2). */
-            if (!it->by_ref || it->sender == committer)
-                goto out;
-            leaves[n_leaves++] = it->sender;
-            *path_required = true;
-            break;
-        case MLS_PROPOSAL_REMOVE:
-            if (p->remove == committer)
-                goto out;
-            leaves[n_leaves++] = p->remove;
-            *path_required = true;
-            break;
-        case MLS_PROPOSAL_PSK:
-            break;
-        case MLS_PROPOSAL_REINIT:
-            n_reinit++;
-            break;
-        case MLS_PROPOSAL_EXTERNAL_INIT:
-            if (!pl->external)
-                goto out;
-            n_init++;
-            break;
-        case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
-            n_gce++;
-            *path_required = true;
-            break;
-        default:
-            /* A proposal type outside RFC 9420: every member must list it. */
-            for (uint32_t l = 0; l < mls_tree_leaf_count(f->tree); l++) {
-                const struct mls_leaf_node *ln = mls_tree_leaf(f->tree, l);
-                if (ln && !mls_rules_u16_in(&ln->capabilities.proposals, p->proposal_type))
-                    goto out;
-            }
-            break;
-        }
-        /* By-value proposals were never checked on arrival. */
-        if (!it->by_ref) {
-            rc = check_proposal(f, p, it->sender_type, it->sender, now);
-            if (rc != 0)
-                goto out;
-            rc = ERR_INVALID;
-        }
+        rc = mls_rules_commit_item(&rules, it->p, it->sender_type, it->sender, it->by_ref);
+        if (rc == 0 && !it->by_ref)
+            rc = check_proposal(f, it->p, it->sender_type, it->sender, now);
     }
-    if (n_gce > 1 || (n_reinit > 0 && pl->n != 1))
-        goto out;
-    if (pl->external && (n_init != 1 || n_leaves > 1))
-        goto out;
-    /* At most one Update or Remove per leaf. */
-    qsort(leaves, n_leaves, sizeof(*leaves), cmp_u32);
-    for (size_t i = 1; i < n_leaves; i++)
-        if (leaves[i] == leaves[i - 1])
-            goto out;
-    rc = check_psks(pl);
-out:
-    free(leaves);
+    if (rc == 0)
+        rc = mls_rules_commit_end(&rules);
+    *path_required = rules.path_required;
+    mls_rules_commit_reset(&rules);
     return rc;
 }
 
-/* Checks that every UpdatePathNode carries one encrypted path secret per
- * node in the resolution of its copath child, leaving out this commit's new
- * members (§7.6, §12.4.2). Clients would fail to find theirs otherwise. */
 static int check_secret_counts(const struct mls_tree *t, uint32_t committer,
                                const struct mls_update_path *path, const struct plan *pl)
 {
@@ -646,7 +557,7 @@ static int handle_commit(struct mls_follower *f, const struct mls_message *m, ui
     if (rc == 0)
         rc = resolve_items(f, c, &pl);
     if (rc == 0)
-        rc = check_items(f, &pl, now, &path_required);
+        rc = check_items(f, &pl, &c->path.leaf_node, now, &path_required);
     if (rc == 0 && path_required && !c->has_path)
         rc = ERR_INVALID;
     if (rc == 0)

@@ -31,8 +31,6 @@
 #include "mls_treemath.h"
 #include "tls.h"
 
-/* PreSharedKey proposals accepted in one commit. */
-#define MAX_PSKS 64
 
 /* ---- epoch states ----------------------------------------------------------- */
 
@@ -361,7 +359,7 @@ static int psk_secret_of(const struct mls_group *g, const struct gstate *s,
 {
     struct mls_ks_psk *list = NULL;
     int rc = 0;
-    if (n > MAX_PSKS)
+    if (n > MLS_RULES_MAX_PSKS)
         return ERR_LIMIT;
     if (n == 0)
         return mls_ks_psk_secret(NULL, 0, out);
@@ -388,12 +386,12 @@ static int psk_secret_of(const struct mls_group *g, const struct gstate *s,
 int gplan_psk_secret(const struct mls_group *g, const struct gstate *s, const struct gplan *pl,
                      uint8_t out[HLEN])
 {
-    const struct mls_pre_shared_key_id *ids[MAX_PSKS];
+    const struct mls_pre_shared_key_id *ids[MLS_RULES_MAX_PSKS];
     size_t n = 0;
     for (size_t i = 0; i < pl->n; i++) {
         if (pl->items[i].p->proposal_type != MLS_PROPOSAL_PSK)
             continue;
-        if (n >= MAX_PSKS)
+        if (n >= MLS_RULES_MAX_PSKS)
             return ERR_LIMIT;
         ids[n++] = &pl->items[i].p->psk;
     }
@@ -422,7 +420,7 @@ int mls_group_join(const uint8_t *welcome, size_t welcome_len, struct mls_kp *co
     struct mls_group *g = NULL;
     struct gstate *s = NULL;
     uint8_t psk_secret[HLEN], th[HLEN];
-    const struct mls_pre_shared_key_id *ids[MAX_PSKS];
+    const struct mls_pre_shared_key_id *ids[MLS_RULES_MAX_PSKS];
     const struct mls_leaf_node *signer;
     int rc;
 
@@ -449,7 +447,7 @@ int mls_group_join(const uint8_t *welcome, size_t welcome_len, struct mls_kp *co
         rc = ERR_CONFLICT;
         goto out;
     }
-    if (gs.n_psks > MAX_PSKS) {
+    if (gs.n_psks > MLS_RULES_MAX_PSKS) {
         rc = ERR_LIMIT;
         goto out;
     }
@@ -659,119 +657,36 @@ void gplan_free(struct gplan *pl)
     memset(pl, 0, sizeof(*pl));
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* No two PreSharedKey proposals name the same PSK (§12.2). */
-static int check_psks(const struct gplan *pl)
-{
-    const struct mls_pre_shared_key_id *ids[MAX_PSKS];
-    size_t n = 0;
-    for (size_t i = 0; i < pl->n; i++) {
-        if (pl->items[i].p->proposal_type != MLS_PROPOSAL_PSK)
-            continue;
-        /* The pairwise check is quadratic: bound it. */
-        if (n == MAX_PSKS)
-            return ERR_LIMIT;
-        ids[n++] = &pl->items[i].p->psk;
-    }
-    return mls_rules_psks_distinct(ids, n);
-}
-
 int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan *pl,
                 uint32_t committer, uint64_t now)
 {
     const struct mls_bytes *gid = &s->gc.group_id;
     const struct mls_extension_list *ext = &s->gc.extensions;
-    uint32_t *leaves = NULL;
-    size_t n_leaves = 0, n_gce = 0;
-    int rc = ERR_NOMEM;
+    struct mls_rules_commit rules;
+    int rc;
 
-    size_t n_init = 0, n_remove = 0;
-    pl->path_required = pl->n == 0 || pl->external;
-    leaves = calloc(pl->n ? pl->n : 1, sizeof(*leaves));
+    if ((rc = mls_rules_commit_init(&rules, s->tree, s->gc.version, committer, pl->external,
+                                    pl->ext_leaf, pl->n)) != 0)
+        return rc;
+    rc = ERR_NOMEM;
     pl->added = calloc(pl->n ? pl->n : 1, sizeof(*pl->added));
     pl->added_kp = calloc(pl->n ? pl->n : 1, sizeof(*pl->added_kp));
-    if (!leaves || !pl->added || !pl->added_kp)
+    if (!pl->added || !pl->added_kp)
         goto out;
     for (size_t i = 0; i < pl->n; i++) {
         const struct gitem *it = &pl->items[i];
         const struct mls_proposal *p = it->p;
-        rc = ERR_INVALID;
-        /* External commits (§12.4.3.2): one ExternalInit, at most one
-         * Remove (the joiner's old leaf: same identity), PSKs; by value. */
-        if (pl->external && p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
-            p->proposal_type != MLS_PROPOSAL_REMOVE && p->proposal_type != MLS_PROPOSAL_PSK)
+        if ((rc = mls_rules_commit_item(&rules, p, it->sender_type, it->sender, it->by_ref)) != 0)
             goto out;
-        switch (p->proposal_type) {
-        case MLS_PROPOSAL_ADD:
-        case MLS_PROPOSAL_PSK:
-            break;
-        case MLS_PROPOSAL_UPDATE:
-            if (!it->by_ref || it->sender_type != MLS_SENDER_MEMBER || it->sender == committer)
-                goto out;
-            leaves[n_leaves++] = it->sender;
-            pl->path_required = true;
-            break;
-        case MLS_PROPOSAL_REMOVE:
-            if (p->remove == committer)
-                goto out;
-            if (pl->external) {
-                const struct mls_leaf_node *old = mls_tree_leaf(s->tree, p->remove);
-                const struct mls_credential *nc = &pl->ext_leaf->credential;
-                if (!old || old->credential.credential_type != nc->credential_type ||
-                    old->credential.identity.len != nc->identity.len ||
-                    memcmp(old->credential.identity.data, nc->identity.data,
-                           nc->identity.len) != 0)
-                    goto out;
-                n_remove++;
-            }
-            leaves[n_leaves++] = p->remove;
-            pl->path_required = true;
-            break;
-        case MLS_PROPOSAL_REINIT:
-            /* Ends the group (§12.1.5); it must be alone in its commit and
-             * may not go back to an older protocol version. */
-            if (p->reinit.version < s->gc.version)
-                goto out;
-            pl->reinit = true;
-            break;
-        case MLS_PROPOSAL_EXTERNAL_INIT:
-            if (!pl->external)
-                goto out;
+        if (p->proposal_type == MLS_PROPOSAL_EXTERNAL_INIT)
             pl->external_init = &p->external_init;
-            n_init++;
-            break;
-        case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
-            n_gce++;
-            pl->path_required = true;
-            break;
-        default:
-            /* A type outside RFC 9420 (GREASE included): every member
-             * must list it (§13.5); committing it needs a path. */
-            for (uint32_t l = 0; l < mls_tree_leaf_count(s->tree); l++) {
-                const struct mls_leaf_node *ln = mls_tree_leaf(s->tree, l);
-                if (ln && !mls_rules_u16_in(&ln->capabilities.proposals, p->proposal_type))
-                    goto out;
-            }
-            pl->path_required = true;
-            break;
-        }
         if (!it->by_ref && (rc = check_proposal(g, s, p, it->sender_type, it->sender, now)) != 0)
             goto out;
     }
-    rc = ERR_INVALID;
-    if (n_gce > 1 || (pl->external && (n_init != 1 || n_remove > 1)) || (pl->reinit && pl->n != 1))
+    if ((rc = mls_rules_commit_end(&rules)) != 0)
         goto out;
-    qsort(leaves, n_leaves, sizeof(*leaves), cmp_u32);
-    for (size_t i = 1; i < n_leaves; i++)
-        if (leaves[i] == leaves[i - 1])
-            goto out;
-    if ((rc = check_psks(pl)) != 0)
-        goto out;
+    pl->path_required = rules.path_required;
+    pl->reinit = rules.reinit;
 
     /* Apply: GroupContextExtensions, Update, Remove, Add (§12.4.2). */
     if ((rc = mls_tree_clone(s->tree, &pl->tree)) != 0)
@@ -832,7 +747,7 @@ int gplan_build(const struct mls_group *g, const struct gstate *s, struct gplan 
     }
     rc = mls_rules_tree_supports(pl->tree, ext);
 out:
-    free(leaves);
+    mls_rules_commit_reset(&rules);
     return rc;
 }
 

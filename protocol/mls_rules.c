@@ -106,6 +106,123 @@ int mls_rules_psks_distinct(const struct mls_pre_shared_key_id *const *ids, size
     return rc;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int mls_rules_commit_init(struct mls_rules_commit *c, const struct mls_tree *tree,
+                          uint16_t version, uint32_t committer, bool external,
+                          const struct mls_leaf_node *joiner, size_t n_items)
+{
+    memset(c, 0, sizeof(*c));
+    c->tree = tree;
+    c->version = version;
+    c->committer = committer;
+    c->external = external;
+    c->joiner = joiner;
+    c->n_items = n_items;
+    /* An empty commit and an external one always carry a path (§12.4). */
+    c->path_required = n_items == 0 || external;
+    c->leaves = calloc(n_items ? n_items : 1, sizeof(*c->leaves));
+    return c->leaves ? 0 : ERR_NOMEM;
+}
+
+/* §12.4.3.2: an external commit may remove only the joiner's old leaf,
+ * recognised by the same credential. */
+static bool same_credential(const struct mls_leaf_node *old, const struct mls_leaf_node *joiner)
+{
+    const struct mls_credential *a = &old->credential, *b = &joiner->credential;
+    return a->credential_type == b->credential_type && a->identity.len == b->identity.len &&
+           (a->identity.len == 0 || memcmp(a->identity.data, b->identity.data, a->identity.len) == 0);
+}
+
+int mls_rules_commit_item(struct mls_rules_commit *c, const struct mls_proposal *p,
+                          uint8_t sender_type, uint32_t sender, bool by_ref)
+{
+    /* External commits (§12.4.3.2): ExternalInit, at most one Remove (the
+     * joiner's old leaf, "resync") and PreSharedKey only. */
+    if (c->external && p->proposal_type != MLS_PROPOSAL_EXTERNAL_INIT &&
+        p->proposal_type != MLS_PROPOSAL_REMOVE && p->proposal_type != MLS_PROPOSAL_PSK)
+        return ERR_INVALID;
+    switch (p->proposal_type) {
+    case MLS_PROPOSAL_ADD:
+        break;
+    case MLS_PROPOSAL_PSK:
+        if (c->n_psk < MLS_RULES_MAX_PSKS)
+            c->psks[c->n_psk] = &p->psk;
+        c->n_psk++;
+        break;
+    case MLS_PROPOSAL_UPDATE:
+        /* By reference only, by a member, never the committer's own (§12.2). */
+        if (!by_ref || sender_type != MLS_SENDER_MEMBER || sender == c->committer)
+            return ERR_INVALID;
+        c->leaves[c->n_leaves++] = sender;
+        c->path_required = true;
+        break;
+    case MLS_PROPOSAL_REMOVE:
+        if (p->remove == c->committer)
+            return ERR_INVALID;
+        if (c->external) {
+            const struct mls_leaf_node *old = mls_tree_leaf(c->tree, p->remove);
+            if (!old || !c->joiner || !same_credential(old, c->joiner))
+                return ERR_INVALID;
+            c->n_remove++;
+        }
+        c->leaves[c->n_leaves++] = p->remove;
+        c->path_required = true;
+        break;
+    case MLS_PROPOSAL_REINIT:
+        /* Ends the group (§12.1.5); never back to an older version. */
+        if (p->reinit.version < c->version)
+            return ERR_INVALID;
+        c->reinit = true;
+        break;
+    case MLS_PROPOSAL_EXTERNAL_INIT:
+        if (!c->external)
+            return ERR_INVALID;
+        c->n_init++;
+        break;
+    case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
+        c->n_gce++;
+        c->path_required = true;
+        break;
+    default:
+        /* A type outside RFC 9420 (GREASE included): every member must
+         * list it (§13.5); committing it needs a path. */
+        for (uint32_t l = 0; l < mls_tree_leaf_count(c->tree); l++) {
+            const struct mls_leaf_node *ln = mls_tree_leaf(c->tree, l);
+            if (ln && !mls_rules_u16_in(&ln->capabilities.proposals, p->proposal_type))
+                return ERR_INVALID;
+        }
+        c->path_required = true;
+        break;
+    }
+    return 0;
+}
+
+int mls_rules_commit_end(struct mls_rules_commit *c)
+{
+    if (c->n_gce > 1 || (c->external && (c->n_init != 1 || c->n_remove > 1)) ||
+        (c->reinit && c->n_items != 1))
+        return ERR_INVALID;
+    /* At most one Update or Remove per leaf. */
+    qsort(c->leaves, c->n_leaves, sizeof(*c->leaves), cmp_u32);
+    for (size_t i = 1; i < c->n_leaves; i++)
+        if (c->leaves[i] == c->leaves[i - 1])
+            return ERR_INVALID;
+    if (c->n_psk > MLS_RULES_MAX_PSKS)
+        return ERR_LIMIT;
+    return mls_rules_psks_distinct(c->psks, c->n_psk);
+}
+
+void mls_rules_commit_reset(struct mls_rules_commit *c)
+{
+    free(c->leaves);
+    memset(c, 0, sizeof(*c));
+}
+
 int mls_rules_group_info_signature(const struct mls_group_info *gi, const uint8_t *signer_pub,
                                    size_t signer_pub_len)
 {

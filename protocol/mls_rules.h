@@ -19,6 +19,8 @@
 
 struct mls_extension_list;
 struct mls_group_info;
+struct mls_leaf_node;
+struct mls_proposal;
 struct mls_pre_shared_key_id;
 struct mls_tree;
 struct mls_u16_list;
@@ -38,6 +40,58 @@ int mls_rules_tree_supports(const struct mls_tree *t, const struct mls_extension
  * encode to the same PreSharedKeyID bytes, ERR_NOMEM. Quadratic: callers
  * bound n. */
 int mls_rules_psks_distinct(const struct mls_pre_shared_key_id *const *ids, size_t n);
+
+/* PreSharedKey proposals accepted in one commit (the distinctness check is
+ * quadratic). */
+#define MLS_RULES_MAX_PSKS 64
+
+/*
+ * The rules on a commit's list of proposals as a whole (§12.2, §12.4.2,
+ * external commits §12.4.3.2), applied identically by a member processing
+ * or creating a commit and by the follower. Use:
+ *   mls_rules_commit_init(&rc, tree, version, committer, external, joiner, n)
+ *   mls_rules_commit_item(&rc, ...) for each proposal, in order
+ *   mls_rules_commit_end(&rc)
+ *   mls_rules_commit_reset(&rc) always, once init was called
+ * Checks of a proposal's own content (KeyPackage, LeafNode, PSK id, ...)
+ * stay with the caller. After _end, path_required and reinit are the
+ * commit's.
+ */
+struct mls_rules_commit {
+    const struct mls_tree *tree;        /* the tree before the commit */
+    uint16_t version;                   /* the group's protocol version */
+    uint32_t committer;                 /* the committer's leaf (not for external) */
+    bool external;                      /* sender new_member_commit */
+    const struct mls_leaf_node *joiner; /* external: the joiner's new LeafNode */
+    size_t n_items;
+    uint32_t *leaves; /* leaves updated or removed so far */
+    size_t n_leaves;
+    size_t n_gce, n_init, n_remove, n_psk;
+    const struct mls_pre_shared_key_id *psks[MLS_RULES_MAX_PSKS];
+    bool reinit;
+    bool path_required;
+};
+
+/* Starts the checks of a commit of n_items proposals. 0 or ERR_NOMEM. */
+int mls_rules_commit_init(struct mls_rules_commit *c, const struct mls_tree *tree,
+                          uint16_t version, uint32_t committer, bool external,
+                          const struct mls_leaf_node *joiner, size_t n_items);
+/* One proposal p, sent by (sender_type, sender), by reference or by value.
+ * ERR_INVALID when it may not be in this commit: an Update by value, by a
+ * non-member or by the committer; a Remove of the committer; in an
+ * external commit anything but ExternalInit, Remove (of a leaf with the
+ * joiner's credential) and PreSharedKey; ExternalInit elsewhere; a ReInit
+ * to an older version; a proposal type outside RFC 9420 that some member
+ * does not list. Borrowed pointers must outlive _end. */
+int mls_rules_commit_item(struct mls_rules_commit *c, const struct mls_proposal *p,
+                          uint8_t sender_type, uint32_t sender, bool by_ref);
+/* The checks on the whole list: at most one GroupContextExtensions, a
+ * ReInit alone, an external commit with one ExternalInit and at most one
+ * Remove, one Update or Remove per leaf (ERR_INVALID); at most
+ * MLS_RULES_MAX_PSKS PSKs (ERR_LIMIT), all distinct (ERR_INVALID). */
+int mls_rules_commit_end(struct mls_rules_commit *c);
+/* Frees what init allocated; c may be reused after another init. */
+void mls_rules_commit_reset(struct mls_rules_commit *c);
 
 /* Verifies gi's signature over GroupInfoTBS (§12.4.3) with signer_pub
  * (the signature key of leaf gi->signer). ERR_CRYPTO (bad signature, or a

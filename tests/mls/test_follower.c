@@ -995,8 +995,9 @@ static void external_join_and_add(void **state)
     mls_leaf_node_free(&placeholder);
 
     /* kind 0: valid; 1: no ExternalInit; 2: plus an Add; 3: signed by Bob;
-     * 4: a proposal by reference. */
-    for (int kind = 4; kind >= 0; kind--) {
+     * 4: a proposal by reference; 5: plus a Remove of Bob's leaf (only the
+     * joiner's own old leaf may go, §12.4.3.2, as members check). */
+    for (int kind = 5; kind >= 0; kind--) {
         struct mls_proposal_or_ref por[2];
         memset(por, 0, sizeof(por));
         size_t n = 0;
@@ -1018,6 +1019,8 @@ static void external_join_and_add(void **state)
             uint8_t r[32] = {0};
             por_ref(&por[n++], r);
         }
+        if (kind == 5)
+            por_remove(&por[n++], 1);
         start_msg(&m, 5, MLS_SENDER_NEW_MEMBER_COMMIT, 0, MLS_CONTENT_COMMIT);
         struct mls_commit *c = &m.public_message.content.commit;
         c->proposals = calloc(n ? n : 1, sizeof(*por));
@@ -1025,7 +1028,23 @@ static void external_join_and_add(void **state)
         memcpy(c->proposals, por, n * sizeof(*por));
         c->n_proposals = n;
         c->has_path = true;
-        make_path(&c->path, after, &dave, 2, 0);
+        if (kind == 5) {
+            /* A path that would be right had Bob's leaf been Dave's to
+             * take: only the Remove rule refuses it. */
+            struct mls_tree *resync = NULL;
+            struct mls_leaf_node ph;
+            uint32_t leaf = 0;
+            assert_int_equal(mls_tree_clone(W.model, &resync), 0);
+            assert_int_equal(mls_tree_remove(resync, 1), 0);
+            make_leaf(&ph, &dave, MLS_LEAF_SOURCE_KEY_PACKAGE, 0, NULL, 0);
+            assert_int_equal(mls_tree_add(resync, &ph, &leaf), 0);
+            assert_int_equal(leaf, 1);
+            mls_leaf_node_free(&ph);
+            make_path(&c->path, resync, &dave, 1, 0);
+            mls_tree_free(resync);
+        } else {
+            make_path(&c->path, after, &dave, 2, 0);
+        }
         if (kind == 0) {
             /* A policy hook that refuses: nothing changes. */
             uint32_t seen = 99;
@@ -1082,6 +1101,40 @@ static void external_join_and_add(void **state)
     teardown_world(&W);
 }
 
+/* A ReInit (§12.1.5) is committed alone and never to an older protocol
+ * version; the follower applies the rules members do (mls_rules). */
+static void reinit_rules(void **state)
+{
+    (void)state;
+    struct world W;
+    setup_world(&W);
+    struct mls_message m;
+    int ev = 0;
+    for (int kind = 2; kind >= 0; kind--) {
+        /* kind 0: valid; 1: to version 0 (older than mls10); 2: not alone. */
+        struct mls_proposal_or_ref por[2];
+        memset(por, 0, sizeof(por));
+        por[0].type = MLS_POR_PROPOSAL;
+        por[0].proposal.proposal_type = MLS_PROPOSAL_REINIT;
+        struct mls_reinit *ri = &por[0].proposal.reinit;
+        assert_int_equal(mls_bytes_set(&ri->group_id, (const uint8_t *)"next", 4), 0);
+        ri->version = kind == 1 ? 0 : MLS_VERSION_MLS10;
+        ri->cipher_suite = 3;
+        size_t n = 1;
+        if (kind == 2) {
+            uint8_t nonce[32] = {0};
+            por[1].type = MLS_POR_PROPOSAL;
+            psk_proposal(&por[1].proposal, nonce, 0);
+            n = 2;
+        }
+        commit_msg(&m, 5, 0, por, n);
+        assert_int_equal(seal_feed(&W, &m, W.alice.priv, &ev), kind == 0 ? 0 : ERR_INVALID);
+        assert_int_equal(mls_follower_epoch(W.f), kind == 0 ? 6 : 5);
+    }
+    assert_int_equal(ev, MLS_FOLLOWER_COMMIT);
+    teardown_world(&W);
+}
+
 static void passive_client_replay(void **state)
 {
     (void)state;
@@ -1122,6 +1175,7 @@ int main(void)
         cmocka_unit_test(external_remove),
         cmocka_unit_test(external_join_and_add),
         cmocka_unit_test(limits_and_psks),
+        cmocka_unit_test(reinit_rules),
         cmocka_unit_test(passive_client_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
