@@ -210,34 +210,12 @@ static const struct mls_bytes *gid(const struct mls_follower *f)
 }
 
 /* Checks a proposal's content against the current state (the parts that do
- * not depend on the other proposals of a commit). */
+ * not depend on the other proposals of a commit): the rules members apply,
+ * mls_rules_proposal. */
 static int check_proposal(const struct mls_follower *f, const struct mls_proposal *p,
                           uint8_t sender_type, uint32_t sender, uint64_t now)
 {
-    switch (p->proposal_type) {
-    case MLS_PROPOSAL_ADD:
-        return mls_keypackage_validate(&p->add, now);
-    case MLS_PROPOSAL_UPDATE:
-        if (sender_type != MLS_SENDER_MEMBER)
-            return ERR_INVALID;
-        return mls_tree_validate_leaf(f->tree, &p->update, MLS_LEAF_SOURCE_UPDATE, sender,
-                                      gid(f)->data, gid(f)->len);
-    case MLS_PROPOSAL_REMOVE:
-        return mls_tree_leaf(f->tree, p->remove) ? 0 : ERR_INVALID;
-    case MLS_PROPOSAL_PSK:
-        /* §12.1.4: external, or resumption for an application; nonce of
-         * Nh bytes. */
-        if (p->psk.psktype == MLS_PSK_RESUMPTION && p->psk.usage != MLS_RESUMPTION_APPLICATION)
-            return ERR_INVALID;
-        return p->psk.psk_nonce.len == HLEN ? 0 : ERR_INVALID;
-    case MLS_PROPOSAL_EXTERNAL_INIT:
-        /* Only meaningful inside an external commit (check_items). */
-        return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
-    case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
-        return mls_extension_list_check_unique(&p->gce) ? ERR_INVALID : 0;
-    default:
-        return 0;
-    }
+    return mls_rules_proposal(f->tree, gid(f), p, sender_type, sender, now);
 }
 
 static int handle_proposal(struct mls_follower *f, struct mls_message *m, size_t len,

@@ -554,39 +554,7 @@ int check_proposal(const struct mls_group *g, const struct gstate *s, const stru
                    uint8_t sender_type, uint32_t sender, uint64_t now)
 {
     (void)g;
-    if (sender_type == MLS_SENDER_EXTERNAL &&
-        p->proposal_type != MLS_PROPOSAL_ADD && p->proposal_type != MLS_PROPOSAL_REMOVE &&
-        p->proposal_type != MLS_PROPOSAL_PSK && p->proposal_type != MLS_PROPOSAL_REINIT &&
-        p->proposal_type != MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS)
-        return ERR_INVALID;
-    if (sender_type == MLS_SENDER_NEW_MEMBER_PROPOSAL && p->proposal_type != MLS_PROPOSAL_ADD)
-        return ERR_INVALID;
-    switch (p->proposal_type) {
-    case MLS_PROPOSAL_ADD:
-        return mls_keypackage_validate(&p->add, now);
-    case MLS_PROPOSAL_UPDATE:
-        if (sender_type != MLS_SENDER_MEMBER)
-            return ERR_INVALID;
-        return mls_tree_validate_leaf(s->tree, &p->update, MLS_LEAF_SOURCE_UPDATE, sender,
-                                      s->gc.group_id.data, s->gc.group_id.len);
-    case MLS_PROPOSAL_REMOVE:
-        return mls_tree_leaf(s->tree, p->remove) ? 0 : ERR_INVALID;
-    case MLS_PROPOSAL_PSK:
-        if (p->psk.psk_nonce.len != HLEN)
-            return ERR_INVALID;
-        if (p->psk.psktype == MLS_PSK_RESUMPTION && p->psk.usage != MLS_RESUMPTION_APPLICATION)
-            return ERR_INVALID;
-        return 0;
-    case MLS_PROPOSAL_EXTERNAL_INIT:
-        /* Only inside an external commit, by value (§12.4.3.2). */
-        if (sender_type != MLS_SENDER_NEW_MEMBER_COMMIT)
-            return ERR_INVALID;
-        return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
-    case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
-        return mls_rules_tree_supports(s->tree, &p->gce);
-    default:
-        return 0;
-    }
+    return mls_rules_proposal(s->tree, &s->gc.group_id, p, sender_type, sender, now);
 }
 
 int gprop_add(struct gstate *s, uint16_t wf, const struct mls_framed_content *fc,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "mls_keypackage.h"
 #include "mls_struct.h"
 #include "mls_tree.h"
 #include "tls.h"
@@ -104,6 +105,45 @@ int mls_rules_psks_distinct(const struct mls_pre_shared_key_id *const *ids, size
         free(a);
     }
     return rc;
+}
+
+int mls_rules_proposal(const struct mls_tree *tree, const struct mls_bytes *group_id,
+                       const struct mls_proposal *p, uint8_t sender_type, uint32_t sender,
+                       uint64_t now)
+{
+    if (sender_type == MLS_SENDER_EXTERNAL &&
+        p->proposal_type != MLS_PROPOSAL_ADD && p->proposal_type != MLS_PROPOSAL_REMOVE &&
+        p->proposal_type != MLS_PROPOSAL_PSK && p->proposal_type != MLS_PROPOSAL_REINIT &&
+        p->proposal_type != MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS)
+        return ERR_INVALID;
+    if (sender_type == MLS_SENDER_NEW_MEMBER_PROPOSAL && p->proposal_type != MLS_PROPOSAL_ADD)
+        return ERR_INVALID;
+    switch (p->proposal_type) {
+    case MLS_PROPOSAL_ADD:
+        return mls_keypackage_validate(&p->add, now);
+    case MLS_PROPOSAL_UPDATE:
+        if (sender_type != MLS_SENDER_MEMBER)
+            return ERR_INVALID;
+        return mls_tree_validate_leaf(tree, &p->update, MLS_LEAF_SOURCE_UPDATE, sender,
+                                      group_id->data, group_id->len);
+    case MLS_PROPOSAL_REMOVE:
+        return mls_tree_leaf(tree, p->remove) ? 0 : ERR_INVALID;
+    case MLS_PROPOSAL_PSK:
+        if (p->psk.psk_nonce.len != CRYPTO_HASH_LEN)
+            return ERR_INVALID;
+        if (p->psk.psktype == MLS_PSK_RESUMPTION && p->psk.usage != MLS_RESUMPTION_APPLICATION)
+            return ERR_INVALID;
+        return 0;
+    case MLS_PROPOSAL_EXTERNAL_INIT:
+        /* Only inside an external commit, by value (§12.4.3.2). */
+        if (sender_type != MLS_SENDER_NEW_MEMBER_COMMIT)
+            return ERR_INVALID;
+        return p->external_init.len == CRYPTO_KEM_ENC_LEN ? 0 : ERR_INVALID;
+    case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
+        return mls_rules_tree_supports(tree, &p->gce);
+    default:
+        return 0;
+    }
 }
 
 static int cmp_u32(const void *a, const void *b)

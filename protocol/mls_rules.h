@@ -17,6 +17,7 @@
 
 #include "crypto.h"
 
+struct mls_bytes;
 struct mls_extension_list;
 struct mls_group_info;
 struct mls_leaf_node;
@@ -40,6 +41,20 @@ int mls_rules_tree_supports(const struct mls_tree *t, const struct mls_extension
  * encode to the same PreSharedKeyID bytes, ERR_NOMEM. Quadratic: callers
  * bound n. */
 int mls_rules_psks_distinct(const struct mls_pre_shared_key_id *const *ids, size_t n);
+
+/* The checks of one proposal's own content (§12.1), on arrival or by
+ * value in a commit, against tree (the current epoch's) of the group
+ * group_id: sender types (§12.1.8: external senders may propose Add,
+ * Remove, PSK, ReInit and GroupContextExtensions; new members only Add;
+ * ExternalInit only in an external commit); Add: a valid KeyPackage at
+ * `now`; Update: a member's LeafNode valid for its leaf; Remove: an
+ * occupied leaf; PSK: a nonce of Nh bytes, resumption only for an
+ * application; GroupContextExtensions supported by every member. Other
+ * types pass (mls_rules_commit_item checks that members list them).
+ * ERR_INVALID, ERR_EXPIRED, ERR_CRYPTO, ERR_UNSUPPORTED, ERR_NOMEM. */
+int mls_rules_proposal(const struct mls_tree *tree, const struct mls_bytes *group_id,
+                       const struct mls_proposal *p, uint8_t sender_type, uint32_t sender,
+                       uint64_t now);
 
 /* PreSharedKey proposals accepted in one commit (the distinctness check is
  * quadratic). */

@@ -1135,6 +1135,35 @@ static void reinit_rules(void **state)
     teardown_world(&W);
 }
 
+/* A GroupContextExtensions proposal must be supported by every member
+ * when it arrives, as members check it (mls_rules_proposal): an extension
+ * type no leaf lists is refused, a default one is kept. */
+static void gce_proposal_rules(void **state)
+{
+    (void)state;
+    struct world W;
+    setup_world(&W);
+    struct mls_message m;
+    int ev = 0;
+    for (int kind = 1; kind >= 0; kind--) {
+        start_msg(&m, 5, MLS_SENDER_MEMBER, 1, MLS_CONTENT_PROPOSAL);
+        struct mls_proposal *p = &m.public_message.content.proposal;
+        p->proposal_type = MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS;
+        p->gce.v = calloc(1, sizeof(*p->gce.v));
+        assert_non_null(p->gce.v);
+        p->gce.n = 1;
+        /* kind 0: application_id (default, §7.2); 1: 0x0a0a, listed by nobody. */
+        p->gce.v[0].extension_type = kind == 0 ? 1 : 0x0a0a;
+        assert_int_equal(mls_bytes_set(&p->gce.v[0].extension_data, (const uint8_t *)"x", 1), 0);
+        assert_int_equal(seal_feed(&W, &m, W.bob.priv, &ev), kind == 0 ? 0 : ERR_INVALID);
+    }
+    assert_int_equal(ev, MLS_FOLLOWER_PROPOSAL);
+    size_t np = 0;
+    assert_int_equal(mls_follower_pending(W.f, NULL, 0, &np), ERR_TOO_BIG);
+    assert_int_equal(np, 1);
+    teardown_world(&W);
+}
+
 static void passive_client_replay(void **state)
 {
     (void)state;
@@ -1176,6 +1205,7 @@ int main(void)
         cmocka_unit_test(external_join_and_add),
         cmocka_unit_test(limits_and_psks),
         cmocka_unit_test(reinit_rules),
+        cmocka_unit_test(gce_proposal_rules),
         cmocka_unit_test(passive_client_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
