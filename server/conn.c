@@ -231,6 +231,12 @@ int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool
         conn_send_err(c, 0, "too_big", "frame exceeds the server's max_frame", true);
         return 0;
     }
+    if (first && final) {
+        /* the whole message in one piece (the usual case): handle it where
+         * lws put it. No copy, and an idle session keeps no buffer. */
+        handle_frame(c, in, len);
+        return 0;
+    }
     if (c->rx_len + len > c->rx_cap) {
         size_t cap = c->rx_cap ? c->rx_cap : 4096;
         while (cap < c->rx_len + len)
@@ -252,11 +258,9 @@ int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool
         return 0;
     handle_frame(c, c->rx, c->rx_len);
     c->rx_len = 0;
-    if (c->rx_cap > 65536) {
-        /* do not keep a large frame's buffer for the life of the connection */
-        free(c->rx);
-        c->rx = NULL;
-        c->rx_cap = 0;
-    }
+    /* fragmented messages are rare: keep no buffer between them */
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = 0;
     return 0;
 }

@@ -385,7 +385,7 @@ int server_cmd_run(void)
     log_info("listening on %s:%u, domain %s", h, port, srv.domain);
 
     while (!srv.stop) {
-        if (lws_service(srv.ctx, 0) < 0)
+        if (ws_service() < 0)
             break;
         server_sweep();
         server_commit();
@@ -400,7 +400,7 @@ int server_cmd_run(void)
         conn_end_session(c, "shutdown");
     uint64_t deadline = (uint64_t)time(NULL) + DRAIN_SECONDS;
     while (srv.conns && (uint64_t)time(NULL) < deadline) {
-        if (lws_service(srv.ctx, 0) < 0)
+        if (ws_service() < 0)
             break;
         server_commit();
     }

@@ -9,6 +9,7 @@
 
 #include "lws_inc.h"
 #include <string.h>
+#include <uv.h>
 
 #include "conn.h"
 #include "err.h"
@@ -95,8 +96,48 @@ static void lws_log_emit(int level, const char *line)
         log_warn("lws: %.*s", (int)n, line);
 }
 
+/* libuv (epoll) instead of lws's built-in poll(): poll() walks every
+ * socket on each loop iteration, so with thousands of idle sessions each
+ * iteration cost O(sessions) (PERFORMANCE.md). lws runs on our loop. */
+static uv_loop_t loop;
+static bool loop_ok;
+/* Wakes the loop once a second even when no socket is active, so the
+ * caller's per-iteration work (expiry sweeps, the shutdown drain's
+ * deadline) runs on an idle server as it did under lws's poll loop. */
+static uv_timer_t tick;
+static bool tick_ok;
+
+static void tick_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    (void)h;
+    tick_ok = false;
+}
+
+int ws_service(void)
+{
+    (void)uv_run(&loop, UV_RUN_ONCE);
+    return 0;
+}
+
 int ws_start(uint16_t *port)
 {
+    void *loops[1] = {&loop};
+    if (uv_loop_init(&loop) != 0) {
+        log_error("cannot create the event loop");
+        return ERR_IO;
+    }
+    loop_ok = true;
+    if (uv_timer_init(&loop, &tick) != 0 || uv_timer_start(&tick, tick_cb, 1000, 1000) != 0) {
+        log_error("cannot create the event loop's timer");
+        ws_stop();
+        return ERR_IO;
+    }
+    tick_ok = true;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -109,6 +150,8 @@ int ws_start(uint16_t *port)
     info.gid = -1;
     info.uid = -1;
     info.vhost_name = "sammen";
+    info.options |= LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = loops;
     if (!strchr(host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     if (srv.cfg.tls_cert[0]) {
@@ -120,6 +163,7 @@ int ws_start(uint16_t *port)
     if (!srv.ctx) {
         log_error("cannot listen on %s (address in use, bad address or TLS files?)",
                   srv.cfg.listen);
+        ws_stop();
         return ERR_IO;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "sammen");
@@ -135,7 +179,25 @@ int ws_start(uint16_t *port)
 
 void ws_stop(void)
 {
-    if (srv.ctx)
+    if (tick_ok && !uv_is_closing((uv_handle_t *)&tick)) {
+        (void)uv_timer_stop(&tick);
+        uv_close((uv_handle_t *)&tick, tick_closed);
+    }
+    if (srv.ctx) {
+        /* On a foreign libuv loop lws 4.1 destroys in two steps: the first
+         * call closes its uv handles, which finish on the loop; the second,
+         * once they have, frees the rest (LeakSanitizer finds the fd
+         * tables otherwise). */
         lws_context_destroy(srv.ctx);
+        for (int i = 0; i < 100 && uv_run(&loop, UV_RUN_NOWAIT); i++)
+            ;
+        lws_context_destroy(srv.ctx);
+    }
     srv.ctx = NULL;
+    if (loop_ok) {
+        /* let the remaining handles finish closing on our loop */
+        while (uv_loop_close(&loop) == UV_EBUSY)
+            (void)uv_run(&loop, UV_RUN_NOWAIT);
+        loop_ok = false;
+    }
 }

@@ -13,5 +13,8 @@
 int ws_start(uint16_t *port);
 /* Destroys the context (closing every connection). */
 void ws_stop(void);
+/* One event-loop iteration: waits for activity (or lws_cancel_service())
+ * and runs the callbacks due. Returns 0, or -1 when the loop failed. */
+int ws_service(void);
 
 #endif
