@@ -28,10 +28,13 @@
  * commits) as PublicMessage; a PrivateMessage handshake is refused
  * (ERR_UNSUPPORTED). External commits (sender new_member_commit, §12.4.3.2)
  * are followed: signed by the joiner's new LeafNode, only ExternalInit (one),
- * Remove (at most one: the joiner's old leaf; whether it really is the same
- * client is the caller's policy, see mls_follower_set_commit_check) and
- * PreSharedKey proposals, all by value, and a path from the leftmost blank
- * leaf, where the joiner is added.
+ * Remove (at most one: the joiner's old leaf, which must carry the joiner's
+ * credential, as members check; whether it really is the same client is the
+ * caller's policy, see mls_follower_set_commit_check) and PreSharedKey
+ * proposals, all by value, and a path from the leftmost blank leaf, where
+ * the joiner is added. Proposals and commits are judged by the same rules
+ * members apply (mls_rules.h), so the server never moves a group to an
+ * epoch its members refuse.
  *
  * Errors (err.h): ERR_MALFORMED (bytes do not decode), ERR_UNSUPPORTED
  * (not a PublicMessage, suite or version other than 3/mls10), ERR_INVALID
