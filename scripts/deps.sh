@@ -3,7 +3,7 @@
 # Needs root (or sudo) on Debian bookworm.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libwebsockets-dev libsqlite3-dev libsodium-dev libmsgpack-dev
+      libwebsockets-dev libuv1-dev libsqlite3-dev libsodium-dev libmsgpack-dev
       libjansson-dev libcmocka-dev sqlite3 valgrind openssl)
 missing=()
 for p in "${PKGS[@]}"; do
