@@ -21,6 +21,7 @@ static const char hexdig[] = "0123456789abcdef";
 static const char GRANT_LABEL[] = "sammen-grant-v1";
 static const char REVOKE_LABEL[] = "sammen-revoke-v1";
 static const char RECEIPT_LABEL[] = "sammen-receipt-v1";
+static const char PROXY_LABEL[] = "sammen-proxy-v1";
 
 /* ---- string rules ------------------------------------------------------ */
 
@@ -533,4 +534,111 @@ int msg_revocation_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
                           const uint8_t sig[MSG_GRANT_SIG_LEN])
 {
     return verify_labelled(REVOKE_LABEL, pk, tbs, len, sig);
+}
+
+/* ---- proxy registrations ----------------------------------------------- */
+
+bool msg_proxy_reg_basis_valid(const char *basis)
+{
+    return strcmp(basis, "guardianship") == 0 || strcmp(basis, "power-of-attorney") == 0;
+}
+
+void msg_proxy_reg_init(struct msg_proxy_reg *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->version = MSG_GRANT_VERSION;
+    randombytes_buf(p->nonce, sizeof(p->nonce));
+}
+
+int msg_proxy_reg_check(const struct msg_proxy_reg *p)
+{
+    if (p->version != MSG_GRANT_VERSION)
+        return ERR_INVALID;
+    if (!field_ok(p->citizen, sizeof(p->citizen)) || !msg_grant_identity_valid(p->citizen))
+        return ERR_INVALID;
+    if (!field_ok(p->proxy, sizeof(p->proxy)) || !msg_grant_identity_valid(p->proxy))
+        return ERR_INVALID;
+    if (!field_ok(p->basis, sizeof(p->basis)) || !msg_proxy_reg_basis_valid(p->basis))
+        return ERR_INVALID;
+    if (!field_ok(p->registrar, sizeof(p->registrar)) ||
+        !msg_grant_identity_valid(p->registrar))
+        return ERR_INVALID;
+    if (!field_ok(p->registrar_device, sizeof(p->registrar_device)) ||
+        !msg_grant_device_valid(p->registrar_device))
+        return ERR_INVALID;
+    /* A citizen is not their own proxy, and nobody registers themselves. */
+    if (strcmp(p->proxy, p->citizen) == 0 || strcmp(p->registrar, p->citizen) == 0 ||
+        strcmp(p->registrar, p->proxy) == 0)
+        return ERR_INVALID;
+    return 0;
+}
+
+int msg_proxy_reg_encode(const struct msg_proxy_reg *p, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int rc = msg_proxy_reg_check(p);
+    if (rc)
+        return rc;
+    struct tls_writer w;
+    tls_writer_init(&w, MSG_GRANT_TBS_MAX);
+    tls_put_u16(&w, p->version);
+    tls_put_fixed(&w, p->nonce, sizeof(p->nonce));
+    put_str(&w, p->citizen);
+    put_str(&w, p->proxy);
+    put_str(&w, p->basis);
+    tls_put_u64(&w, p->registered_at);
+    put_str(&w, p->registrar);
+    put_str(&w, p->registrar_device);
+    rc = tls_writer_take(&w, out, len);
+    return rc == ERR_TOO_BIG ? ERR_INVALID : rc;
+}
+
+int msg_proxy_reg_decode(const uint8_t *buf, size_t len, struct msg_proxy_reg *p)
+{
+    struct tls_reader r;
+    const uint8_t *nonce;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    if (len > MSG_GRANT_TBS_MAX)
+        return ERR_TOO_BIG;
+    tls_reader_init(&r, buf, len);
+    if ((rc = tls_read_u16(&r, &p->version)))
+        goto out;
+    if (p->version != MSG_GRANT_VERSION) {
+        rc = ERR_UNSUPPORTED;
+        goto out;
+    }
+    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
+        goto out;
+    memcpy(p->nonce, nonce, MSG_GRANT_NONCE_LEN);
+    if ((rc = get_str(&r, p->citizen, sizeof(p->citizen))) ||
+        (rc = get_str(&r, p->proxy, sizeof(p->proxy))) ||
+        (rc = get_str(&r, p->basis, sizeof(p->basis))) ||
+        (rc = tls_read_u64(&r, &p->registered_at)) ||
+        (rc = get_str(&r, p->registrar, sizeof(p->registrar))) ||
+        (rc = get_str(&r, p->registrar_device, sizeof(p->registrar_device))))
+        goto out;
+    if (!tls_reader_done(&r)) {
+        rc = ERR_MALFORMED;
+        goto out;
+    }
+    rc = msg_proxy_reg_check(p);
+out:
+    if (rc)
+        memset(p, 0, sizeof(*p));
+    return rc;
+}
+
+int msg_proxy_reg_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
+                       uint8_t sig[MSG_GRANT_SIG_LEN])
+{
+    return sign_labelled(PROXY_LABEL, seed, tbs, len, sig);
+}
+
+int msg_proxy_reg_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
+                         const uint8_t sig[MSG_GRANT_SIG_LEN])
+{
+    return verify_labelled(PROXY_LABEL, pk, tbs, len, sig);
 }

@@ -32,12 +32,24 @@
  * | revoker_device  | opaque<V>   | "d_" + 16 lowercase hex                         |
  * | revoked_at      | uint64      | unix seconds                                    |
  *
+ * | ProxyRegistrationTBS | type   | rule                                            |
+ * |-----------------|-------------|-------------------------------------------------|
+ * | version         | uint16      | == 1                                            |
+ * | nonce           | opaque[16]  | any                                             |
+ * | citizen         | opaque<V>   | "name@domain"                                   |
+ * | proxy           | opaque<V>   | "name@domain", != citizen                       |
+ * | basis           | opaque<V>   | "guardianship" / "power-of-attorney"            |
+ * | registered_at   | uint64      | unix seconds                                    |
+ * | registrar       | opaque<V>   | "name@domain" (staff), != citizen, != proxy     |
+ * | registrar_device| opaque<V>   | "d_" + 16 lowercase hex                         |
+ *
  * "text" is valid UTF-8 without NUL bytes; every byte must be consumed.
  *
  * | signed bytes | value                                                               |
  * |--------------|---------------------------------------------------------------------|
  * | grant sig    | Ed25519(device key, "sammen-grant-v1" 0x00 GrantTBS)                |
  * | revoke sig   | Ed25519(device key, "sammen-revoke-v1" 0x00 RevocationTBS)          |
+ * | proxy sig    | Ed25519(device key, "sammen-proxy-v1" 0x00 ProxyRegistrationTBS)    |
  * | grant hash   | SHA-256(GrantTBS || signature)                                      |
  * | grant id     | "g_" + lowercase hex(grant hash[0..8])                              |
  * | receipt      | Ed25519(server key, "sammen-receipt-v1" 0x00 grant id  grant hash   |
@@ -94,6 +106,17 @@ struct msg_revocation {
     char revoker[MSG_GRANT_ID_MAX];
     char revoker_device[MSG_GRANT_DEVICE_MAX];
     uint64_t revoked_at;
+};
+
+struct msg_proxy_reg {
+    uint16_t version;
+    uint8_t nonce[MSG_GRANT_NONCE_LEN];
+    char citizen[MSG_GRANT_ID_MAX];
+    char proxy[MSG_GRANT_ID_MAX];
+    char basis[MSG_GRANT_SHORT_MAX];
+    uint64_t registered_at;
+    char registrar[MSG_GRANT_ID_MAX];
+    char registrar_device[MSG_GRANT_DEVICE_MAX];
 };
 
 /* What a grantee string names. */
@@ -175,5 +198,19 @@ int msg_revocation_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
                         uint8_t sig[MSG_GRANT_SIG_LEN]);
 int msg_revocation_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
                           const uint8_t sig[MSG_GRANT_SIG_LEN]);
+
+/* ProxyRegistrationTBS: init (version 1, fresh random nonce), rule check,
+ * canonical encoding (free()), strict decoding (same error meanings as for
+ * grants), sign/verify with the "sammen-proxy-v1" label. */
+void msg_proxy_reg_init(struct msg_proxy_reg *p);
+int msg_proxy_reg_check(const struct msg_proxy_reg *p);
+int msg_proxy_reg_encode(const struct msg_proxy_reg *p, uint8_t **out, size_t *len);
+int msg_proxy_reg_decode(const uint8_t *buf, size_t len, struct msg_proxy_reg *p);
+int msg_proxy_reg_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
+                       uint8_t sig[MSG_GRANT_SIG_LEN]);
+int msg_proxy_reg_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
+                         const uint8_t sig[MSG_GRANT_SIG_LEN]);
+/* True for the registration bases "guardianship" and "power-of-attorney". */
+bool msg_proxy_reg_basis_valid(const char *basis);
 
 #endif

@@ -1,7 +1,8 @@
-/* fuzz_msg_grant.c: libFuzzer target for the GrantTBS and RevocationTBS
- * decoders (protocol/msg_grant.c). Whatever decodes must re-encode to the
- * same bytes (the encoding is canonical). The first input byte selects the
- * decoder. */
+/* fuzz_msg_grant.c: libFuzzer target for the GrantTBS, RevocationTBS and
+ * ProxyRegistrationTBS decoders (protocol/msg_grant.c). Whatever decodes
+ * must re-encode to the same bytes (the encoding is canonical). The first
+ * input byte selects the decoder: (b & 3) == 2 proxy registration, else
+ * odd revocation, else grant. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,7 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t *out = NULL;
     size_t len = 0;
-    if (data[0] & 1) {
+    if ((data[0] & 3) == 2) {
+        struct msg_proxy_reg *p = malloc(sizeof(*p));
+        if (!p)
+            return 0;
+        if (msg_proxy_reg_decode(data + 1, size - 1, p) == 0) {
+            if (msg_proxy_reg_encode(p, &out, &len) != 0 || len != size - 1 ||
+                memcmp(out, data + 1, len) != 0)
+                abort();
+        }
+        free(p);
+    } else if (data[0] & 1) {
         struct msg_revocation v;
         if (msg_revocation_decode(data + 1, size - 1, &v) == 0) {
             if (msg_revocation_encode(&v, &out, &len) != 0 || len != size - 1 ||

@@ -271,6 +271,103 @@ static void grantee_parse(void **state)
     assert_null(msg_grant_form_name(9));
 }
 
+static void base_proxy(struct msg_proxy_reg *p)
+{
+    msg_proxy_reg_init(p);
+    memset(p->nonce, 0x5a, sizeof(p->nonce));
+    strcpy(p->citizen, "karen@kommune.test");
+    strcpy(p->proxy, "ole@kommune.test");
+    strcpy(p->basis, "guardianship");
+    p->registered_at = 1700000000;
+    strcpy(p->registrar, "mette@kommune.test");
+    strcpy(p->registrar_device, "d_0123456789abcdef");
+}
+
+static int proxy_enc_rc(const struct msg_proxy_reg *p)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    int rc = msg_proxy_reg_encode(p, &buf, &len);
+    free(buf);
+    return rc;
+}
+
+static void proxy_registration(void **state)
+{
+    (void)state;
+    struct msg_proxy_reg p, d;
+    uint8_t *buf = NULL, *buf2 = NULL;
+    size_t len, len2;
+    uint8_t seed[32], pk[32], sk[64], sig[64];
+    memset(seed, 7, sizeof(seed));
+    assert_int_equal(crypto_sign_seed_keypair(pk, sk, seed), 0);
+
+    base_proxy(&p);
+    assert_int_equal(msg_proxy_reg_encode(&p, &buf, &len), 0);
+    assert_int_equal(buf[0], 0);
+    assert_int_equal(buf[1], 1);
+    assert_int_equal(buf[2], 0x5a);
+    assert_int_equal(buf[18], strlen("karen@kommune.test"));
+    assert_memory_equal(buf + 19, "karen@kommune.test", 18);
+    assert_int_equal(msg_proxy_reg_decode(buf, len, &d), 0);
+    assert_memory_equal(&p, &d, sizeof(p));
+    assert_int_equal(msg_proxy_reg_encode(&d, &buf2, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    for (size_t i = 0; i < len; i++)
+        assert_int_not_equal(msg_proxy_reg_decode(buf, i, &d), 0);
+    uint8_t *longer = malloc(len + 1);
+    assert_non_null(longer);
+    memcpy(longer, buf, len);
+    longer[len] = 0;
+    assert_int_equal(msg_proxy_reg_decode(longer, len + 1, &d), ERR_MALFORMED);
+    longer[1] = 2;
+    assert_int_equal(msg_proxy_reg_decode(longer, len, &d), ERR_UNSUPPORTED);
+    free(longer);
+    assert_int_equal(msg_proxy_reg_decode(buf, MSG_GRANT_TBS_MAX + 1, &d), ERR_TOO_BIG);
+
+    /* signatures are bound to the label, the key and every byte */
+    assert_int_equal(msg_proxy_reg_sign(seed, buf, len, sig), 0);
+    assert_int_equal(msg_proxy_reg_verify(pk, buf, len, sig), 0);
+    assert_int_equal(msg_grant_verify(pk, buf, len, sig), ERR_CRYPTO);
+    assert_int_equal(msg_revocation_verify(pk, buf, len, sig), ERR_CRYPTO);
+    buf[len - 1] ^= 1;
+    assert_int_equal(msg_proxy_reg_verify(pk, buf, len, sig), ERR_CRYPTO);
+    buf[len - 1] ^= 1;
+    uint8_t pk2[32];
+    memcpy(pk2, pk, 32);
+    pk2[0] ^= 1;
+    assert_int_not_equal(msg_proxy_reg_verify(pk2, buf, len, sig), 0);
+    free(buf);
+    free(buf2);
+
+    /* field rules */
+    base_proxy(&p);
+    strcpy(p.basis, "friendship");
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    strcpy(p.proxy, p.citizen);
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    strcpy(p.registrar, p.proxy);
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    strcpy(p.registrar, p.citizen);
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    strcpy(p.registrar_device, "d_0123456789ABCDEF");
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    strcpy(p.citizen, "karen");
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    p.version = 2;
+    assert_int_equal(proxy_enc_rc(&p), ERR_INVALID);
+    base_proxy(&p);
+    strcpy(p.basis, "power-of-attorney");
+    assert_int_equal(proxy_enc_rc(&p), 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -279,6 +376,7 @@ int main(void)
         cmocka_unit_test(grant_roundtrip),    cmocka_unit_test(grant_rules),
         cmocka_unit_test(grant_decode_limits), cmocka_unit_test(grant_signatures),
         cmocka_unit_test(revocation),          cmocka_unit_test(grantee_parse),
+        cmocka_unit_test(proxy_registration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
