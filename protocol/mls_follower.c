@@ -666,15 +666,13 @@ static int external_proposal(const struct mls_follower *f, struct mls_message *m
     return tls_writer_take(&w, out, out_len);
 }
 
-int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_leaf,
-                                 const uint8_t signer_priv[32], uint32_t sender_index,
-                                 uint8_t **out, size_t *out_len)
+/* May signer_priv sign as external sender sender_index of a live group?
+ * ERR_STATE (ended), ERR_NOT_FOUND (no such sender), ERR_DENIED (another
+ * key). */
+static int signer_check(const struct mls_follower *f, const uint8_t signer_priv[32],
+                        uint32_t sender_index)
 {
-    struct mls_message m = {0};
     uint8_t pub[CRYPTO_SIGN_PUB_LEN];
-
-    *out = NULL;
-    *out_len = 0;
     if (f->ended)
         return ERR_STATE;
     if (sender_index >= f->ext.n)
@@ -683,11 +681,25 @@ int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_
     crypto_sig_public(signer_priv, pub);
     if (key->len != sizeof(pub) || crypto_memeq(key->data, pub, sizeof(pub)) != 0)
         return ERR_DENIED;
+    return 0;
+}
+
+int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_leaf,
+                                 const uint8_t signer_priv[32], uint32_t sender_index,
+                                 uint8_t **out, size_t *out_len)
+{
+    struct mls_message m = {0};
+    int rc;
+
+    *out = NULL;
+    *out_len = 0;
+    if ((rc = signer_check(f, signer_priv, sender_index)) != 0)
+        return rc;
     if (!mls_tree_leaf(f->tree, removed_leaf))
         return ERR_INVALID;
     m.public_message.content.proposal.proposal_type = MLS_PROPOSAL_REMOVE;
     m.public_message.content.proposal.remove = removed_leaf;
-    int rc = external_proposal(f, &m, signer_priv, sender_index, out, out_len);
+    rc = external_proposal(f, &m, signer_priv, sender_index, out, out_len);
     mls_message_free(&m);
     return rc;
 }
@@ -698,19 +710,12 @@ int mls_follower_external_add(const struct mls_follower *f, const uint8_t *key_p
 {
     struct mls_message kpm = {0};
     struct mls_message m = {0};
-    uint8_t pub[CRYPTO_SIGN_PUB_LEN];
     int rc;
 
     *out = NULL;
     *out_len = 0;
-    if (f->ended)
-        return ERR_STATE;
-    if (sender_index >= f->ext.n)
-        return ERR_NOT_FOUND;
-    const struct mls_bytes *key = &f->ext.v[sender_index].signature_key;
-    crypto_sig_public(signer_priv, pub);
-    if (key->len != sizeof(pub) || crypto_memeq(key->data, pub, sizeof(pub)) != 0)
-        return ERR_DENIED;
+    if ((rc = signer_check(f, signer_priv, sender_index)) != 0)
+        return rc;
     rc = mls_message_parse(key_package_msg, key_package_len, &kpm);
     if (rc != 0)
         goto out;
