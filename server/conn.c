@@ -180,31 +180,51 @@ void conn_end_session(struct conn *c, const char *reason)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
 }
 
+/* Most messages one WRITEABLE callback sends (and bytes, roughly): enough
+ * to empty a fan-out's queue in one loop iteration, small enough that one
+ * busy connection does not hold up the others. */
+#define WRITE_BATCH_MSGS 64
+#define WRITE_BATCH_BYTES (256u * 1024u)
+
 int conn_writeable(struct conn *c)
 {
     if (c->killed)
         return -1;
-    struct outmsg *m = c->q_head;
-    if (!m) {
+    if (!c->q_head) {
         if (c->closing) {
             lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             return -1;
         }
         return 0;
     }
-    c->q_head = m->next;
-    if (!c->q_head)
-        c->q_tail = NULL;
-    c->q_bytes -= m->len;
-    int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
-    bool close_after = m->close_after;
-    free(m);
-    if (n < 0) {
-        log_warn("conn %llu %s: write failed", (unsigned long long)c->serial, c->peer);
-        return -1;
+    /* Several queued messages per callback while the socket takes them
+     * whole (lws_send_pipe_choked() is false): one message per callback
+     * cost an event-loop iteration, and so a group commit's fsync, per
+     * queued message. A write the kernel takes only in part is kept by lws
+     * and makes the pipe choked, so we stop there and wait for the next
+     * WRITEABLE. */
+    size_t sent = 0, bytes = 0;
+    while (c->q_head) {
+        if (sent && (sent >= WRITE_BATCH_MSGS || bytes >= WRITE_BATCH_BYTES ||
+                     lws_send_pipe_choked(c->wsi)))
+            break;
+        struct outmsg *m = c->q_head;
+        c->q_head = m->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        c->q_bytes -= m->len;
+        bytes += m->len;
+        sent++;
+        int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
+        bool close_after = m->close_after;
+        free(m);
+        if (n < 0) {
+            log_warn("conn %llu %s: write failed", (unsigned long long)c->serial, c->peer);
+            return -1;
+        }
+        if (close_after)
+            c->closing = true;
     }
-    if (close_after)
-        c->closing = true;
     if (c->q_head || c->closing)
         lws_callback_on_writable(c->wsi);
     return 0;

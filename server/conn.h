@@ -68,7 +68,8 @@ void conn_send_err(struct conn *c, uint32_t id, const char *code, const char *ms
                    bool close_after);
 /* Sends session.ended {reason}, ends the login at once, and closes after. */
 void conn_end_session(struct conn *c, const char *reason);
-/* LWS_CALLBACK_SERVER_WRITEABLE: sends one queued message. Returns -1 to
+/* LWS_CALLBACK_SERVER_WRITEABLE: sends queued messages (up to a batch, while
+ * the socket takes them whole). Returns -1 to
  * close the connection. */
 int conn_writeable(struct conn *c);
 
