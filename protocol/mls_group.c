@@ -721,6 +721,31 @@ out:
 
 /* Resolves a commit's proposals (by value: from the committer; by
  * reference: remembered this epoch). */
+int gstate_next(unsigned flags, const struct gstate *s, struct gplan *pl, struct gstate **out)
+{
+    struct gstate *ns = gstate_new(flags, s->sec);
+    int rc;
+
+    *out = NULL;
+    if (!ns)
+        return ERR_NOMEM;
+    ns->own_leaf = s->own_leaf;
+    ns->tree = pl->tree;
+    pl->tree = NULL;
+    if ((rc = mls_group_context_copy(&ns->gc, &s->gc)) != 0) {
+        gstate_free(ns);
+        return rc;
+    }
+    ns->gc.epoch = s->gc.epoch + 1;
+    if (pl->has_gce) {
+        mls_extension_list_free(&ns->gc.extensions);
+        ns->gc.extensions = pl->ext;
+        memset(&pl->ext, 0, sizeof(pl->ext));
+    }
+    *out = ns;
+    return 0;
+}
+
 int gplan_resolve(const struct gstate *s, const struct mls_commit *c, uint32_t committer,
                          struct gplan *pl)
 {
@@ -837,21 +862,8 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
         ev->removed = true;
         goto out;
     }
-    if (!(ns = gstate_new(g->flags, s->sec))) {
-        rc = ERR_NOMEM;
+    if ((rc = gstate_next(g->flags, s, &pl, &ns)) != 0)
         goto out;
-    }
-    ns->own_leaf = s->own_leaf;
-    ns->tree = pl.tree;
-    pl.tree = NULL;
-    if ((rc = mls_group_context_copy(&ns->gc, &s->gc)) != 0)
-        goto out;
-    ns->gc.epoch = s->gc.epoch + 1;
-    if (pl.has_gce) {
-        mls_extension_list_free(&ns->gc.extensions);
-        ns->gc.extensions = pl.ext;
-        memset(&pl.ext, 0, sizeof(pl.ext));
-    }
     /* Our own Update proposal committed by someone else: our new leaf key. */
     for (size_t i = 0; i < pl.n; i++)
         if (pl.items[i].prop && pl.items[i].prop->has_update_priv &&

@@ -130,6 +130,12 @@ struct gplan {
 };
 
 void gplan_free(struct gplan *pl);
+/* The next epoch's state after s under the built plan pl: pl's tree and
+ * new group extensions (moved out of pl), s's GroupContext at epoch + 1, a
+ * copy of s's secrets, the same own leaf. Keys, hashes and the interim
+ * hash are the caller's to set. *out is the caller's (gstate_free).
+ * 0, ERR_NOMEM. */
+int gstate_next(unsigned flags, const struct gstate *s, struct gplan *pl, struct gstate **out);
 /* Resolves a commit's proposals into pl->items. */
 int gplan_resolve(const struct gstate *s, const struct mls_commit *c, uint32_t committer,
                   struct gplan *pl);

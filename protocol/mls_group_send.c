@@ -675,21 +675,8 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
     if ((rc = gplan_resolve(s, c, s->own_leaf, &pl)) != 0 ||
         (rc = gplan_build(g, s, &pl, s->own_leaf, now)) != 0)
         goto out;
-    if (!(ns = gstate_new(g->flags, s->sec))) {
-        rc = ERR_NOMEM;
+    if ((rc = gstate_next(g->flags, s, &pl, &ns)) != 0)
         goto out;
-    }
-    ns->own_leaf = s->own_leaf;
-    ns->tree = pl.tree;
-    pl.tree = NULL;
-    if ((rc = mls_group_context_copy(&ns->gc, &s->gc)) != 0)
-        goto out;
-    ns->gc.epoch = s->gc.epoch + 1;
-    if (pl.has_gce) {
-        mls_extension_list_free(&ns->gc.extensions);
-        ns->gc.extensions = pl.ext;
-        memset(&pl.ext, 0, sizeof(pl.ext));
-    }
     has_path = pl.path_required || opts->force_path;
     if (has_path) {
         struct mls_leaf_node old;
