@@ -240,7 +240,7 @@ int handle_thread_members(struct req *r)
                 first = false;
         nid += first;
     }
-    wire_enc_ok(r->out, r->id, 3);
+    wire_enc_ok(r->out, r->id, 4);
     wire_enc_key(r->out, "members");
     wire_enc_array(r->out, (uint32_t)nid);
     for (size_t i = 0; i < n; i++) {
@@ -282,6 +282,21 @@ int handle_thread_members(struct req *r)
             in = strcmp(m[i].device, ent.v[k].device) == 0;
         if (!in)
             wire_enc_str(r->out, ent.v[k].device);
+    }
+    /* the same devices with the identity and the basis the server claims for
+     * them: a committing client verifies that basis before it adds them */
+    wire_enc_key(r->out, "pending");
+    wire_enc_array(r->out, nadd);
+    for (size_t k = 0; k < ent.n; k++) {
+        bool in = false;
+        for (size_t i = 0; i < n && !in; i++)
+            in = strcmp(m[i].device, ent.v[k].device) == 0;
+        if (in)
+            continue;
+        wire_enc_map(r->out, 3);
+        wire_kv_str(r->out, "device", ent.v[k].device);
+        wire_kv_str(r->out, "id", ent.v[k].identity);
+        wire_kv_str(r->out, "grant", ent.v[k].basis);
     }
     rc = 0;
 out:

@@ -717,6 +717,8 @@ static int check_external_add(struct client_dev *d, const struct entry *e)
     return rc;
 }
 
+static int clear_adds(struct client_dev *d, const char *thread);
+
 static int on_handshake(struct client_dev *d, const struct entry *e, struct client_sync_stats *s)
 {
     struct mls_group *g = NULL;
@@ -757,6 +759,8 @@ static int on_handshake(struct client_dev *d, const struct entry *e, struct clie
     if (ev.type == MLS_GROUP_EV_COMMIT) {
         /* the epoch moved: the proposals (and any refusal of them) are gone */
         rc = client_state_del(d->st, "refuse", e->thread);
+        if (rc == 0 || rc == ERR_NOT_FOUND)
+            rc = clear_adds(d, e->thread);
         if (rc == 0)
             rc = mark_pending(d, e->thread, mls_group_pending_proposals(g, NULL) > 0);
     }
@@ -970,6 +974,175 @@ static int ack(struct client_dev *d)
     return rc;
 }
 
+/* ---- the basis of each added member, checked before committing ---------- */
+
+struct add_list {
+    char (*who)[400]; /* row key "thread/name@domain/d_..." of each recorded Add */
+    size_t n, cap;
+};
+
+static int add_row(const struct client_state_row *row, void *user)
+{
+    struct add_list *l = user;
+    const char *slash = strchr(row->k, '/');
+    if (!slash || strlen(row->k) >= sizeof(*l->who))
+        return 0; /* not one of ours */
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 8;
+        void *p = realloc(l->who, nc * sizeof(*l->who));
+        if (!p)
+            return ERR_NOMEM;
+        l->who = p;
+        l->cap = nc;
+    }
+    snprintf(l->who[l->n++], sizeof(*l->who), "%s", row->k);
+    return 0;
+}
+
+/* Forgets the Adds recorded for thread: called when its epoch moves (the
+ * proposals they belonged to are committed or gone). */
+static int clear_adds(struct client_dev *d, const char *thread)
+{
+    struct add_list l = {0};
+    int rc = client_state_each(d->st, "add", thread, 0, add_row, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++)
+        rc = client_state_del(d->st, "add", l.who[i]);
+    free(l.who);
+    return rc == ERR_NOT_FOUND ? 0 : rc;
+}
+
+/* The thread's citizen and kind as thread.list reports them (the server's
+ * word; the same values the server's entitlement uses). */
+static int thread_facts(struct client_dev *d, const char *thread, char *citizen, size_t ccap,
+                        char *kind, size_t kcap, uint64_t *server_time)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    struct wire_array arr;
+    uint32_t id;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    id = req(d, &e, "ping", 0);
+    if ((rc = call(d, id, &e, &r)) != 0)
+        return rc;
+    *server_time = now_s();
+    (void)wire_get_uint(&r.msg.body, "time", server_time);
+    client_frame_free(&r);
+    id = req(d, &e, "thread.list", 0);
+    if ((rc = call(d, id, &e, &r)) != 0)
+        return rc;
+    rc = ERR_NOT_FOUND;
+    if (wire_get_array(&r.msg.body, "threads", &arr) != 0)
+        arr.n = 0;
+    for (uint32_t i = 0; i < arr.n; i++) {
+        struct wire_map m;
+        char t[CLIENT_THREAD_ID_LEN + 1];
+        if (wire_array_map(&arr, i, &m) == 0 && wire_get_cstr(&m, "thread", t, sizeof(t)) == 0 &&
+            strcmp(t, thread) == 0 && wire_get_cstr(&m, "citizen", citizen, ccap) == 0 &&
+            wire_get_cstr(&m, "kind", kind, kcap) == 0) {
+            rc = 0;
+            break;
+        }
+    }
+    client_frame_free(&r);
+    return rc;
+}
+
+/* Every Add this device recorded for thread whose device is not yet in g's
+ * roster must have a basis this device verifies (client_thread_check_basis:
+ * the citizen; a grant whose signature, id, scope, expiry, revocation and
+ * grantee check out; proxy / break-glass / department membership are the
+ * server's word). The basis claimed for each device is thread.members'
+ * "pending" list. 0 when all verify (or there is nothing to check);
+ * ERR_DENIED with why filled when one does not; other ERR_* when the server
+ * could not be asked. */
+static int verify_adds(struct client_dev *d, const char *thread, const struct mls_group *g,
+                       char *why, size_t cap)
+{
+    struct add_list l = {0};
+    struct mls_roster_entry *ro = NULL;
+    struct client_frame r;
+    struct wire_enc e;
+    struct wire_array arr;
+    char citizen[CLIENT_ID_MAX + 1], kind[32];
+    uint64_t server_time = 0;
+    size_t nro = 0, todo = 0;
+    uint32_t id;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    if ((rc = client_state_each(d->st, "add", thread, 0, add_row, &l)) != 0)
+        goto out;
+    if (l.n == 0)
+        goto out;
+    (void)mls_group_roster(g, NULL, 0, &nro);
+    ro = calloc(nro ? nro : 1, sizeof(*ro));
+    if (!ro) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = mls_group_roster(g, ro, nro, &nro)) != 0)
+        goto out;
+    /* keep only the adds not yet in the roster (committed ones are done) */
+    for (size_t i = 0; i < l.n; i++) {
+        bool in = false;
+        memmove(l.who[i], strchr(l.who[i], '/') + 1, strlen(strchr(l.who[i], '/') + 1) + 1);
+        for (size_t k = 0; k < nro && !in; k++)
+            in = ro[k].identity_len == strlen(l.who[i]) &&
+                 memcmp(ro[k].identity, l.who[i], ro[k].identity_len) == 0;
+        if (!in)
+            memmove(l.who[todo++], l.who[i], sizeof(*l.who));
+    }
+    if (todo == 0)
+        goto out;
+    if ((rc = thread_facts(d, thread, citizen, sizeof(citizen), kind, sizeof(kind),
+                           &server_time)) != 0) {
+        snprintf(why, cap, "cannot learn the citizen of %s: %s", thread, err_str(rc));
+        goto out;
+    }
+    id = req(d, &e, "thread.members", 1);
+    wire_kv_str(&e, "thread", thread);
+    if ((rc = call(d, id, &e, &r)) != 0) {
+        snprintf(why, cap, "cannot list the members of %s: %s", thread, err_str(rc));
+        goto out;
+    }
+    if (wire_get_array(&r.msg.body, "pending", &arr) != 0)
+        arr.n = 0;
+    for (size_t i = 0; i < todo && rc == 0; i++) {
+        char ident[CLIENT_ID_MAX + 1], dev[32], basis[64];
+        bool found = false;
+        split_identity((const uint8_t *)l.who[i], strlen(l.who[i]), ident, sizeof(ident), dev,
+                       sizeof(dev));
+        for (uint32_t k = 0; k < arr.n && !found; k++) {
+            struct wire_map m;
+            char pid[CLIENT_ID_MAX + 1], pdev[32];
+            found = wire_array_map(&arr, k, &m) == 0 &&
+                    wire_get_cstr(&m, "device", pdev, sizeof(pdev)) == 0 &&
+                    wire_get_cstr(&m, "id", pid, sizeof(pid)) == 0 &&
+                    wire_get_cstr(&m, "grant", basis, sizeof(basis)) == 0 &&
+                    strcmp(pdev, dev) == 0 && strcmp(pid, ident) == 0;
+        }
+        if (!found) {
+            snprintf(why, cap, "the server names no basis for adding %s", l.who[i]);
+            rc = ERR_DENIED;
+            break;
+        }
+        char detail[400];
+        rc = client_thread_check_basis(d, citizen, thread, kind, ident, basis, server_time,
+                                       detail, sizeof(detail));
+        if (rc == ERR_DENIED)
+            snprintf(why, cap, "adding %s: %s", l.who[i], detail);
+        else if (rc != 0)
+            snprintf(why, cap, "adding %s: %s (%s)", l.who[i], detail, err_str(rc));
+    }
+out:
+    client_frame_free(&r);
+    free(ro);
+    free(l.who);
+    return rc;
+}
+
 /* Commits what is pending in one thread. ERR_CONFLICT: another commit won
  * (the caller syncs and retries). */
 static int commit_one(struct client_dev *d, const char *thread, struct client_sync_stats *s)
@@ -1006,6 +1179,28 @@ static int commit_one(struct client_dev *d, const char *thread, struct client_sy
         return mark_pending(d, thread, false);
     if (rc != 0)
         return rc;
+    {
+        /* "Clients check too": every device the server proposed to add needs
+         * a basis this device verifies, else it does not commit this epoch */
+        char why[600];
+        why[0] = '\0';
+        rc = verify_adds(d, thread, g, why, sizeof(why));
+        if (rc == ERR_DENIED) {
+            rc = client_state_put(d->st, "refuse", thread, thread, 0, now_s(),
+                                  (const uint8_t *)why, strlen(why));
+            set_err(d, "denied", "not committing the server's proposals in %s: %s", thread, why);
+            if (getenv("SAMMEN_DEBUG"))
+                fprintf(stderr, "sammen: %s\n", d->err_msg);
+            if (rc == 0)
+                s->refused++;
+            goto out;
+        }
+        if (rc != 0) {
+            if (why[0])
+                set_err(d, "internal", "%s", why);
+            goto out;
+        }
+    }
     /* as mls_group_commit_pending(), but the Welcome's GroupInfo carries the
      * ratchet tree (PROTOCOL.md: joiners get no tree out of band) */
     if (mls_group_pending_proposals(g, NULL) == 0) {
@@ -1052,6 +1247,8 @@ static int commit_one(struct client_dev *d, const char *thread, struct client_sy
         rc = mark_pending(d, thread, false);
     if (rc == 0)
         rc = client_state_del(d->st, "refuse", thread);
+    if (rc == 0 || rc == ERR_NOT_FOUND)
+        rc = clear_adds(d, thread);
     if (rc == 0)
         rc = client_state_commit(d->st);
     else
@@ -1094,6 +1291,10 @@ int client_thread_sync(struct client_dev *d, struct client_sync_stats *stats)
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof(*stats));
+    /* the consent ledger is read afresh once per sync (client_thread_check_basis
+     * caches it; a revocation since the last sync must count) */
+    client_frame_free(&d->ledger);
+    d->ledger_citizen[0] = '\0';
     for (int attempt = 0; attempt < COMMIT_TRIES; attempt++) {
         struct id_list l = {0};
         bool conflict = false;
