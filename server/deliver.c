@@ -537,32 +537,12 @@ int deliver_sync(const char *device, const char *identity, uint64_t after, uint3
     return 0;
 }
 
-/* One acknowledged message: counts it, drops the data when complete, and
- * tells the sender's online devices. */
-static int count_ack(const char *thread, uint64_t message)
+/* Tells the sender's online devices that a message reached one more
+ * device (delivered_to of devices). */
+static int tell_delivered(const char *thread, uint64_t message, uint64_t acked, uint64_t targets,
+                          const char *sender_dev)
 {
-    sqlite3_stmt *s = tq(Q_MSG_ACKED);
-    int rc = tq_text(s, 1, thread);
-    if (!rc) rc = tq_u64(s, 2, message);
-    if (!rc) rc = tq_row(s);
-    if (rc == ERR_NOT_FOUND)
-        return 0; /* message row gone: nothing to count */
-    if (rc)
-        return rc;
-    uint64_t acked = tq_col_u64(s, 0), undeliv = tq_col_u64(s, 1), targets = tq_col_u64(s, 2);
-    char sender_dev[DEV_MAX], kind[16];
-    tq_col_text(s, 4, sender_dev, sizeof(sender_dev));
-    tq_col_text(s, 5, kind, sizeof(kind));
-    tq_done(s);
-    if (acked + undeliv >= targets) {
-        s = tq(Q_MSG_DROP_DATA);
-        rc = tq_text(s, 1, thread);
-        if (!rc) rc = tq_u64(s, 2, message);
-        if (!rc) rc = tq_run(s);
-        if (rc)
-            return rc;
-    }
-    if (strcmp(kind, "app") != 0 || !sender_dev[0] || !device_online(sender_dev))
+    if (!sender_dev[0] || !device_online(sender_dev))
         return 0;
     struct wire_enc e;
     const uint8_t *out;
@@ -573,7 +553,7 @@ static int count_ack(const char *thread, uint64_t message)
     wire_kv_uint(&e, "message", message);
     wire_kv_uint(&e, "delivered_to", acked);
     wire_kv_uint(&e, "devices", targets);
-    rc = wire_enc_finish(&e, &out, &olen);
+    int rc = wire_enc_finish(&e, &out, &olen);
     if (!rc)
         rc = deliver_event(sender_dev, out, olen);
     wire_enc_reset(&e);
@@ -582,20 +562,28 @@ static int count_ack(const char *thread, uint64_t message)
 
 int deliver_ack(const char *device, uint64_t seq)
 {
-    /* The rows to count are collected first, then counted (the page
-     * statement must not stay open across the updates). */
+    /* Three statements per ack, however many entries it covers (was a
+     * query per entry): count every acknowledged message, drop the data of
+     * those now complete, delete the inbox rows. The counted rows are
+     * collected first and the events sent after (the RETURNING statement
+     * must not stay open across the others). */
     struct ackrow {
         char thread[THREAD_MAX];
-        uint64_t message;
+        char sender_dev[DEV_MAX];
+        uint64_t message, acked, targets;
     };
-    size_t n = 0, cap = 64;
+    size_t n = 0, cap = 16;
     struct ackrow *rows = malloc(cap * sizeof(*rows));
     if (!rows)
         return ERR_NOMEM;
-    sqlite3_stmt *s = tq(Q_INBOX_ACKED_ROWS);
+    sqlite3_stmt *s = tq(Q_MSG_ACK_UPTO);
     int rc = tq_text(s, 1, device);
     if (!rc) rc = tq_u64(s, 2, seq);
     while (!rc && (rc = tq_row(s)) == 0) {
+        char kind[16];
+        tq_col_text(s, 5, kind, sizeof(kind));
+        if (strcmp(kind, "app") != 0)
+            continue; /* counted; only application messages are reported */
         if (n == cap) {
             struct ackrow *g = realloc(rows, 2 * cap * sizeof(*rows));
             if (!g) {
@@ -608,18 +596,28 @@ int deliver_ack(const char *device, uint64_t seq)
         }
         tq_col_text(s, 0, rows[n].thread, sizeof(rows[n].thread));
         rows[n].message = tq_col_u64(s, 1);
+        rows[n].acked = tq_col_u64(s, 2);
+        rows[n].targets = tq_col_u64(s, 3);
+        tq_col_text(s, 4, rows[n].sender_dev, sizeof(rows[n].sender_dev));
         n++;
     }
     if (rc == ERR_NOT_FOUND)
         rc = 0;
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = count_ack(rows[i].thread, rows[i].message);
+    if (!rc) {
+        s = tq(Q_MSG_DROP_ACKED);
+        rc = tq_text(s, 1, device);
+        if (!rc) rc = tq_u64(s, 2, seq);
+        if (!rc) rc = tq_run(s);
+    }
     if (!rc) {
         s = tq(Q_INBOX_DEL_UPTO);
         rc = tq_text(s, 1, device);
         if (!rc) rc = tq_u64(s, 2, seq);
         if (!rc) rc = tq_run(s);
     }
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = tell_delivered(rows[i].thread, rows[i].message, rows[i].acked, rows[i].targets,
+                            rows[i].sender_dev);
     free(rows);
     return rc;
 }

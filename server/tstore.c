@@ -115,8 +115,15 @@ static const char *const sql[Q_COUNT] = {
                   " targets) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [Q_MSG_GET] = "SELECT kind, sender, device, time, data IS NOT NULL, targets, acked,"
                   " undeliverable FROM messages WHERE thread = ?1 AND seq = ?2",
-    [Q_MSG_ACKED] = "UPDATE messages SET acked = acked + 1 WHERE thread = ?1 AND seq = ?2"
-                    " RETURNING acked, undeliverable, targets, sender, device, kind",
+    /* An ack up to seq ?2 by device ?1, in one statement: each message with
+     * an inbox row of that device up to seq counts that device's rows. */
+    [Q_MSG_ACK_UPTO] = "UPDATE messages SET acked = acked + (SELECT count(*) FROM inbox i"
+                       " INDEXED BY inbox_message"
+                       " WHERE i.thread = messages.thread AND i.message = messages.seq"
+                       " AND i.device = ?1 AND i.seq <= ?2)"
+                       " WHERE (thread, seq) IN (SELECT thread, message FROM inbox"
+                       " WHERE device = ?1 AND seq <= ?2 AND message > 0)"
+                       " RETURNING thread, seq, acked, targets, device, kind",
     [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL WHERE thread = ?1 AND seq = ?2",
     [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq FROM messages WHERE data IS NOT NULL"
                           " AND time <= ?1 LIMIT 200",
@@ -131,8 +138,11 @@ static const char *const sql[Q_COUNT] = {
                      " i.time, coalesce(i.data, m.data) FROM inbox i LEFT JOIN messages m"
                      " ON i.data IS NULL AND m.thread = i.thread AND m.seq = i.message"
                      " WHERE i.device = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
-    [Q_INBOX_ACKED_ROWS] = "SELECT thread, message FROM inbox WHERE device = ?1 AND seq <= ?2"
-                           " AND message > 0",
+    /* After Q_MSG_ACK_UPTO: drop the data of those messages now complete */
+    [Q_MSG_DROP_ACKED] = "UPDATE messages SET data = NULL WHERE data IS NOT NULL"
+                         " AND acked + undeliverable >= targets AND (thread, seq) IN"
+                         " (SELECT thread, message FROM inbox WHERE device = ?1 AND seq <= ?2"
+                         " AND message > 0)",
     [Q_INBOX_DEL_UPTO] = "DELETE FROM inbox WHERE device = ?1 AND seq <= ?2",
     [Q_INBOX_OF_MESSAGE] = "SELECT device FROM inbox WHERE thread = ?1 AND message = ?2",
     [Q_INBOX_DEL_MESSAGE] = "DELETE FROM inbox WHERE thread = ?1 AND message = ?2",
