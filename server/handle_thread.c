@@ -476,70 +476,75 @@ int handle_ack(struct req *r)
 
 /* ---- thread.status, agreements, kp.claim ------------------------------------------- */
 
-int handle_thread_status(struct req *r)
-{
-    char id[THREAD_ID_MAX], kind[16], sender[STORE_ID_MAX];
-    struct thread_row t;
+/* Reads the `message` argument and that message's row of thread id into
+ * *m. 0, or -1 after answering the request with the error. */
+struct msg_row {
     uint64_t message;
-    if (thread_arg(r, id, &t))
-        return -1;
-    int rc = wire_get_uint(r->args, "message", &message);
+    char kind[16];
+    char sender[STORE_ID_MAX];
+    uint64_t targets, acked, undeliverable;
+};
+
+static int message_arg(struct req *r, const char *id, struct msg_row *m)
+{
+    int rc = wire_get_uint(r->args, "message", &m->message);
     if (rc)
         return req_fail(r, "bad_request", "'message' must be an unsigned integer");
     sqlite3_stmt *s = tq(Q_MSG_GET);
     rc = tq_text(s, 1, id);
-    if (!rc) rc = tq_u64(s, 2, message);
+    if (!rc) rc = tq_u64(s, 2, m->message);
     if (!rc) rc = tq_row(s);
     if (rc == ERR_NOT_FOUND)
-        return req_fail(r, "not_found", "no message %llu in %s", (unsigned long long)message, id);
+        return req_fail(r, "not_found", "no message %llu in %s",
+                        (unsigned long long)m->message, id);
     if (rc)
-        return req_fail_err(r, rc, "thread.status");
-    tq_col_text(s, 0, kind, sizeof(kind));
-    tq_col_text(s, 1, sender, sizeof(sender));
-    uint64_t targets = tq_col_u64(s, 5), acked = tq_col_u64(s, 6), undeliv = tq_col_u64(s, 7);
+        return req_fail_err(r, rc, r->op);
+    tq_col_text(s, 0, m->kind, sizeof(m->kind));
+    tq_col_text(s, 1, m->sender, sizeof(m->sender));
+    m->targets = tq_col_u64(s, 5);
+    m->acked = tq_col_u64(s, 6);
+    m->undeliverable = tq_col_u64(s, 7);
     tq_done(s);
-    if (strcmp(sender, r->c->identity) != 0 && !is_member(id, r->c->identity))
+    return 0;
+}
+
+int handle_thread_status(struct req *r)
+{
+    char id[THREAD_ID_MAX];
+    struct thread_row t;
+    struct msg_row m;
+    if (thread_arg(r, id, &t) || message_arg(r, id, &m))
+        return -1;
+    if (strcmp(m.sender, r->c->identity) != 0 && !is_member(id, r->c->identity))
         return req_fail(r, "denied", "you are not the sender or a member of %s", id);
     wire_enc_ok(r->out, r->id, 4);
-    wire_kv_uint(r->out, "message", message);
-    wire_kv_uint(r->out, "delivered_to", acked);
-    wire_kv_uint(r->out, "devices", targets);
-    wire_kv_uint(r->out, "undeliverable", undeliv);
+    wire_kv_uint(r->out, "message", m.message);
+    wire_kv_uint(r->out, "delivered_to", m.acked);
+    wire_kv_uint(r->out, "devices", m.targets);
+    wire_kv_uint(r->out, "undeliverable", m.undeliverable);
     return 0;
 }
 
 int handle_agreement_pin(struct req *r)
 {
-    char id[THREAD_ID_MAX], kind[16], aid[19];
+    char id[THREAD_ID_MAX], aid[19];
     struct thread_row t;
-    uint64_t message, now = clock_now();
+    struct msg_row m;
+    uint64_t now = clock_now();
     uint8_t b[8];
-    if (member_arg(r, id, &t))
+    if (member_arg(r, id, &t) || message_arg(r, id, &m))
         return -1;
-    int rc = wire_get_uint(r->args, "message", &message);
-    if (rc)
-        return req_fail(r, "bad_request", "'message' must be an unsigned integer");
-    sqlite3_stmt *s = tq(Q_MSG_GET);
-    rc = tq_text(s, 1, id);
-    if (!rc) rc = tq_u64(s, 2, message);
-    if (!rc) rc = tq_row(s);
-    if (rc == ERR_NOT_FOUND)
-        return req_fail(r, "not_found", "no message %llu in %s", (unsigned long long)message, id);
-    if (rc)
-        return req_fail_err(r, rc, "agreement.pin");
-    tq_col_text(s, 0, kind, sizeof(kind));
-    tq_done(s);
-    if (strcmp(kind, "app") != 0)
+    if (strcmp(m.kind, "app") != 0)
         return req_fail(r, "invalid", "an agreement is an application message");
     randombytes_buf(b, sizeof(b));
     aid[0] = 'a';
     aid[1] = '_';
     for (size_t i = 0; i < 8; i++)
         snprintf(aid + 2 + 2 * i, 3, "%02x", b[i]);
-    s = tq(Q_AGR_ADD);
-    rc = tq_text(s, 1, aid);
+    sqlite3_stmt *s = tq(Q_AGR_ADD);
+    int rc = tq_text(s, 1, aid);
     if (!rc) rc = tq_text(s, 2, id);
-    if (!rc) rc = tq_u64(s, 3, message);
+    if (!rc) rc = tq_u64(s, 3, m.message);
     if (!rc) rc = tq_text(s, 4, r->c->identity);
     if (!rc) rc = tq_u64(s, 5, now);
     if (!rc) rc = tq_run(s);
