@@ -11,7 +11,7 @@ const char *err_str(int code)
     case ERR_CRYPTO: return "crypto";
     case ERR_INVALID: return "invalid";
     case ERR_UNSUPPORTED: return "unsupported";
-    case ERR_STATE: return "state";
+    case ERR_BADSTATE: return "state";
     case ERR_NOT_FOUND: return "not_found";
     case ERR_DENIED: return "denied";
     case ERR_IO: return "io";

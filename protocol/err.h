@@ -16,7 +16,7 @@ enum err {
     ERR_CRYPTO = -4,      /* signature, MAC or AEAD check failed */
     ERR_INVALID = -5,     /* decodes, but violates a semantic rule */
     ERR_UNSUPPORTED = -6, /* valid, but not something we implement */
-    ERR_STATE = -7,       /* wrong epoch, wrong order, not logged in, ... */
+    ERR_BADSTATE = -7,    /* wrong epoch, wrong order, not logged in, ... */
     ERR_NOT_FOUND = -8,   /* no such identity, device, thread, code, ... */
     ERR_DENIED = -9,      /* authenticated, but not allowed */
     ERR_IO = -10,         /* disk or socket error */

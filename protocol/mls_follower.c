@@ -602,14 +602,14 @@ int mls_follower_handle(struct mls_follower *f, const uint8_t *msg, size_t len, 
     if (m.wire_format != MLS_WF_PUBLIC_MESSAGE)
         goto out;
     const struct mls_framed_content *fc = &m.public_message.content;
-    rc = ERR_STATE;
+    rc = ERR_BADSTATE;
     if (f->ended)
         goto out;
     rc = ERR_INVALID;
     if (fc->group_id.len != f->gc.group_id.len ||
         (fc->group_id.len && memcmp(fc->group_id.data, f->gc.group_id.data, fc->group_id.len)))
         goto out;
-    rc = ERR_STATE;
+    rc = ERR_BADSTATE;
     if (fc->epoch != f->gc.epoch)
         goto out;
     if (fc->content_type == MLS_CONTENT_PROPOSAL) {
@@ -667,14 +667,14 @@ static int external_proposal(const struct mls_follower *f, struct mls_message *m
 }
 
 /* May signer_priv sign as external sender sender_index of a live group?
- * ERR_STATE (ended), ERR_NOT_FOUND (no such sender), ERR_DENIED (another
+ * ERR_BADSTATE (ended), ERR_NOT_FOUND (no such sender), ERR_DENIED (another
  * key). */
 static int signer_check(const struct mls_follower *f, const uint8_t signer_priv[32],
                         uint32_t sender_index)
 {
     uint8_t pub[CRYPTO_SIGN_PUB_LEN];
     if (f->ended)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if (sender_index >= f->ext.n)
         return ERR_NOT_FOUND;
     const struct mls_bytes *key = &f->ext.v[sender_index].signature_key;

@@ -38,7 +38,7 @@
  *
  * Errors (err.h): ERR_MALFORMED (bytes do not decode), ERR_UNSUPPORTED
  * (not a PublicMessage, suite or version other than 3/mls10), ERR_INVALID
- * (wrong group, a rule of §12.2-12.4 broken, bad tree or leaf), ERR_STATE
+ * (wrong group, a rule of §12.2-12.4 broken, bad tree or leaf), ERR_BADSTATE
  * (wrong epoch; group ended by ReInit), ERR_CRYPTO (bad signature),
  * ERR_DENIED (sender is not a current member or external sender),
  * ERR_NOT_FOUND (a commit references a proposal we never saw this epoch),
@@ -109,7 +109,7 @@ int mls_follower_handle(struct mls_follower *f, const uint8_t *msg, size_t len, 
  * caller's (free()). The follower does not remember it: feed it back
  * through mls_follower_handle when it is sent to the group. ERR_INVALID
  * when removed_leaf is not a member, ERR_NOT_FOUND for a bad sender_index,
- * ERR_STATE when the group has ended. */
+ * ERR_BADSTATE when the group has ended. */
 int mls_follower_external_remove(const struct mls_follower *f, uint32_t removed_leaf,
                                  const uint8_t signer_priv[32], uint32_t sender_index,
                                  uint8_t **out, size_t *out_len);

@@ -137,7 +137,7 @@ out:
     return rc;
 }
 
-/* ERR_STATE unless content's group_id and epoch are those of gc. */
+/* ERR_BADSTATE unless content's group_id and epoch are those of gc. */
 static int check_epoch(const struct mls_framed_content *content, const uint8_t *gc,
                        size_t gc_len)
 {
@@ -148,7 +148,7 @@ static int check_epoch(const struct mls_framed_content *content, const uint8_t *
     if (ctx.epoch != content->epoch || ctx.group_id.len != content->group_id.len ||
         (ctx.group_id.len &&
          memcmp(ctx.group_id.data, content->group_id.data, ctx.group_id.len) != 0))
-        rc = ERR_STATE;
+        rc = ERR_BADSTATE;
     mls_group_context_free(&ctx);
     return rc;
 }

@@ -34,7 +34,7 @@
  * gc / gc_len is always the serialized GroupContext of the epoch the
  * message belongs to (mls_group_context_encode); it is part of what member
  * (and new_member_commit) senders sign. Functions that check it against the
- * content refuse a group_id or epoch mismatch with ERR_STATE.
+ * content refuse a group_id or epoch mismatch with ERR_BADSTATE.
  *
  * Ownership: inputs are borrowed; outputs (struct mls_bytes, struct
  * mls_public_message, ...) are caller storage that the function fills with
@@ -44,7 +44,7 @@
  *
  * Errors: 0; ERR_CRYPTO (bad signature, membership tag or AEAD tag);
  * ERR_MALFORMED (decrypted bytes that do not decode, non-zero padding);
- * ERR_STATE (group_id / epoch do not match the GroupContext);
+ * ERR_BADSTATE (group_id / epoch do not match the GroupContext);
  * ERR_INVALID (caller passed something inconsistent, e.g. a non-member
  * sender for a PrivateMessage or a missing confirmation tag on a commit);
  * ERR_NOMEM; ERR_TOO_BIG.
@@ -95,7 +95,7 @@ int mls_framing_public_build(const struct mls_framed_content *content,
                              struct mls_public_message *out);
 
 /* Verifies a received PublicMessage against the current epoch: group_id and
- * epoch must match gc (ERR_STATE), the signature must be by sig_pub, and
+ * epoch must match gc (ERR_BADSTATE), the signature must be by sig_pub, and
  * for member senders, when membership_key is not NULL, the membership tag
  * must match (constant-time). A commit without a confirmation tag is
  * ERR_MALFORMED; application content is ERR_INVALID (RFC 9420 §6.2: it
@@ -147,7 +147,7 @@ int mls_framing_private_decrypt_content(const struct mls_private_message *pm,
  *
  * mls_framing_private_open: decrypts the sender data, fetches the key of
  * (leaf, ratchet, generation) from the tree (so out-of-order messages within
- * the tree's window work, and a replayed generation is ERR_STATE), and
+ * the tree's window work, and a replayed generation is ERR_BADSTATE), and
  * decrypts the content; when that fails (forged or corrupted) the key is
  * returned to the tree (mls_ks_tree_key_return), so the genuine message of
  * that generation can still be opened. *sd tells the caller which leaf sent it; the caller

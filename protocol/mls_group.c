@@ -832,7 +832,7 @@ static int handle_commit(struct mls_group *g, const uint8_t *msg, size_t len, ui
     if (!pl.external && committer == s->own_leaf) {
         /* Our own commit, echoed by the delivery service. */
         if (!g->pend || g->pend_commit_len != len || memcmp(g->pend_commit, msg, len) != 0)
-            return ERR_STATE;
+            return ERR_BADSTATE;
         confirm_pending(g);
         ev->type = MLS_GROUP_EV_COMMIT;
         ev->own_commit = true;
@@ -992,7 +992,7 @@ int mls_group_process(struct mls_group *g, const uint8_t *msg, size_t len, uint6
     memset(&pfc, 0, sizeof(pfc));
     memset(&pauth, 0, sizeof(pauth));
     if (!s->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if ((rc = mls_message_parse(msg, len, &m)) != 0)
         return rc;
     wf = m.wire_format;
@@ -1006,7 +1006,7 @@ int mls_group_process(struct mls_group *g, const uint8_t *msg, size_t len, uint6
         if (fc->group_id.len != s->gc.group_id.len ||
             memcmp(fc->group_id.data, s->gc.group_id.data, fc->group_id.len) != 0 ||
             fc->epoch != s->gc.epoch) {
-            rc = ERR_STATE;
+            rc = ERR_BADSTATE;
             goto out;
         }
         switch (fc->sender.sender_type) {
@@ -1064,7 +1064,7 @@ int mls_group_process(struct mls_group *g, const uint8_t *msg, size_t len, uint6
         if (pm->group_id.len != s->gc.group_id.len ||
             memcmp(pm->group_id.data, s->gc.group_id.data, pm->group_id.len) != 0 ||
             pm->epoch != s->gc.epoch) {
-            rc = ERR_STATE;
+            rc = ERR_BADSTATE;
             goto out;
         }
         if ((rc = mls_ks_epoch_secret(s->ks, MLS_KS_SENDER_DATA, sds)) != 0)
@@ -1156,7 +1156,7 @@ int mls_group_export(const struct mls_group *g, const char *label, const uint8_t
                      size_t ctx_len, uint8_t *out, size_t len)
 {
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     return mls_ks_epoch_export(g->cur->ks, (const uint8_t *)label, strlen(label), context, ctx_len,
                                out, len);
 }
@@ -1192,7 +1192,7 @@ bool mls_group_has_pending_commit(const struct mls_group *g)
 int mls_group_commit_confirm(struct mls_group *g)
 {
     if (!g->pend)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     confirm_pending(g);
     return 0;
 }

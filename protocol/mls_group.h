@@ -50,7 +50,7 @@
  * Epochs: when the epoch advances, the old epoch's secrets are wiped (key
  * schedule, secret tree, path secrets); only the resumption PSKs of the last
  * MLS_GROUP_RESUMPTION_KEEP epochs are kept (for PSK proposals). Messages of
- * older epochs are refused with ERR_STATE.
+ * older epochs are refused with ERR_BADSTATE.
  *
  * Memory: the group's secrets live in one guarded allocation (sodium_malloc)
  * for the group plus the key schedule's one per epoch and the secret tree's;
@@ -68,7 +68,7 @@
  * (suite/version),
  * ERR_INVALID (a rule of RFC 9420 broken; bad tree; bad leaf), ERR_CRYPTO
  * (signature, membership tag, confirmation tag, AEAD, path decryption),
- * ERR_STATE (wrong group or epoch, replayed generation, a pending commit
+ * ERR_BADSTATE (wrong group or epoch, replayed generation, a pending commit
  * exists / does not exist, we were removed), ERR_DENIED (sender is not a
  * member / external sender), ERR_NOT_FOUND (unknown proposal reference, PSK
  * or KeyPackage), ERR_EXPIRED (KeyPackage lifetime), ERR_CONFLICT (KeyPackage
@@ -202,7 +202,7 @@ void mls_group_event_reset(struct mls_group_event *ev);
 
 /* Processes one MLSMessage of this group (see the life cycle). *ev is filled
  * (reset it afterwards). After a commit that removed us (ev->removed) the
- * group accepts nothing more (ERR_STATE). */
+ * group accepts nothing more (ERR_BADSTATE). */
 int mls_group_process(struct mls_group *g, const uint8_t *msg, size_t len, uint64_t now,
                       struct mls_group_event *ev);
 
@@ -210,7 +210,7 @@ int mls_group_process(struct mls_group *g, const uint8_t *msg, size_t len, uint6
 
 /* An application message as an MLSMessage(PrivateMessage) (§6.3), with
  * authenticated_data ad (may be NULL/0). *out is the caller's (free()).
- * ERR_STATE while we have been removed. */
+ * ERR_BADSTATE while we have been removed. */
 int mls_group_encrypt(struct mls_group *g, const uint8_t *pt, size_t len, const uint8_t *ad,
                       size_t ad_len, uint8_t **out, size_t *out_len);
 
@@ -270,7 +270,7 @@ struct mls_group_commit_out {
 void mls_group_commit_out_reset(struct mls_group_commit_out *out);
 
 /* Creates a commit (§12.4). The group is unchanged until
- * mls_group_commit_confirm(); ERR_STATE when a commit is already pending.
+ * mls_group_commit_confirm(); ERR_BADSTATE when a commit is already pending.
  * ERR_INVALID when the proposals are not valid together. */
 int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_opts *opts,
                             uint64_t now, struct mls_group_commit_out *out);
@@ -279,7 +279,7 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
  * for added members carries the ratchet tree. ERR_NOT_FOUND when there is
  * nothing to commit. */
 int mls_group_commit_pending(struct mls_group *g, uint64_t now, struct mls_group_commit_out *out);
-/* Applies the pending commit: the epoch advances. ERR_STATE if none. */
+/* Applies the pending commit: the epoch advances. ERR_BADSTATE if none. */
 int mls_group_commit_confirm(struct mls_group *g);
 /* Drops the pending commit (no-op when none). */
 void mls_group_commit_discard(struct mls_group *g);

@@ -161,7 +161,7 @@ int mls_group_group_info(const struct mls_group *g, bool with_tree, uint8_t **ou
     int rc;
     memset(&m, 0, sizeof(m));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     rc = make_group_info(g->cur, with_tree, g->cur->ctag, &m.group_info);
     if (rc == 0)
         rc = encode_message(MLS_WF_GROUP_INFO, &m, out, len);
@@ -185,7 +185,7 @@ int mls_group_encrypt(struct mls_group *g, const uint8_t *pt, size_t len, const 
     memset(&auth, 0, sizeof(auth));
     memset(&m, 0, sizeof(m));
     if (!s->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if ((rc = content_init(s, &fc, MLS_CONTENT_APPLICATION, ad, ad_len)) != 0 ||
         (rc = mls_bytes_set(&fc.application_data, pt, len)) != 0)
         goto out;
@@ -254,7 +254,7 @@ int mls_group_propose_add(struct mls_group *g, const uint8_t *key_package, size_
     int rc;
     memset(&p, 0, sizeof(p));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     p.proposal_type = MLS_PROPOSAL_ADD;
     if ((rc = mls_key_package_parse_any(key_package, kp_len, &p.add)) == 0 &&
         (rc = check_proposal(g, g->cur, &p, MLS_SENDER_MEMBER, g->cur->own_leaf, now)) == 0)
@@ -268,7 +268,7 @@ int mls_group_propose_remove(struct mls_group *g, uint32_t leaf, uint8_t **out, 
     struct mls_proposal p;
     memset(&p, 0, sizeof(p));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if (!mls_tree_leaf(g->cur->tree, leaf))
         return ERR_INVALID;
     p.proposal_type = MLS_PROPOSAL_REMOVE;
@@ -284,7 +284,7 @@ static int fresh_leaf(const struct gstate *s, struct mls_leaf_node *ln, uint8_t 
     struct tls_writer w;
     int rc;
     if (!old)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if ((rc = mls_leaf_node_copy(ln, old)) != 0)
         return rc;
     if ((rc = hpke_generate_keypair(priv, pub)) != 0 ||
@@ -314,7 +314,7 @@ int mls_group_propose_update(struct mls_group *g, uint8_t **out, size_t *out_len
     int rc;
     memset(&p, 0, sizeof(p));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     p.proposal_type = MLS_PROPOSAL_UPDATE;
     rc = fresh_leaf(g->cur, &p.update, priv);
     if (rc == 0)
@@ -352,7 +352,7 @@ int mls_group_propose_psk(struct mls_group *g, const uint8_t *psk_id, size_t psk
     int rc;
     memset(&p, 0, sizeof(p));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     p.proposal_type = MLS_PROPOSAL_PSK;
     if ((rc = psk_id_init(g->cur, &p.psk, psk_id, psk_id_len, epoch)) == 0 &&
         (rc = psk_lookup(g, g->cur, &p.psk, NULL, 0, NULL, &v, &vl)) == 0)
@@ -368,7 +368,7 @@ int mls_group_propose_gce(struct mls_group *g, const struct mls_extension_list *
     int rc;
     memset(&p, 0, sizeof(p));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     p.proposal_type = MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS;
     if ((rc = mls_extension_list_copy(&p.gce, ext)) == 0 &&
         (rc = check_proposal(g, g->cur, &p, MLS_SENDER_MEMBER, g->cur->own_leaf, 0)) == 0)
@@ -384,7 +384,7 @@ int mls_group_propose_reinit(struct mls_group *g, const uint8_t *group_id, size_
     int rc;
     memset(&p, 0, sizeof(p));
     if (!g->cur->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if (group_id_len == 0 || group_id_len > 255)
         return ERR_INVALID;
     p.proposal_type = MLS_PROPOSAL_REINIT;
@@ -614,7 +614,7 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
     memset(&pl, 0, sizeof(pl));
     memset(&gim, 0, sizeof(gim));
     if (g->pend || !s->active)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if ((rc = content_init(s, &fc, MLS_CONTENT_COMMIT, opts->authenticated_data,
                            opts->ad_len)) != 0)
         goto out;
@@ -683,7 +683,7 @@ int mls_group_commit_create(struct mls_group *g, const struct mls_group_commit_o
         const struct mls_leaf_node *cur_leaf = mls_tree_leaf(ns->tree, ns->own_leaf);
         memset(&old, 0, sizeof(old));
         if (!cur_leaf) {
-            rc = ERR_STATE;
+            rc = ERR_BADSTATE;
             goto out;
         }
         if ((rc = mls_leaf_node_copy(&old, cur_leaf)) != 0)

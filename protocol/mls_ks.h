@@ -201,7 +201,7 @@ struct mls_ks_tree;
 int mls_ks_tree_new(const uint8_t encryption_secret[MLS_KS_NH], uint32_t n_leaves,
                     struct mls_ks_tree **out);
 /* The same from an epoch's encryption_secret, which is then wiped from the
- * epoch (ERR_STATE if it already was). */
+ * epoch (ERR_BADSTATE if it already was). */
 int mls_ks_tree_new_from_epoch(struct mls_ks_epoch *ep, uint32_t n_leaves,
                                struct mls_ks_tree **out);
 /* Wipes and frees; NULL is a no-op. */
@@ -213,7 +213,7 @@ int mls_ks_tree_next_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratch
 /* Receiver: the key/nonce of `generation`. Ahead of the ratchet: the
  * skipped generations' keys are kept (within the window) and the ratchet
  * moves past `generation`. Behind it: a kept key is handed out and erased.
- * ERR_STATE: already used, or fell out of the window; ERR_LIMIT: more than
+ * ERR_BADSTATE: already used, or fell out of the window; ERR_LIMIT: more than
  * MLS_KS_MAX_FORWARD ahead; ERR_INVALID: leaf out of range; ERR_NOMEM (the
  * ratchet may then have moved on without keeping every skipped key). */
 int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet which,

@@ -134,7 +134,7 @@ int mls_ks_tree_new_from_epoch(struct mls_ks_epoch *ep, uint32_t n_leaves,
 
     *out = NULL;
     if (ep->encryption_taken)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     rc = mls_ks_tree_new(ep->s[MLS_KS_ENCRYPTION], n_leaves, out);
     if (rc == 0) {
         crypto_wipe(ep->s[MLS_KS_ENCRYPTION], MLS_KS_NH);
@@ -349,7 +349,7 @@ int mls_ks_tree_key(struct mls_ks_tree *t, uint32_t leaf, enum mls_ks_ratchet wh
                 return 0;
             }
         }
-        return ERR_STATE;
+        return ERR_BADSTATE;
     }
     if (generation - rt->next_gen > MLS_KS_MAX_FORWARD)
         return ERR_LIMIT;

@@ -736,7 +736,7 @@ int thread_commit(const char *thread, const char *identity, const char *device,
         if (cx.code) {
             *code = cx.code;
             snprintf(why, whycap, "%s", cx.why);
-        } else if (rc == ERR_STATE) {
+        } else if (rc == ERR_BADSTATE) {
             *code = "conflict";
             snprintf(why, whycap, "not the current epoch (sync, retry)");
         } else if (rc == ERR_CRYPTO) {

@@ -97,7 +97,7 @@ void bench_prof_free(struct bench_profile *p);
 /* Count of devices named with prefix (pool) in the profile. */
 size_t bench_prof_count(const struct bench_profile *p, const char *prefix);
 /* Pointers to the first n devices of pool prefix, in profile order (valid
- * while p is unchanged). Returns 0 or ERR_STATE (fewer than n). */
+ * while p is unchanged). Returns 0 or ERR_BADSTATE (fewer than n). */
 int bench_prof_select(const struct bench_profile *p, const char *prefix, size_t n,
                       const struct bench_dev **out);
 /* Makes sure the profile holds `want` devices of pool `prefix` (names

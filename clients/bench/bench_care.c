@@ -711,7 +711,7 @@ static int setup(struct cworker *w, int ctl_fd)
         return rc;
     for (size_t i = 0; i < w->nth; i++)
         if (!w->th[i].created)
-            return ERR_STATE;
+            return ERR_BADSTATE;
     for (size_t i = 0; i < w->nth; i++)
         for (int k = 1; k < w->th[i].m; k++)
             if ((rc = grant(w, &w->th[i], &w->th[i].mem[k])) != 0)

@@ -17,9 +17,6 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
-/* OpenSSL (pulled in by libwebsockets.h) declares a type ERR_STATE; our
- * enum constant of that name is spelled differently here (same value). */
-#define ERR_STATE SAMMEN_ERR_STATE
 #include "err.h"
 
 struct outframe {
@@ -74,7 +71,7 @@ uint64_t bnet_now_ns(void)
 int bnet_err_from_code(const char *code)
 {
     static const int codes[] = {ERR_MALFORMED, ERR_TOO_BIG, ERR_CRYPTO,   ERR_INVALID,
-                                ERR_UNSUPPORTED, ERR_STATE, ERR_NOT_FOUND, ERR_DENIED,
+                                ERR_UNSUPPORTED, ERR_BADSTATE, ERR_NOT_FOUND, ERR_DENIED,
                                 ERR_IO,        ERR_EXPIRED, ERR_CONFLICT, ERR_LIMIT,
                                 ERR_INTERNAL,  ERR_NOMEM};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
@@ -85,7 +82,7 @@ int bnet_err_from_code(const char *code)
     if (strcmp(code, "unknown_op") == 0)
         return ERR_UNSUPPORTED;
     if (strcmp(code, "unauthenticated") == 0)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     return ERR_INTERNAL;
 }
 
@@ -455,7 +452,7 @@ int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_f
     int rc;
 
     if (c->closing || c->closed)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if (c->npend >= BCONN_MAX_PENDING)
         return ERR_LIMIT;
     rc = wire_enc_finish(e, &data, &len);

@@ -71,14 +71,14 @@ uint32_t bconn_next_id(struct bconn *c);
 unsigned bconn_pending(const struct bconn *c);
 
 /* Queues the finished request e (whose id is id; e keeps its buffer) and
- * calls cb(arg) once with its response. Returns 0, ERR_STATE (closing or
+ * calls cb(arg) once with its response. Returns 0, ERR_BADSTATE (closing or
  * closed), ERR_LIMIT (BCONN_MAX_PENDING requests in flight), ERR_NOMEM, or
  * the encoder's error. */
 int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_fn *cb,
                   void *arg);
 
 /* The ERR_* for a wire error code string ("bad_request" → ERR_INVALID,
- * "unknown_op" → ERR_UNSUPPORTED, "unauthenticated" → ERR_STATE, unknown
+ * "unknown_op" → ERR_UNSUPPORTED, "unauthenticated" → ERR_BADSTATE, unknown
  * → ERR_INTERNAL). */
 int bnet_err_from_code(const char *code);
 

@@ -223,7 +223,7 @@ int bench_prof_select(const struct bench_profile *p, const char *prefix, size_t 
     for (size_t i = 0; i < p->ndevs && k < n; i++)
         if (strncmp(p->devs[i].id, prefix, pl) == 0 && p->devs[i].id[pl] == '-')
             out[k++] = &p->devs[i];
-    return k == n ? 0 : ERR_STATE;
+    return k == n ? 0 : ERR_BADSTATE;
 }
 
 /* ---- login (shared by the workloads) ---- */

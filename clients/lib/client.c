@@ -22,10 +22,6 @@
 
 #include <libwebsockets.h>
 
-/* OpenSSL, which libwebsockets.h pulls in, declares a type named ERR_STATE;
- * in this file our enum constant of that name is spelled differently (its
- * value, -7, is the same everywhere). */
-#define ERR_STATE SAMMEN_ERR_STATE
 #include "err.h"
 
 struct outframe {
@@ -127,7 +123,7 @@ void client_frame_free(struct client_frame *f)
 int client_err_from_code(const char *code)
 {
     static const int codes[] = {ERR_MALFORMED, ERR_TOO_BIG,   ERR_CRYPTO,  ERR_INVALID,
-                                ERR_UNSUPPORTED, ERR_STATE,   ERR_NOT_FOUND, ERR_DENIED,
+                                ERR_UNSUPPORTED, ERR_BADSTATE,   ERR_NOT_FOUND, ERR_DENIED,
                                 ERR_IO,        ERR_EXPIRED,   ERR_CONFLICT, ERR_LIMIT,
                                 ERR_INTERNAL,  ERR_NOMEM};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
@@ -138,7 +134,7 @@ int client_err_from_code(const char *code)
     if (strcmp(code, "unknown_op") == 0)
         return ERR_UNSUPPORTED;
     if (strcmp(code, "unauthenticated") == 0)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     return ERR_INTERNAL;
 }
 
@@ -300,7 +296,7 @@ static int enqueue(struct client_conn *c, const uint8_t *frame, size_t len)
     struct outframe *f;
 
     if (c->state == CLIENT_CLOSED || c->close_requested || c->freeing)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     if (len > c->ctx->max_outq || c->out_bytes > c->ctx->max_outq - len)
         return ERR_LIMIT;
     f = malloc(sizeof(*f) + LWS_PRE + len);
@@ -698,7 +694,7 @@ int client_conn_receive(struct client_conn *c, const uint8_t *msg, size_t len)
     int rc;
 
     if (c->state == CLIENT_CLOSED)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     /* the same steps as LWS_CALLBACK_CLIENT_RECEIVE for one whole message */
     c->rx_len = 0;
     rc = rx_append(c, msg, len);
@@ -772,7 +768,7 @@ int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, s
     int rc;
 
     if (c->state == CLIENT_CLOSED || c->close_requested || c->freeing)
-        return ERR_STATE;
+        return ERR_BADSTATE;
     for (p = c->pending; p; p = p->next)
         if (p->id == id)
             return ERR_CONFLICT;

@@ -130,7 +130,7 @@ size_t client_conn_pending(const struct client_conn *c);
 
 /* Queues an encoded request (frame is copied) whose id is `id`, and calls
  * cb once with its response. Frames queued while connecting are sent once
- * the connection opens. Returns 0, ERR_STATE (closed), ERR_CONFLICT (id
+ * the connection opens. Returns 0, ERR_BADSTATE (closed), ERR_CONFLICT (id
  * already pending), ERR_LIMIT (outbound queue full), ERR_NOMEM. */
 int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, size_t len,
                      client_response_fn *cb, void *user);
@@ -171,7 +171,7 @@ void client_frame_free(struct client_frame *f);
 
 /* The ERR_* for a wire error code string (PROTOCOL.md "Error codes"):
  * err_str() names map back to their codes; "bad_request" gives ERR_INVALID,
- * "unknown_op" ERR_UNSUPPORTED, "unauthenticated" ERR_STATE, anything else
+ * "unknown_op" ERR_UNSUPPORTED, "unauthenticated" ERR_BADSTATE, anything else
  * ERR_INTERNAL. */
 int client_err_from_code(const char *code);
 

@@ -22,7 +22,7 @@ int client_sync_open(struct client_ctx *ctx, const char *url, int timeout_ms,
  * response. On any response, *reply holds it (caller frees with
  * client_frame_free) and the return is 0 for `ok` or the mapped ERR_* of
  * the `err` (client_err_from_code). Without a response *reply is zeroed and
- * the return is ERR_EXPIRED, ERR_IO (connection closed), ERR_STATE,
+ * the return is ERR_EXPIRED, ERR_IO (connection closed), ERR_BADSTATE,
  * ERR_LIMIT, ERR_NOMEM, or the encoder's error. */
 int client_sync_call(struct client_conn *c, uint32_t id, struct wire_enc *e, int timeout_ms,
                      struct client_frame *reply);

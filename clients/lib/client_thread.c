@@ -1483,7 +1483,7 @@ int client_thread_send(struct client_dev *d, const char *thread, const uint8_t *
         wire_kv_bin(&e, "msg", ct, ctlen);
         rc = call(d, id, &e, &r);
         free(ct);
-        if (rc == ERR_CONFLICT || rc == ERR_STATE) {
+        if (rc == ERR_CONFLICT || rc == ERR_BADSTATE) {
             /* a commit won the race, or a removal was proposed after our
              * sync: sync (committing it) and re-encrypt */
             client_frame_free(&r);

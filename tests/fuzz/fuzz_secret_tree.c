@@ -106,8 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 oracle(size_log, leaf, which, gen, &want);
                 if (memcmp(&k, &want, sizeof(k)) != 0)
                     abort();
-            } else if (rc != ERR_STATE && rc != ERR_LIMIT) {
-                /* ERR_STATE: used or out of the window; ERR_LIMIT: too far
+            } else if (rc != ERR_BADSTATE && rc != ERR_LIMIT) {
+                /* ERR_BADSTATE: used or out of the window; ERR_LIMIT: too far
                  * ahead. Anything else is a bug. */
                 abort();
             }

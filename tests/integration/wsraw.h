@@ -24,10 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* OpenSSL (via lws) typedefs ERR_STATE, which protocol/err.h also defines. */
-#define ERR_STATE openssl_ERR_STATE
 #include <libwebsockets.h>
-#undef ERR_STATE
 
 #include "wire.h"
 

@@ -494,7 +494,7 @@ static void add_and_remove(void **state)
     struct mls_proposal_or_ref por;
     por_ref(&por, add_ref);
     commit_msg(&m, 4, 0, &por, 1);
-    assert_int_equal(seal_feed(&W, &m, W.alice.priv, NULL), ERR_STATE);
+    assert_int_equal(seal_feed(&W, &m, W.alice.priv, NULL), ERR_BADSTATE);
     por_ref(&por, add_ref);
     commit_msg(&m, 5, 0, &por, 1);
     m.public_message.content.group_id.data[0] ^= 1;

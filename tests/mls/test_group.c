@@ -227,7 +227,7 @@ static void test_group(void **state)
     assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &out), 0);
     assert_int_equal(mls_group_epoch(d[0].g), 0);
     assert_int_equal(mls_group_commit_create(d[0].g, &o, now, &(struct mls_group_commit_out){0}),
-                     ERR_STATE);
+                     ERR_BADSTATE);
     assert_int_equal(mls_group_commit_confirm(d[0].g), 0);
     assert_int_equal(mls_group_epoch(d[0].g), 1);
     join(1, &out, NULL, 0);
@@ -560,7 +560,7 @@ static void test_group_rules(void **state)
     free(m);
     /* A message of an old epoch is refused. */
     assert_int_equal(mls_group_encrypt(d[2].g, (const uint8_t *)"x", 1, NULL, 0, &m, &ml), 0);
-    assert_int_equal(mls_group_process(d[1].g, m, ml, now, &ev), ERR_STATE);
+    assert_int_equal(mls_group_process(d[1].g, m, ml, now, &ev), ERR_BADSTATE);
     free(m);
     d[2].g = (mls_group_free(d[2].g), NULL);
     agree();
@@ -579,7 +579,7 @@ static void test_group_rules(void **state)
     assert_false(mls_group_active(d[0].g));
     assert_int_equal(mls_group_epoch(d[0].g), mls_group_epoch(d[1].g));
     assert_int_equal(mls_group_encrypt(d[1].g, (const uint8_t *)"x", 1, NULL, 0, &m, &ml),
-                     ERR_STATE);
+                     ERR_BADSTATE);
     mls_group_commit_out_reset(&out);
 
     for (int i = 0; i < NDEV; i++) {

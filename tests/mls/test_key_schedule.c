@@ -113,7 +113,7 @@ static bool check_epoch(const json_t *ev, const struct vec_bytes *gid, uint64_t 
              mls_ks_epoch_secret(ep, MLS_KS_ENCRYPTION, s) == 0 && memcmp(s, zero, 32) == 0;
         mls_ks_tree_free(tree);
         tree = NULL;
-        ok = ok && mls_ks_tree_new_from_epoch(ep, 4, &tree) == ERR_STATE && tree == NULL;
+        ok = ok && mls_ks_tree_new_from_epoch(ep, 4, &tree) == ERR_BADSTATE && tree == NULL;
     }
     if (ok)
         ok = mls_ks_epoch_secret(ep, MLS_KS_INIT, init_secret) == 0;

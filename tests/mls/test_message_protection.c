@@ -206,7 +206,7 @@ static bool pub_negatives(const struct fixture *f, struct mls_public_message *pm
                    ERR_CRYPTO;
     /* the GroupContext of another epoch */
     ok = ok && mls_framing_public_verify(pm, f->gc_wrong_epoch, f->gc_wrong_epoch_len,
-                                         f->sig_pub.p, f->sig_pub.len, NULL, 0) == ERR_STATE;
+                                         f->sig_pub.p, f->sig_pub.len, NULL, 0) == ERR_BADSTATE;
     /* tampered authenticated data breaks the signature */
     if (pm->content.authenticated_data.len) {
         pm->content.authenticated_data.data[0] ^= 1;
@@ -624,7 +624,7 @@ static void seal_open_with_tree(void **state)
         struct mls_framed_content c;
         struct mls_framed_content_auth_data auth;
         assert_int_equal(mls_framing_private_open(&pm[1], sds, receiver, &sd, &c, &auth),
-                         ERR_STATE);
+                         ERR_BADSTATE);
     }
     for (int i = 0; i < 3; i++)
         mls_private_message_free(&pm[i]);

@@ -593,7 +593,7 @@ static void op_commit_by_value(struct rg_world *w)
     {
         struct mls_group_commit_out again;
         memset(&again, 0, sizeof(again));
-        assert_int_equal(mls_group_commit_create(w->d[c].g, &o, w->now, &again), ERR_STATE);
+        assert_int_equal(mls_group_commit_create(w->d[c].g, &o, w->now, &again), ERR_BADSTATE);
         mls_group_commit_out_reset(&again);
     }
     if (nmem > 1 && rnd(w, 6) == 0) {

@@ -87,7 +87,7 @@ static bool check_entry(size_t index, const json_t *e, void *ctx)
             ok = ok && step_to(tx, (uint32_t)leaf, MLS_KS_APPLICATION, gen, &k) == 0 &&
                  check_key(g, "application_key", "application_nonce", &k);
             /* Each key is handed out once. */
-            ok = ok && mls_ks_tree_key(rx, (uint32_t)leaf, MLS_KS_HANDSHAKE, gen, &k) == ERR_STATE;
+            ok = ok && mls_ks_tree_key(rx, (uint32_t)leaf, MLS_KS_HANDSHAKE, gen, &k) == ERR_BADSTATE;
             mls_ks_key_wipe(&k);
         }
     }
@@ -127,7 +127,7 @@ static void out_of_order_window(void **state)
         assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, g, &k), 0);
         assert_memory_equal(k.key, sent[g].key, sizeof(k.key));
         assert_memory_equal(k.nonce, sent[g].nonce, sizeof(k.nonce));
-        assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, g, &k), ERR_STATE);
+        assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, g, &k), ERR_BADSTATE);
     }
     /* Handshake and application ratchets are independent; so are leaves. */
     assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_HANDSHAKE, 0, &k), 0);
@@ -147,7 +147,7 @@ static void out_of_order_window(void **state)
     assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, 12, &k), 0);
     /* Step further; generation 13 falls out of the window and is dropped. */
     assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, 14 + MLS_KS_WINDOW, &k), 0);
-    assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, 13, &k), ERR_STATE);
+    assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, 13, &k), ERR_BADSTATE);
     assert_int_equal(mls_ks_tree_key(rx, 2, MLS_KS_APPLICATION, 14, &k), 0);
     mls_ks_key_wipe(&k);
     for (size_t i = 0; i < 12; i++)
@@ -173,7 +173,7 @@ static void skipped_pool_bound(void **state)
         assert_int_equal(mls_ks_tree_key(rx, leaf, MLS_KS_APPLICATION, 999, &k), 0);
     }
     /* The earliest skipped keys were dropped; the latest are there. */
-    assert_int_equal(mls_ks_tree_key(rx, 0, MLS_KS_HANDSHAKE, 0, &k), ERR_STATE);
+    assert_int_equal(mls_ks_tree_key(rx, 0, MLS_KS_HANDSHAKE, 0, &k), ERR_BADSTATE);
     assert_int_equal(mls_ks_tree_key(rx, 7, MLS_KS_APPLICATION, 998, &k), 0);
     mls_ks_key_wipe(&k);
     mls_ks_tree_free(rx);

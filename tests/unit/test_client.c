@@ -160,7 +160,7 @@ static void error_codes(void **state)
     assert_int_equal(client_err_from_code("not_found"), ERR_NOT_FOUND);
     assert_int_equal(client_err_from_code("bad_request"), ERR_INVALID);
     assert_int_equal(client_err_from_code("unknown_op"), ERR_UNSUPPORTED);
-    assert_int_equal(client_err_from_code("unauthenticated"), ERR_STATE);
+    assert_int_equal(client_err_from_code("unauthenticated"), ERR_BADSTATE);
     assert_int_equal(client_err_from_code("no such thing"), ERR_INTERNAL);
 }
 
