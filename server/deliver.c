@@ -30,15 +30,21 @@ struct pend {
 
 static struct pend *pend_head, *pend_tail;
 
-/* inbox sequence counters (see next_inbox_seq) */
-struct seqslot {
+/* The server-wide entry sequence (see next_gseq) */
+static uint64_t gseq_last;
+static bool gseq_loaded, gseq_dirty;
+
+/* Acks of this transaction that moved a device's cursor over pending
+ * messages of a thread: settled once per thread in deliver_before_commit
+ * (counts, `delivered` events, ciphertext drops). */
+struct touch {
+    char thread[THREAD_MAX];
     char device[DEV_MAX];
-    uint64_t last;
-    bool dirty;
+    uint64_t from, to; /* the cursor moved from `from` to `to` */
 };
 
-static struct seqslot *seqtab;
-static size_t seqcap, seqn;
+static struct touch *touches;
+static size_t ntouch, touchcap;
 
 /* Logged-in connections by device id: an open-addressing table built at
  * most once per loop iteration (deliver_iteration_end() drops it), so
@@ -98,9 +104,11 @@ void deliver_shutdown(void)
     idx = NULL;
     idx_cap = 0;
     idx_valid = false;
-    free(seqtab);
-    seqtab = NULL;
-    seqcap = seqn = 0;
+    free(touches);
+    touches = NULL;
+    ntouch = touchcap = 0;
+    gseq_loaded = gseq_dirty = false;
+    gseq_last = 0;
 }
 
 /* Calls fn for every live, logged-in connection of device. */
@@ -184,81 +192,244 @@ void deliver_discard(void)
 
 /* ---- inbox ----------------------------------------------------------------- */
 
-/* Per-device inbox sequence numbers, counted in memory and written to
- * inbox_seq once per transaction (deliver_before_commit) instead of one
- * UPDATE per inbox row (that UPDATE was a third of thread.send's cost).
- * Only increasing matters, not contiguity: a rolled-back request or
- * transaction leaves the counters ahead of the store, which only makes a
- * gap; after a restart the store's value is at least every committed
- * seq, because it is written in the same transaction as the rows. */
-static struct seqslot *seq_find(const char *device)
+/* The entry sequence: one server-wide counter for every stored thread
+ * message and every inbox row (welcome, notice), so that it serves as each
+ * device's entry seq ("per device, increasing, never reused; there may be
+ * gaps"). Counted in memory and written to delivery_seq once per
+ * transaction (deliver_before_commit). A rolled-back request or
+ * transaction leaves the counter ahead of the store, which only makes a
+ * gap; after a restart the store's value is at least every committed seq,
+ * because it is written in the same transaction as the rows. */
+static int gseq_load(void)
 {
-    for (size_t i = dev_hash(device) & (seqcap - 1);; i = (i + 1) & (seqcap - 1)) {
-        if (!seqtab[i].device[0] || strcmp(seqtab[i].device, device) == 0)
-            return &seqtab[i];
-    }
-}
-
-static int seq_grow(void)
-{
-    size_t cap = seqcap ? seqcap * 2 : 1024;
-    struct seqslot *old = seqtab, *t = calloc(cap, sizeof(*t));
-    if (!t)
-        return ERR_NOMEM;
-    size_t oldcap = seqcap;
-    seqtab = t;
-    seqcap = cap;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].device[0])
-            *seq_find(old[i].device) = old[i];
-    free(old);
+    if (gseq_loaded)
+        return 0;
+    sqlite3_stmt *s = tq(Q_GSEQ_GET);
+    int rc = tq_row(s);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    gseq_last = tq_col_u64(s, 0);
+    tq_done(s);
+    gseq_loaded = true;
     return 0;
 }
 
-static int next_inbox_seq(const char *device, uint64_t *seq)
+static int next_gseq(uint64_t *seq)
 {
-    int rc;
-    if (strlen(device) >= DEV_MAX)
-        return ERR_INVALID;
-    if (2 * (seqn + 1) > seqcap && (rc = seq_grow()) != 0)
+    int rc = gseq_load();
+    if (rc)
         return rc;
-    struct seqslot *e = seq_find(device);
-    if (!e->device[0]) {
-        uint64_t last = 0;
-        sqlite3_stmt *s = tq(Q_INBOX_SEQ_GET);
-        rc = tq_text(s, 1, device);
-        if (!rc)
-            rc = tq_row(s);
-        if (rc == 0) {
-            last = tq_col_u64(s, 0);
-            tq_done(s);
-        } else if (rc != ERR_NOT_FOUND) {
-            return rc;
-        }
-        snprintf(e->device, sizeof(e->device), "%s", device);
-        e->last = last;
-        e->dirty = false;
-        seqn++;
-    }
-    e->last++;
-    e->dirty = true;
-    *seq = e->last;
+    *seq = ++gseq_last;
+    gseq_dirty = true;
     return 0;
+}
+
+/* A device's membership windows of one thread (member_windows): it gets
+ * the thread's messages with after < seq <= upto (open: no upto) that it
+ * did not send. */
+struct win {
+    char device[DEV_MAX];
+    uint64_t after, upto, cursor;
+    bool open;
+};
+
+static bool win_covers(const struct win *w, uint64_t seq, const char *sender_dev)
+{
+    return w->after < seq && (w->open || seq <= w->upto) && strcmp(w->device, sender_dev) != 0;
+}
+
+/* Loads the windows of thread (with each device's cursor) into *out
+ * (caller frees). */
+static int load_windows(const char *thread, struct win **out, size_t *nout)
+{
+    size_t n = 0, cap = 16;
+    struct win *v = malloc(cap * sizeof(*v));
+    if (!v)
+        return ERR_NOMEM;
+    sqlite3_stmt *s = tq(Q_WIN_OF_THREAD);
+    int rc = tq_text(s, 1, thread);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (n == cap) {
+            struct win *g = realloc(v, 2 * cap * sizeof(*v));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            v = g;
+            cap *= 2;
+        }
+        tq_col_text(s, 0, v[n].device, sizeof(v[n].device));
+        v[n].after = tq_col_u64(s, 1);
+        v[n].open = sqlite3_column_int(s, 2) != 0;
+        v[n].upto = tq_col_u64(s, 3);
+        v[n].cursor = tq_col_u64(s, 4);
+        n++;
+    }
+    if (rc != ERR_NOT_FOUND) {
+        free(v);
+        return rc ? rc : ERR_INTERNAL;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* Recipients of message (seq, gseq) from sender_dev that have it (cursor
+ * at or past it) and that do not (yet). */
+static void count_message(const struct win *w, size_t nw, uint64_t seq, uint64_t gseq,
+                          const char *sender_dev, uint64_t *have, uint64_t *lag)
+{
+    *have = *lag = 0;
+    for (size_t i = 0; i < nw; i++) {
+        if (!win_covers(&w[i], seq, sender_dev))
+            continue;
+        if (w[i].cursor >= gseq)
+            (*have)++;
+        else
+            (*lag)++;
+    }
+}
+
+int deliver_delivered_to(const char *thread, uint64_t seq, uint64_t *delivered)
+{
+    sqlite3_stmt *s = tq(Q_MSG_GET);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    if (!rc) rc = tq_row(s);
+    if (rc)
+        return rc;
+    char sender_dev[DEV_MAX];
+    tq_col_text(s, 2, sender_dev, sizeof(sender_dev));
+    bool pending = sqlite3_column_int(s, 4) != 0;
+    uint64_t gseq = tq_col_u64(s, 8);
+    *delivered = tq_col_u64(s, 6);
+    tq_done(s);
+    if (!pending || gseq == 0)
+        return 0; /* settled (acked written when the data went), or a v2 row */
+    struct win *w = NULL;
+    size_t nw = 0;
+    uint64_t lag;
+    rc = load_windows(thread, &w, &nw);
+    if (!rc)
+        count_message(w, nw, seq, gseq, sender_dev, delivered, &lag);
+    free(w);
+    return rc;
+}
+
+static int tell_delivered(const char *thread, uint64_t message, uint64_t acked, uint64_t targets,
+                          const char *sender_dev);
+
+static int touch_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct touch *)a)->thread, ((const struct touch *)b)->thread);
+}
+
+/* Settles one thread after this transaction's acks (t[0..n): its touches):
+ * one `delivered` event per application message some ack covered, with
+ * the count of recipients that have it; the ciphertext of messages every
+ * recipient has is dropped (one write per message); closed windows with
+ * nothing pending left are deleted. */
+static int settle_thread(const struct touch *t, size_t n)
+{
+    const char *thread = t[0].thread;
+    struct pmsg {
+        uint64_t seq, gseq, targets, undeliverable;
+        char device[DEV_MAX];
+        bool app;
+    } *pm = NULL;
+    size_t np = 0, pcap = 0;
+    struct win *w = NULL;
+    size_t nw = 0;
+    int rc = load_windows(thread, &w, &nw);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = tq(Q_MSG_PENDING);
+    rc = tq_text(s, 1, thread);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (np == pcap) {
+            size_t nc = pcap ? 2 * pcap : 32;
+            struct pmsg *g = realloc(pm, nc * sizeof(*pm));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            pm = g;
+            pcap = nc;
+        }
+        pm[np].seq = tq_col_u64(s, 0);
+        pm[np].gseq = tq_col_u64(s, 1);
+        tq_col_text(s, 2, pm[np].device, sizeof(pm[np].device));
+        const unsigned char *kind = sqlite3_column_text(s, 3);
+        pm[np].app = kind && strcmp((const char *)kind, "app") == 0;
+        pm[np].targets = tq_col_u64(s, 4);
+        pm[np].undeliverable = tq_col_u64(s, 5);
+        np++;
+    }
+    if (rc == ERR_NOT_FOUND)
+        rc = 0;
+    bool dropped = false;
+    for (size_t i = 0; !rc && i < np; i++) {
+        uint64_t have, lag;
+        count_message(w, nw, pm[i].seq, pm[i].gseq, pm[i].device, &have, &lag);
+        if (lag == 0) {
+            s = tq(Q_MSG_COMPLETE);
+            rc = tq_text(s, 1, thread);
+            if (!rc) rc = tq_u64(s, 2, pm[i].seq);
+            if (!rc) rc = tq_u64(s, 3, 0);
+            if (!rc) rc = tq_u64(s, 4, have);
+            if (!rc) rc = tq_run(s);
+            dropped = true;
+        }
+        bool told = !pm[i].app;
+        for (size_t k = 0; !rc && !told && k < n; k++) {
+            if (t[k].from < pm[i].gseq && pm[i].gseq <= t[k].to &&
+                strcmp(t[k].device, pm[i].device) != 0) {
+                rc = tell_delivered(thread, pm[i].seq, have, pm[i].targets, pm[i].device);
+                told = true;
+            }
+        }
+    }
+    bool closed = false;
+    for (size_t i = 0; i < nw; i++)
+        closed |= !w[i].open;
+    if (!rc && dropped && closed) {
+        s = tq(Q_WIN_SWEEP);
+        rc = tq_text(s, 1, thread);
+        if (!rc)
+            rc = tq_run(s);
+    }
+    free(pm);
+    free(w);
+    return rc;
 }
 
 int deliver_before_commit(void)
 {
-    for (size_t i = 0; i < seqcap; i++) {
-        struct seqslot *e = &seqtab[i];
-        if (!e->device[0] || !e->dirty)
-            continue;
-        sqlite3_stmt *s = tq(Q_INBOX_SEQ_PUT);
-        int rc = tq_text(s, 1, e->device);
-        if (!rc) rc = tq_u64(s, 2, e->last);
-        if (!rc) rc = tq_run(s);
+    int rc = 0;
+    if (ntouch) {
+        qsort(touches, ntouch, sizeof(*touches), touch_cmp);
+        for (size_t i = 0, j; !rc && i < ntouch; i = j) {
+            for (j = i + 1; j < ntouch && strcmp(touches[j].thread, touches[i].thread) == 0; j++)
+                ;
+            rc = settle_thread(&touches[i], j - i);
+        }
+        ntouch = 0;
+        if (rc) {
+            deliver_discard();
+            return rc;
+        }
+        deliver_flush(); /* the events wait for the COMMIT like everything else */
+    }
+    if (gseq_dirty) {
+        sqlite3_stmt *s = tq(Q_GSEQ_PUT);
+        rc = tq_u64(s, 1, gseq_last);
+        if (!rc)
+            rc = tq_run(s);
         if (rc)
             return rc;
-        e->dirty = false;
+        gseq_dirty = false;
     }
     return 0;
 }
@@ -304,7 +475,9 @@ static int inbox_insert(const char *device, const char *thread, uint64_t message
                         size_t evlen, uint64_t *seq_out)
 {
     uint64_t seq;
-    int rc = next_inbox_seq(device, &seq);
+    if (strlen(device) >= DEV_MAX)
+        return ERR_INVALID;
+    int rc = next_gseq(&seq);
     if (rc)
         return rc;
     sqlite3_stmt *s = tq(Q_INBOX_ADD);
@@ -370,6 +543,12 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     seq = tq_col_u64(s, 0);
     tq_done(s);
 
+    /* one row, one entry seq; the recipients read it through their
+     * membership windows (no inbox row per device) */
+    uint64_t gseq;
+    rc = next_gseq(&gseq);
+    if (rc)
+        return rc;
     s = tq(Q_MSG_ADD);
     rc = tq_text(s, 1, thread);
     if (!rc) rc = tq_u64(s, 2, seq);
@@ -381,10 +560,10 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     /* nobody to deliver to: keep no ciphertext */
     if (!rc) rc = tq_blob(s, 8, n ? data : NULL, len);
     if (!rc) rc = tq_u64(s, 9, n);
+    if (!rc) rc = tq_u64(s, 10, gseq);
     if (!rc) rc = tq_run(s);
     for (uint32_t i = 0; !rc && i < n; i++)
-        rc = inbox_insert(devs[i], thread, seq, kind, sender, sender_device, now, NULL, 0, data,
-                          len, NULL);
+        rc = push_entry(devs[i], gseq, thread, seq, kind, sender, sender_device, now, data, len);
     if (rc)
         return rc;
     if (seq_out)
@@ -422,13 +601,55 @@ int deliver_notice(const char *device, const char *thread, const char *type, uin
 
 /* ---- sync / ack ------------------------------------------------------------ */
 
+/* The device's cursor: the entry seq it acknowledged last (0: none). */
+static int cursor_get(const char *device, uint64_t *cursor)
+{
+    sqlite3_stmt *s = tq(Q_CURSOR_GET);
+    int rc = tq_text(s, 1, device);
+    if (!rc)
+        rc = tq_row(s);
+    *cursor = 0;
+    if (rc == ERR_NOT_FOUND)
+        return 0;
+    if (rc)
+        return rc;
+    *cursor = tq_col_u64(s, 0);
+    tq_done(s);
+    return 0;
+}
+
+int deliver_unread(const char *device, const char *thread, uint64_t *unread)
+{
+    uint64_t cursor;
+    int rc = cursor_get(device, &cursor);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = tq(Q_UNREAD);
+    rc = tq_text(s, 1, device);
+    if (!rc) rc = tq_text(s, 2, thread);
+    if (!rc) rc = tq_u64(s, 3, cursor);
+    if (!rc) rc = tq_row(s);
+    if (rc)
+        return rc;
+    *unread = tq_col_u64(s, 0);
+    tq_done(s);
+    return 0;
+}
+
 int deliver_sync(const char *device, const char *identity, uint64_t after, uint32_t limit,
                  uint64_t now, struct wire_enc *e)
 {
     static char logged[64][THREAD_MAX];
     uint32_t nlogged = 0, n = 0;
     bool more = false;
-    int rc;
+    uint64_t cursor;
+    int rc = cursor_get(device, &cursor);
+    if (rc)
+        return rc;
+    /* what the device acknowledged is not sent again (v2: its inbox rows
+     * were deleted by the ack) */
+    if (after < cursor)
+        after = cursor;
 
     /* count first (msgpack needs the array size up front) */
     sqlite3_stmt *s = tq(Q_INBOX_PAGE);
@@ -560,13 +781,12 @@ static int tell_delivered(const char *thread, uint64_t message, uint64_t acked, 
     return rc;
 }
 
-int deliver_ack(const char *device, uint64_t seq)
+/* The v2 inbox rows of device up to seq (data stored before schema 3 and
+ * still pending): each acknowledged message counted in its row, data of
+ * the complete ones dropped, `delivered` per message. Three statements
+ * however many rows; nothing to do once the v2 rows are gone. */
+static int ack_v2_rows(const char *device, uint64_t seq)
 {
-    /* Three statements per ack, however many entries it covers (was a
-     * query per entry): count every acknowledged message, drop the data of
-     * those now complete, delete the inbox rows. The counted rows are
-     * collected first and the events sent after (the RETURNING statement
-     * must not stay open across the others). */
     struct ackrow {
         char thread[THREAD_MAX];
         char sender_dev[DEV_MAX];
@@ -609,12 +829,6 @@ int deliver_ack(const char *device, uint64_t seq)
         if (!rc) rc = tq_u64(s, 2, seq);
         if (!rc) rc = tq_run(s);
     }
-    if (!rc) {
-        s = tq(Q_INBOX_DEL_UPTO);
-        rc = tq_text(s, 1, device);
-        if (!rc) rc = tq_u64(s, 2, seq);
-        if (!rc) rc = tq_run(s);
-    }
     for (size_t i = 0; !rc && i < n; i++)
         rc = tell_delivered(rows[i].thread, rows[i].message, rows[i].acked, rows[i].targets,
                             rows[i].sender_dev);
@@ -622,13 +836,168 @@ int deliver_ack(const char *device, uint64_t seq)
     return rc;
 }
 
+static int touch_add(const char *thread, const char *device, uint64_t from, uint64_t to)
+{
+    if (ntouch == touchcap) {
+        size_t nc = touchcap ? 2 * touchcap : 64;
+        struct touch *g = realloc(touches, nc * sizeof(*g));
+        if (!g)
+            return ERR_NOMEM;
+        touches = g;
+        touchcap = nc;
+    }
+    struct touch *t = &touches[ntouch++];
+    snprintf(t->thread, sizeof(t->thread), "%s", thread);
+    snprintf(t->device, sizeof(t->device), "%s", device);
+    t->from = from;
+    t->to = to;
+    return 0;
+}
+
+int deliver_ack(const char *device, uint64_t seq)
+{
+    /* The device's cursor moves to seq: one row write per ack however many
+     * entries it covers. The threads whose pending messages it passed are
+     * noted and settled once per transaction (deliver_before_commit):
+     * counts, `delivered` events, ciphertext drops. A seq beyond the last
+     * one handed out moves the cursor only that far, so that a wrong ack
+     * cannot hide later messages. */
+    uint64_t cursor, to;
+    if (strlen(device) >= DEV_MAX)
+        return ERR_INVALID;
+    int rc = ack_v2_rows(device, seq);
+    if (!rc) {
+        sqlite3_stmt *s = tq(Q_INBOX_DEL_UPTO);
+        rc = tq_text(s, 1, device);
+        if (!rc) rc = tq_u64(s, 2, seq);
+        if (!rc) rc = tq_run(s);
+    }
+    if (!rc) rc = gseq_load();
+    if (!rc) rc = cursor_get(device, &cursor);
+    if (rc)
+        return rc;
+    to = seq < gseq_last ? seq : gseq_last;
+    if (to <= cursor)
+        return 0;
+    sqlite3_stmt *s = tq(Q_ACK_THREADS);
+    rc = tq_text(s, 1, device);
+    if (!rc) rc = tq_u64(s, 2, cursor);
+    if (!rc) rc = tq_u64(s, 3, to);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        char thread[THREAD_MAX];
+        tq_col_text(s, 0, thread, sizeof(thread));
+        rc = touch_add(thread, device, cursor, to);
+        if (rc)
+            tq_done(s);
+    }
+    if (rc == ERR_NOT_FOUND)
+        rc = 0;
+    if (!rc) {
+        s = tq(Q_CURSOR_PUT);
+        rc = tq_text(s, 1, device);
+        if (!rc) rc = tq_u64(s, 2, to);
+        if (!rc) rc = tq_run(s);
+    }
+    return rc;
+}
+
 /* ---- offline limit ----------------------------------------------------------- */
+
+/* A message at the offline limit: the recipients that do not have it get
+ * a `missed` notice and count as undeliverable; the data goes. */
+static int expire_message(const char *thread, uint64_t seq, uint64_t gseq,
+                          const char *sender_dev, uint64_t now)
+{
+    struct win *w = NULL;
+    size_t nw = 0;
+    uint64_t have = 0, nlag = 0;
+    int rc = load_windows(thread, &w, &nw);
+    for (size_t k = 0; !rc && k < nw; k++) {
+        if (!win_covers(&w[k], seq, sender_dev))
+            continue;
+        if (w[k].cursor >= gseq) {
+            have++;
+            continue;
+        }
+        nlag++;
+        sqlite3_stmt *s = tq(Q_MISSED_ADD);
+        rc = tq_text(s, 1, w[k].device);
+        if (!rc) rc = tq_text(s, 2, thread);
+        if (!rc) rc = tq_u64(s, 3, 1);
+        if (!rc) rc = tq_run(s);
+        if (!rc) rc = deliver_notice(w[k].device, thread, "missed", 1, "", "", 0, now);
+    }
+    bool closed = false;
+    for (size_t k = 0; k < nw; k++)
+        closed |= !w[k].open;
+    free(w);
+    sqlite3_stmt *s = tq(Q_MSG_COMPLETE);
+    if (!rc) rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    if (!rc) rc = tq_u64(s, 3, nlag);
+    if (!rc) rc = tq_u64(s, 4, have);
+    if (!rc) rc = tq_run(s);
+    if (!rc && closed) {
+        s = tq(Q_WIN_SWEEP);
+        rc = tq_text(s, 1, thread);
+        if (!rc)
+            rc = tq_run(s);
+    }
+    if (!rc)
+        log_info("delivery: thread %s message %llu dropped at the offline limit (%llu devices)",
+                 thread, (unsigned long long)seq, (unsigned long long)nlag);
+    return rc;
+}
+
+/* The same for a message stored before schema 3 (v2 inbox rows). */
+static int expire_v2_message(const char *thread, uint64_t seq, uint64_t now)
+{
+    static char devs[MEMBERS_MAX][DEV_MAX];
+    uint32_t nd = 0;
+    sqlite3_stmt *s = tq(Q_INBOX_OF_MESSAGE);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (nd < MEMBERS_MAX)
+            tq_col_text(s, 0, devs[nd++], DEV_MAX);
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc ? rc : ERR_INTERNAL;
+    for (uint32_t k = 0; k < nd; k++) {
+        s = tq(Q_MISSED_ADD);
+        rc = tq_text(s, 1, devs[k]);
+        if (!rc) rc = tq_text(s, 2, thread);
+        if (!rc) rc = tq_u64(s, 3, 1);
+        if (!rc) rc = tq_run(s);
+        if (!rc) rc = deliver_notice(devs[k], thread, "missed", 1, "", "", 0, now);
+        if (rc)
+            return rc;
+    }
+    s = tq(Q_INBOX_DEL_MESSAGE);
+    rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    if (!rc) rc = tq_run(s);
+    s = tq(Q_MSG_UNDELIVERABLE);
+    if (!rc) rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    if (!rc) rc = tq_u64(s, 3, nd);
+    if (!rc) rc = tq_run(s);
+    s = tq(Q_MSG_DROP_DATA);
+    if (!rc) rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    if (!rc) rc = tq_run(s);
+    if (!rc)
+        log_info("delivery: thread %s message %llu dropped at the offline limit (%u devices)",
+                 thread, (unsigned long long)seq, nd);
+    return rc;
+}
 
 int deliver_sweep(uint64_t now, bool *did)
 {
     struct due {
         char thread[THREAD_MAX];
-        uint64_t seq;
+        char device[DEV_MAX];
+        uint64_t seq, gseq;
     } due[200];
     size_t n = 0;
     uint64_t limit = srv.cfg.offline_days * 86400;
@@ -640,6 +1009,8 @@ int deliver_sweep(uint64_t now, bool *did)
     while (!rc && (rc = tq_row(s)) == 0 && n < 200) {
         tq_col_text(s, 0, due[n].thread, sizeof(due[n].thread));
         due[n].seq = tq_col_u64(s, 1);
+        due[n].gseq = tq_col_u64(s, 2);
+        tq_col_text(s, 3, due[n].device, sizeof(due[n].device));
         n++;
     }
     if (rc == 0)
@@ -651,44 +1022,11 @@ int deliver_sweep(uint64_t now, bool *did)
     if (!store_in_txn(srv.store) && (rc = store_begin(srv.store)) != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        static char devs[MEMBERS_MAX][DEV_MAX];
-        uint32_t nd = 0;
-        s = tq(Q_INBOX_OF_MESSAGE);
-        rc = tq_text(s, 1, due[i].thread);
-        if (!rc) rc = tq_u64(s, 2, due[i].seq);
-        while (!rc && (rc = tq_row(s)) == 0) {
-            if (nd < MEMBERS_MAX)
-                tq_col_text(s, 0, devs[nd++], DEV_MAX);
-        }
-        if (rc != ERR_NOT_FOUND)
-            return rc ? rc : ERR_INTERNAL;
-        for (uint32_t k = 0; k < nd; k++) {
-            s = tq(Q_MISSED_ADD);
-            rc = tq_text(s, 1, devs[k]);
-            if (!rc) rc = tq_text(s, 2, due[i].thread);
-            if (!rc) rc = tq_u64(s, 3, 1);
-            if (!rc) rc = tq_run(s);
-            if (!rc) rc = deliver_notice(devs[k], due[i].thread, "missed", 1, "", "", 0, now);
-            if (rc)
-                return rc;
-        }
-        s = tq(Q_INBOX_DEL_MESSAGE);
-        rc = tq_text(s, 1, due[i].thread);
-        if (!rc) rc = tq_u64(s, 2, due[i].seq);
-        if (!rc) rc = tq_run(s);
-        s = tq(Q_MSG_UNDELIVERABLE);
-        if (!rc) rc = tq_text(s, 1, due[i].thread);
-        if (!rc) rc = tq_u64(s, 2, due[i].seq);
-        if (!rc) rc = tq_u64(s, 3, nd);
-        if (!rc) rc = tq_run(s);
-        s = tq(Q_MSG_DROP_DATA);
-        if (!rc) rc = tq_text(s, 1, due[i].thread);
-        if (!rc) rc = tq_u64(s, 2, due[i].seq);
-        if (!rc) rc = tq_run(s);
+        rc = due[i].gseq ? expire_message(due[i].thread, due[i].seq, due[i].gseq, due[i].device,
+                                          now)
+                         : expire_v2_message(due[i].thread, due[i].seq, now);
         if (rc)
             return rc;
-        log_info("delivery: thread %s message %llu dropped at the offline limit (%u devices)",
-                 due[i].thread, (unsigned long long)due[i].seq, nd);
     }
     *did = true;
     return 0;

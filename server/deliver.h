@@ -2,13 +2,19 @@
  * deliver.h: store-and-forward delivery (PROTOCOL.md "Delivery").
  *
  * Every thread message (handshake or application) gets a per-thread
- * sequence number and one row in `messages` (the ciphertext, once); each
- * device it is for gets one `inbox` row (per-device sequence from
- * inbox_seq) that refers to it. Welcomes and notices carry their bytes in
- * the inbox row itself. `ack` is cumulative per device; the ciphertext is
- * dropped once every target acknowledged it, or at the offline limit (then
- * the laggards get a `missed` notice and the message counts them
- * undeliverable).
+ * sequence number and one row in `messages` (the ciphertext, once) with a
+ * server-wide entry sequence `gseq`, which is every recipient's entry seq:
+ * there is no row per recipient. A device's entries are the messages of
+ * its membership windows (member_windows, kept by triggers on
+ * thread_members: from its join to its removal) that it did not send,
+ * plus its own `inbox` rows (welcomes and notices, numbered from the same
+ * counter; and rows stored by schema 2), all after its cursor. `ack` is
+ * cumulative per device and moves its cursor (delivery_cursors); a
+ * message's delivered_to is the number of its recipients whose cursor
+ * passed it. The ciphertext is dropped once every recipient has it
+ * (settled once per touched thread per transaction), or at the offline
+ * limit (then the laggards get a `missed` notice and the message counts
+ * them undeliverable).
  *
  * Events (`entry` to a device's online connections, `delivered` to a
  * sender's) are collected while a request runs and only handed to the
@@ -27,19 +33,17 @@
 
 #define DELIVER_SERVER_DEVICE "" /* sender_device of server-made entries */
 
-/* Appends an inbox entry for device. message: the per-thread sequence it
- * refers to (then data is NULL and msgdata is the message's bytes, used
- * only for the pushed event) or 0 with data (welcome, notice). Pushes an
- * `entry` event to device's online connections. *seq (may be NULL) gets
- * the inbox sequence. 0 or ERR_*. */
+/* Appends an inbox entry (welcome) for device with its bytes; message is
+ * 0. Pushes an `entry` event to device's online connections. *seq (may be
+ * NULL) gets the entry sequence. 0 or ERR_*. */
 int deliver_inbox_add(const char *device, const char *thread, uint64_t message, const char *kind,
                       const char *sender, const char *sender_device, uint64_t now,
                       const uint8_t *data, size_t len, uint64_t *seq);
 
-/* Stores a thread message (kind "handshake" or "app") and queues it for
- * every roster device of thread except sender_device and devices whose
- * removal is pending. *seq: the per-thread sequence; *targets: devices
- * queued for. 0 or ERR_*. */
+/* Stores a thread message (kind "handshake" or "app") for every roster
+ * device of thread except sender_device and devices whose removal is
+ * pending (their windows are open), and pushes it to those online. *seq:
+ * the per-thread sequence; *targets: recipients. 0 or ERR_*. */
 int deliver_thread_message(const char *thread, const char *kind, const char *sender,
                            const char *sender_device, uint64_t epoch, const uint8_t *data,
                            size_t len, uint64_t now, uint64_t *seq, uint32_t *targets);
@@ -54,10 +58,19 @@ int deliver_notice(const char *device, const char *thread, const char *type, uin
 int deliver_sync(const char *device, const char *identity, uint64_t after, uint32_t limit,
                  uint64_t now, struct wire_enc *e);
 
-/* Cumulative ack of device's inbox up to seq. *acked = seq. Counts every
- * acknowledged thread message, drops ciphertext that every target has
- * acknowledged, and queues `delivered` events to the senders' devices. */
+/* Cumulative ack of device's entries up to seq: moves its cursor (at most
+ * to the last seq handed out) and deletes its inbox rows up to seq. The
+ * threads it touched are settled in deliver_before_commit: at most one
+ * `delivered` event per application message to the sender's device, and
+ * the ciphertext of messages every recipient has is dropped. */
 int deliver_ack(const char *device, uint64_t seq);
+
+/* delivered_to of message seq of thread: recipients that acknowledged it
+ * (or, once settled, the count stored with it). 0, ERR_NOT_FOUND, ERR_*. */
+int deliver_delivered_to(const char *thread, uint64_t seq, uint64_t *delivered);
+
+/* Application entries of thread waiting for device (after its cursor). */
+int deliver_unread(const char *device, const char *thread, uint64_t *unread);
 
 /* The offline limit: drops ciphertext older than now - offline_days,
  * sending `missed` notices. *did: whether anything changed. */
@@ -70,8 +83,10 @@ int deliver_event(const char *device, const uint8_t *data, size_t len);
  * request, before server_commit) / drops them (failed request). */
 void deliver_flush(void);
 void deliver_discard(void);
-/* Writes the inbox sequence counters advanced in this transaction (call
- * inside it, right before COMMIT; server_commit does). 0 or ERR_*. */
+/* Settles the threads this transaction's acks touched (counts,
+ * `delivered` events, ciphertext drops) and writes the entry sequence
+ * counter (call inside the transaction, right before COMMIT;
+ * server_commit does). 0 or ERR_*. */
 int deliver_before_commit(void);
 /* End of a loop iteration (server_commit): forget the connection index. */
 void deliver_iteration_end(void);

@@ -169,11 +169,8 @@ int handle_thread_list(struct req *r)
     wire_enc_array(r->out, (uint32_t)k);
     for (size_t i = 0; i < k; i++) {
         uint64_t unread = 0;
-        s = tq(Q_INBOX_UNREAD);
-        if (!tq_text(s, 1, r->c->device) && !tq_text(s, 2, v[i].id) && tq_row(s) == 0) {
-            unread = tq_col_u64(s, 0);
-            tq_done(s);
-        }
+        if (deliver_unread(r->c->device, v[i].id, &unread) != 0)
+            unread = 0;
         wire_enc_map(r->out, 7);
         wire_kv_str(r->out, "thread", v[i].id);
         wire_kv_str(r->out, "citizen", v[i].citizen);
@@ -502,9 +499,11 @@ static int message_arg(struct req *r, const char *id, struct msg_row *m)
     tq_col_text(s, 0, m->kind, sizeof(m->kind));
     tq_col_text(s, 1, m->sender, sizeof(m->sender));
     m->targets = tq_col_u64(s, 5);
-    m->acked = tq_col_u64(s, 6);
     m->undeliverable = tq_col_u64(s, 7);
     tq_done(s);
+    rc = deliver_delivered_to(id, m->message, &m->acked);
+    if (rc)
+        return req_fail_err(r, rc, r->op);
     return 0;
 }
 

@@ -146,6 +146,51 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'access log is append-only'); END;"
     "CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log"
     "  BEGIN SELECT RAISE(ABORT, 'access log is append-only'); END;",
+    /* 2 -> 3: delivery by cursors (deliver.c). A thread message is stored
+     * once with a server-wide sequence `gseq` (every device's entry seq)
+     * and no inbox row per recipient; a device reads the messages of its
+     * membership windows after its cursor. Windows follow thread_members
+     * by triggers: opened when a device is added (after the thread's last
+     * seq), closed when its removal is marked or its row deleted, kept
+     * until no message of the window is pending. Inbox rows remain for
+     * welcomes and notices, and the v2 rows still pending are kept as they
+     * are (their seqs are below every new gseq). */
+    "ALTER TABLE messages ADD COLUMN gseq INTEGER;"
+    "CREATE INDEX messages_pending ON messages(thread, gseq)"
+    "  WHERE data IS NOT NULL AND gseq IS NOT NULL;"
+    "CREATE TABLE delivery_seq(id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL,"
+    "  v INTEGER NOT NULL DEFAULT 1);"
+    "INSERT INTO delivery_seq(id, last) VALUES(1, max("
+    "  coalesce((SELECT max(last) FROM inbox_seq), 0), coalesce((SELECT max(seq) FROM inbox), 0)));"
+    "DROP TABLE inbox_seq;"
+    "CREATE TABLE delivery_cursors(device TEXT PRIMARY KEY, acked INTEGER NOT NULL,"
+    "  v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE member_windows(thread TEXT NOT NULL, device TEXT NOT NULL,"
+    "  after_seq INTEGER NOT NULL, upto_seq INTEGER, v INTEGER NOT NULL DEFAULT 1,"
+    "  PRIMARY KEY(thread, device, after_seq));"
+    "CREATE INDEX member_windows_device ON member_windows(device);"
+    "INSERT INTO member_windows(thread, device, after_seq)"
+    "  SELECT m.thread, m.device, t.last_seq FROM thread_members m"
+    "  JOIN threads t ON t.id = m.thread WHERE m.removing = 0;"
+    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
+    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
+    "  FROM (SELECT coalesce((SELECT last_seq FROM threads WHERE id = new.thread), 0)"
+    "  AS last) s; END;"
+    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT last_seq FROM threads WHERE id = new.thread), 0)"
+    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
+    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
+    "  VALUES(new.thread, new.device,"
+    "  coalesce((SELECT last_seq FROM threads WHERE id = new.thread), 0)); END;"
+    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT last_seq FROM threads WHERE id = old.thread), 0)"
+    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -112,11 +112,12 @@ static const char *const sql[Q_COUNT] = {
                  " ?2, ?3, ?4)",
     [Q_HS_EACH] = "SELECT time, data FROM handshakes WHERE thread = ?1 ORDER BY idx",
     [Q_MSG_ADD] = "INSERT INTO messages(thread, seq, kind, sender, device, time, epoch, data,"
-                  " targets) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                  " targets, gseq) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [Q_MSG_GET] = "SELECT kind, sender, device, time, data IS NOT NULL, targets, acked,"
-                  " undeliverable FROM messages WHERE thread = ?1 AND seq = ?2",
-    /* An ack up to seq ?2 by device ?1, in one statement: each message with
-     * an inbox row of that device up to seq counts that device's rows. */
+                  " undeliverable, coalesce(gseq, 0) FROM messages WHERE thread = ?1 AND seq = ?2",
+    /* v2 inbox rows (message > 0, schema 2 data still pending): an ack up
+     * to seq ?2 by device ?1, in one statement: each message with an inbox
+     * row of that device up to seq counts that device's rows. */
     [Q_MSG_ACK_UPTO] = "UPDATE messages SET acked = acked + (SELECT count(*) FROM inbox i"
                        " INDEXED BY inbox_message"
                        " WHERE i.thread = messages.thread AND i.message = messages.seq"
@@ -125,19 +126,65 @@ static const char *const sql[Q_COUNT] = {
                        " WHERE device = ?1 AND seq <= ?2 AND message > 0)"
                        " RETURNING thread, seq, acked, targets, device, kind",
     [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL WHERE thread = ?1 AND seq = ?2",
-    [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq FROM messages WHERE data IS NOT NULL"
-                          " AND time <= ?1 LIMIT 200",
+    [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq, coalesce(gseq, 0), device FROM messages"
+                          " WHERE data IS NOT NULL AND time <= ?1 LIMIT 200",
     [Q_MSG_UNDELIVERABLE] = "UPDATE messages SET undeliverable = undeliverable + ?3"
                             " WHERE thread = ?1 AND seq = ?2",
-    [Q_INBOX_SEQ_GET] = "SELECT last FROM inbox_seq WHERE device = ?1",
-    [Q_INBOX_SEQ_PUT] = "INSERT INTO inbox_seq(device, last) VALUES(?1, ?2)"
-                        " ON CONFLICT(device) DO UPDATE SET last = max(last, excluded.last)",
+    [Q_GSEQ_GET] = "SELECT last FROM delivery_seq WHERE id = 1",
+    [Q_GSEQ_PUT] = "UPDATE delivery_seq SET last = max(last, ?1) WHERE id = 1",
+    [Q_CURSOR_GET] = "SELECT acked FROM delivery_cursors WHERE device = ?1",
+    [Q_CURSOR_PUT] = "INSERT INTO delivery_cursors(device, acked) VALUES(?1, ?2)"
+                     " ON CONFLICT(device) DO UPDATE SET acked = max(acked, excluded.acked)",
+    /* Threads with pending messages newly covered by device ?1's cursor
+     * moving from ?2 to ?3 */
+    [Q_ACK_THREADS] = "SELECT DISTINCT w.thread FROM member_windows w JOIN messages m"
+                      " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                      " AND m.gseq > ?2 AND m.gseq <= ?3 AND m.seq > w.after_seq"
+                      " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
+                      " WHERE w.device = ?1 AND m.device != ?1",
+    /* A thread's windows with their devices' cursors */
+    [Q_WIN_OF_THREAD] = "SELECT w.device, w.after_seq, w.upto_seq IS NULL,"
+                        " coalesce(w.upto_seq, 0), coalesce(c.acked, 0)"
+                        " FROM member_windows w LEFT JOIN delivery_cursors c"
+                        " ON c.device = w.device WHERE w.thread = ?1",
+    /* A thread's messages whose ciphertext is still kept, in order */
+    [Q_MSG_PENDING] = "SELECT seq, gseq, device, kind, targets, undeliverable FROM messages"
+                      " WHERE thread = ?1 AND data IS NOT NULL AND gseq IS NOT NULL"
+                      " ORDER BY gseq",
+    /* Every target has it (or is counted undeliverable ?3): drop the data */
+    [Q_MSG_COMPLETE] = "UPDATE messages SET data = NULL, undeliverable = undeliverable + ?3,"
+                       " acked = ?4 WHERE thread = ?1 AND seq = ?2",
+    /* Closed windows with no pending message left */
+    [Q_WIN_SWEEP] = "DELETE FROM member_windows WHERE thread = ?1 AND upto_seq IS NOT NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread = ?1"
+                    " AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                    " AND m.seq > member_windows.after_seq AND m.seq <= member_windows.upto_seq)",
+    /* thread.list's unread: v2 inbox rows + app messages in device ?1's
+     * windows of thread ?2 after its cursor ?3 */
+    [Q_UNREAD] = "SELECT (SELECT count(*) FROM inbox WHERE device = ?1 AND thread = ?2"
+                 " AND kind = 'app') + (SELECT count(*) FROM member_windows w JOIN messages m"
+                 " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                 " AND m.gseq > ?3 AND m.seq > w.after_seq"
+                 " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
+                 " WHERE w.device = ?1 AND w.thread = ?2 AND m.device != ?1"
+                 " AND m.kind = 'app')",
     [Q_INBOX_ADD] = "INSERT INTO inbox(device, seq, thread, message, kind, sender, sender_device,"
                     " time, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-    [Q_INBOX_PAGE] = "SELECT i.seq, i.thread, i.message, i.kind, i.sender, i.sender_device,"
-                     " i.time, coalesce(i.data, m.data) FROM inbox i LEFT JOIN messages m"
-                     " ON i.data IS NULL AND m.thread = i.thread AND m.seq = i.message"
-                     " WHERE i.device = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
+    /* A device's entries after ?2: its inbox rows (welcomes, notices, v2
+     * rows) and the pending messages of its windows not sent by itself */
+    [Q_INBOX_PAGE] = "SELECT seq, thread, message, kind, sender, sender_device, time, data FROM ("
+                     "SELECT i.seq AS seq, i.thread AS thread, i.message AS message,"
+                     " i.kind AS kind, i.sender AS sender, i.sender_device AS sender_device,"
+                     " i.time AS time, coalesce(i.data, m.data) AS data FROM inbox i"
+                     " LEFT JOIN messages m ON i.data IS NULL AND m.thread = i.thread"
+                     " AND m.seq = i.message WHERE i.device = ?1 AND i.seq > ?2"
+                     " UNION ALL SELECT m.gseq, m.thread, m.seq, m.kind, m.sender, m.device,"
+                     " m.time, m.data FROM member_windows w JOIN messages m"
+                     " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                     " AND m.gseq > ?2 AND m.seq > w.after_seq"
+                     " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
+                     " WHERE w.device = ?1 AND m.device != ?1"
+                     ") ORDER BY seq LIMIT ?3",
     /* After Q_MSG_ACK_UPTO: drop the data of those messages now complete */
     [Q_MSG_DROP_ACKED] = "UPDATE messages SET data = NULL WHERE data IS NOT NULL"
                          " AND acked + undeliverable >= targets AND (thread, seq) IN"
@@ -146,8 +193,6 @@ static const char *const sql[Q_COUNT] = {
     [Q_INBOX_DEL_UPTO] = "DELETE FROM inbox WHERE device = ?1 AND seq <= ?2",
     [Q_INBOX_OF_MESSAGE] = "SELECT device FROM inbox WHERE thread = ?1 AND message = ?2",
     [Q_INBOX_DEL_MESSAGE] = "DELETE FROM inbox WHERE thread = ?1 AND message = ?2",
-    [Q_INBOX_UNREAD] = "SELECT count(*) FROM inbox WHERE device = ?1 AND thread = ?2"
-                        " AND kind = 'app'",
     [Q_MISSED_ADD] = "INSERT INTO missed(device, thread, count) VALUES(?1,?2,?3)"
                      " ON CONFLICT(device, thread) DO UPDATE SET count = count + excluded.count",
     [Q_MISSED_EACH] = "SELECT thread, count FROM missed WHERE device = ?1 ORDER BY thread",
