@@ -379,7 +379,7 @@ static int get_version(struct store *st, int *version)
     return err;
 }
 
-static int migrate(struct store *st)
+static int migrate(struct store *st, int target)
 {
     int rc = exec(st, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY,"
                       " applied INTEGER NOT NULL)");
@@ -394,7 +394,7 @@ static int migrate(struct store *st)
                   (int)NMIGRATIONS);
         return ERR_UNSUPPORTED;
     }
-    for (int v = version; v < (int)NMIGRATIONS; v++) {
+    for (int v = version; v < target; v++) {
         /* each migration in its own transaction with its version row */
         rc = exec(st, "BEGIN IMMEDIATE");
         if (rc)
@@ -421,7 +421,14 @@ static int migrate(struct store *st)
 
 int store_open(const char *path, bool create, struct store **out)
 {
+    return store_open_upto(path, create, (int)NMIGRATIONS, out);
+}
+
+int store_open_upto(const char *path, bool create, int version, struct store **out)
+{
     *out = NULL;
+    if (version < 1 || version > (int)NMIGRATIONS)
+        return ERR_INVALID;
     struct store *st = calloc(1, sizeof(*st));
     if (!st)
         return ERR_NOMEM;
@@ -465,7 +472,7 @@ int store_open(const char *path, bool create, struct store **out)
     if (!err)
         err = exec(st, "PRAGMA temp_store=MEMORY");
     if (!err)
-        err = migrate(st);
+        err = migrate(st, version);
     if (err)
         goto out;
     for (int i = 0; i < S_COUNT; i++) {

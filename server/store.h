@@ -35,6 +35,9 @@ struct sqlite3;
  * migrations, prepares every statement. The caller frees with store_close.
  * Returns 0, ERR_IO, ERR_NOT_FOUND (!create and no database). */
 int store_open(const char *path, bool create, struct store **out);
+/* The same, migrating only up to schema version (1..STORE_SCHEMA_VERSION):
+ * for upgrade tests, which build a database of an older version. */
+int store_open_upto(const char *path, bool create, int version, struct store **out);
 /* Rolls back an open transaction, finalizes statements, closes. NULL ok. */
 void store_close(struct store *st);
 /* The handle, for tests and audit verification. */
