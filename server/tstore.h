@@ -1,7 +1,7 @@
 /*
  * tstore.h: the prepared statements of issue 5 (consent ledger, threads,
  * delivery, access log) over the tables of schema version 3 (store.c,
- * migration 1 -> 2), with small step/bind helpers. The domain modules
+ * migrations 1 -> 2 and 2 -> 3), with small step/bind helpers. The domain modules
  * (consent.c, entitle.c, thread.c, deliver.c, kp.c, accesslog.c) bind and
  * step these directly; each statement is prepared once by tstore_open().
  *
