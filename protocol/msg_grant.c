@@ -22,6 +22,8 @@ static const char GRANT_LABEL[] = "sammen-grant-v1";
 static const char REVOKE_LABEL[] = "sammen-revoke-v1";
 static const char RECEIPT_LABEL[] = "sammen-receipt-v1";
 static const char PROXY_LABEL[] = "sammen-proxy-v1";
+static const char PROXY_END_LABEL[] = "sammen-proxy-end-v1";
+static const char BREAKGLASS_LABEL[] = "sammen-breakglass-v1";
 
 /* ---- string rules ------------------------------------------------------ */
 
@@ -404,12 +406,13 @@ void msg_grant_hash(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_
     crypto_hash_sha256_final(&st, hash);
 }
 
-void msg_grant_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SIG_LEN],
-                  char id[MSG_GRANT_GID_LEN + 1])
+/* prefix "_" + lowercase hex of the first 8 bytes of SHA-256(tbs || sig) */
+static void hash_id(char prefix, const uint8_t *tbs, size_t len,
+                    const uint8_t sig[MSG_GRANT_SIG_LEN], char id[MSG_GRANT_GID_LEN + 1])
 {
     uint8_t h[MSG_GRANT_HASH_LEN];
     msg_grant_hash(tbs, len, sig, h);
-    id[0] = 'g';
+    id[0] = prefix;
     id[1] = '_';
     for (size_t i = 0; i < 8; i++) {
         id[2 + 2 * i] = hexdig[h[i] >> 4];
@@ -418,11 +421,17 @@ void msg_grant_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SI
     id[MSG_GRANT_GID_LEN] = '\0';
 }
 
+void msg_grant_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SIG_LEN],
+                  char id[MSG_GRANT_GID_LEN + 1])
+{
+    hash_id('g', tbs, len, sig, id);
+}
+
 /* grant id || hash || uint64 stored_at (the receipt body after the label). */
 static int receipt_body(const char *gid, const uint8_t hash[MSG_GRANT_HASH_LEN],
                         uint64_t stored_at, uint8_t body[MSG_GRANT_GID_LEN + 32 + 8])
 {
-    if (!msg_grant_id_valid(gid))
+    if (!msg_grant_id_valid(gid) && !msg_proxy_reg_id_valid(gid))
         return ERR_INVALID;
     memcpy(body, gid, MSG_GRANT_GID_LEN);
     memcpy(body + MSG_GRANT_GID_LEN, hash, MSG_GRANT_HASH_LEN);
@@ -641,4 +650,232 @@ int msg_proxy_reg_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
                          const uint8_t sig[MSG_GRANT_SIG_LEN])
 {
     return verify_labelled(PROXY_LABEL, pk, tbs, len, sig);
+}
+
+
+void msg_proxy_reg_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SIG_LEN],
+                      char id[MSG_GRANT_GID_LEN + 1])
+{
+    hash_id('p', tbs, len, sig, id);
+}
+
+bool msg_proxy_reg_id_valid(const char *s)
+{
+    return strlen(s) == MSG_GRANT_GID_LEN && s[0] == 'p' && s[1] == '_' && hex_lower(s + 2, 16);
+}
+
+/* ---- proxy ends -------------------------------------------------------- */
+
+void msg_proxy_end_init(struct msg_proxy_end *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->version = MSG_GRANT_VERSION;
+    randombytes_buf(p->nonce, sizeof(p->nonce));
+}
+
+int msg_proxy_end_check(const struct msg_proxy_end *p)
+{
+    if (p->version != MSG_GRANT_VERSION)
+        return ERR_INVALID;
+    if (!field_ok(p->registration, sizeof(p->registration)) ||
+        !msg_proxy_reg_id_valid(p->registration))
+        return ERR_INVALID;
+    if (!field_ok(p->citizen, sizeof(p->citizen)) || !msg_grant_identity_valid(p->citizen))
+        return ERR_INVALID;
+    if (!field_ok(p->proxy, sizeof(p->proxy)) || !msg_grant_identity_valid(p->proxy))
+        return ERR_INVALID;
+    if (!field_ok(p->ender, sizeof(p->ender)) || !msg_grant_identity_valid(p->ender))
+        return ERR_INVALID;
+    if (!field_ok(p->ender_device, sizeof(p->ender_device)) ||
+        !msg_grant_device_valid(p->ender_device))
+        return ERR_INVALID;
+    /* as for registrations: staff act on someone else's relationship */
+    if (strcmp(p->proxy, p->citizen) == 0 || strcmp(p->ender, p->citizen) == 0 ||
+        strcmp(p->ender, p->proxy) == 0)
+        return ERR_INVALID;
+    return 0;
+}
+
+int msg_proxy_end_encode(const struct msg_proxy_end *p, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int rc = msg_proxy_end_check(p);
+    if (rc)
+        return rc;
+    struct tls_writer w;
+    tls_writer_init(&w, MSG_GRANT_TBS_MAX);
+    tls_put_u16(&w, p->version);
+    tls_put_fixed(&w, p->nonce, sizeof(p->nonce));
+    put_str(&w, p->registration);
+    put_str(&w, p->citizen);
+    put_str(&w, p->proxy);
+    tls_put_u64(&w, p->ended_at);
+    put_str(&w, p->ender);
+    put_str(&w, p->ender_device);
+    rc = tls_writer_take(&w, out, len);
+    return rc == ERR_TOO_BIG ? ERR_INVALID : rc;
+}
+
+int msg_proxy_end_decode(const uint8_t *buf, size_t len, struct msg_proxy_end *p)
+{
+    struct tls_reader r;
+    const uint8_t *nonce;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    if (len > MSG_GRANT_TBS_MAX)
+        return ERR_TOO_BIG;
+    tls_reader_init(&r, buf, len);
+    if ((rc = tls_read_u16(&r, &p->version)))
+        goto out;
+    if (p->version != MSG_GRANT_VERSION) {
+        rc = ERR_UNSUPPORTED;
+        goto out;
+    }
+    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
+        goto out;
+    memcpy(p->nonce, nonce, MSG_GRANT_NONCE_LEN);
+    if ((rc = get_str(&r, p->registration, sizeof(p->registration))) ||
+        (rc = get_str(&r, p->citizen, sizeof(p->citizen))) ||
+        (rc = get_str(&r, p->proxy, sizeof(p->proxy))) ||
+        (rc = tls_read_u64(&r, &p->ended_at)) ||
+        (rc = get_str(&r, p->ender, sizeof(p->ender))) ||
+        (rc = get_str(&r, p->ender_device, sizeof(p->ender_device))))
+        goto out;
+    if (!tls_reader_done(&r)) {
+        rc = ERR_MALFORMED;
+        goto out;
+    }
+    rc = msg_proxy_end_check(p);
+out:
+    if (rc)
+        memset(p, 0, sizeof(*p));
+    return rc;
+}
+
+int msg_proxy_end_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
+                       uint8_t sig[MSG_GRANT_SIG_LEN])
+{
+    return sign_labelled(PROXY_END_LABEL, seed, tbs, len, sig);
+}
+
+int msg_proxy_end_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
+                         const uint8_t sig[MSG_GRANT_SIG_LEN])
+{
+    return verify_labelled(PROXY_END_LABEL, pk, tbs, len, sig);
+}
+
+/* ---- break-glass accesses ---------------------------------------------- */
+
+bool msg_breakglass_thread_valid(const char *s)
+{
+    return strlen(s) == 34 && s[0] == 't' && s[1] == '_' && hex_lower(s + 2, 32);
+}
+
+void msg_breakglass_init(struct msg_breakglass *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->version = MSG_GRANT_VERSION;
+    randombytes_buf(b->nonce, sizeof(b->nonce));
+}
+
+int msg_breakglass_check(const struct msg_breakglass *b)
+{
+    if (b->version != MSG_GRANT_VERSION)
+        return ERR_INVALID;
+    if (!field_ok(b->citizen, sizeof(b->citizen)) || !msg_grant_identity_valid(b->citizen))
+        return ERR_INVALID;
+    if (!field_ok(b->thread, sizeof(b->thread)) || !msg_breakglass_thread_valid(b->thread))
+        return ERR_INVALID;
+    if (!field_ok(b->staff, sizeof(b->staff)) || !msg_grant_identity_valid(b->staff))
+        return ERR_INVALID;
+    if (!field_ok(b->staff_device, sizeof(b->staff_device)) ||
+        !msg_grant_device_valid(b->staff_device))
+        return ERR_INVALID;
+    if (!field_ok(b->reason, sizeof(b->reason)) ||
+        strlen(b->reason) < MSG_BREAKGLASS_REASON_MIN)
+        return ERR_INVALID;
+    if (b->hours < 1 || b->hours > MSG_BREAKGLASS_HOURS_MAX)
+        return ERR_INVALID;
+    if (strcmp(b->staff, b->citizen) == 0)
+        return ERR_INVALID; /* a citizen needs no break-glass into their own thread */
+    return 0;
+}
+
+int msg_breakglass_encode(const struct msg_breakglass *b, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int rc = msg_breakglass_check(b);
+    if (rc)
+        return rc;
+    struct tls_writer w;
+    tls_writer_init(&w, MSG_GRANT_TBS_MAX);
+    tls_put_u16(&w, b->version);
+    tls_put_fixed(&w, b->nonce, sizeof(b->nonce));
+    put_str(&w, b->citizen);
+    put_str(&w, b->thread);
+    put_str(&w, b->staff);
+    put_str(&w, b->staff_device);
+    put_str(&w, b->reason);
+    tls_put_u64(&w, b->opened_at);
+    tls_put_u16(&w, b->hours);
+    rc = tls_writer_take(&w, out, len);
+    return rc == ERR_TOO_BIG ? ERR_INVALID : rc;
+}
+
+int msg_breakglass_decode(const uint8_t *buf, size_t len, struct msg_breakglass *b)
+{
+    struct tls_reader r;
+    const uint8_t *nonce;
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    if (len > MSG_GRANT_TBS_MAX)
+        return ERR_TOO_BIG;
+    tls_reader_init(&r, buf, len);
+    if ((rc = tls_read_u16(&r, &b->version)))
+        goto out;
+    if (b->version != MSG_GRANT_VERSION) {
+        rc = ERR_UNSUPPORTED;
+        goto out;
+    }
+    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
+        goto out;
+    memcpy(b->nonce, nonce, MSG_GRANT_NONCE_LEN);
+    if ((rc = get_str(&r, b->citizen, sizeof(b->citizen))) ||
+        (rc = get_str(&r, b->thread, sizeof(b->thread))) ||
+        (rc = get_str(&r, b->staff, sizeof(b->staff))) ||
+        (rc = get_str(&r, b->staff_device, sizeof(b->staff_device))) ||
+        (rc = get_str(&r, b->reason, sizeof(b->reason))) ||
+        (rc = tls_read_u64(&r, &b->opened_at)) || (rc = tls_read_u16(&r, &b->hours)))
+        goto out;
+    if (!tls_reader_done(&r)) {
+        rc = ERR_MALFORMED;
+        goto out;
+    }
+    rc = msg_breakglass_check(b);
+out:
+    if (rc)
+        memset(b, 0, sizeof(*b));
+    return rc;
+}
+
+int msg_breakglass_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
+                        uint8_t sig[MSG_GRANT_SIG_LEN])
+{
+    return sign_labelled(BREAKGLASS_LABEL, seed, tbs, len, sig);
+}
+
+int msg_breakglass_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
+                          const uint8_t sig[MSG_GRANT_SIG_LEN])
+{
+    return verify_labelled(BREAKGLASS_LABEL, pk, tbs, len, sig);
+}
+
+void msg_breakglass_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SIG_LEN],
+                       char id[MSG_GRANT_GID_LEN + 1])
+{
+    hash_id('b', tbs, len, sig, id);
 }

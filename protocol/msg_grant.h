@@ -43,6 +43,29 @@
  * | registrar       | opaque<V>   | "name@domain" (staff), != citizen, != proxy     |
  * | registrar_device| opaque<V>   | "d_" + 16 lowercase hex                         |
  *
+ * | ProxyEndTBS     | type        | rule                                            |
+ * |-----------------|-------------|-------------------------------------------------|
+ * | version         | uint16      | == 1                                            |
+ * | nonce           | opaque[16]  | any                                             |
+ * | registration    | opaque<V>   | registration id: "p_" + 16 lowercase hex        |
+ * | citizen         | opaque<V>   | "name@domain"                                   |
+ * | proxy           | opaque<V>   | "name@domain", != citizen                       |
+ * | ended_at        | uint64      | unix seconds                                    |
+ * | ender           | opaque<V>   | "name@domain" (staff), != citizen, != proxy     |
+ * | ender_device    | opaque<V>   | "d_" + 16 lowercase hex                         |
+ *
+ * | BreakglassTBS   | type        | rule                                            |
+ * |-----------------|-------------|-------------------------------------------------|
+ * | version         | uint16      | == 1                                            |
+ * | nonce           | opaque[16]  | any                                             |
+ * | citizen         | opaque<V>   | "name@domain"                                   |
+ * | thread          | opaque<V>   | "t_" + 32 lowercase hex                         |
+ * | staff           | opaque<V>   | "name@domain", != citizen                       |
+ * | staff_device    | opaque<V>   | "d_" + 16 lowercase hex                         |
+ * | reason          | opaque<V>   | text, 10..MSG_GRANT_TEXT_MAX-1 bytes            |
+ * | opened_at       | uint64      | unix seconds                                    |
+ * | hours           | uint16      | 1..72                                           |
+ *
  * "text" is valid UTF-8 without NUL bytes; every byte must be consumed.
  *
  * | signed bytes | value                                                               |
@@ -50,10 +73,15 @@
  * | grant sig    | Ed25519(device key, "sammen-grant-v1" 0x00 GrantTBS)                |
  * | revoke sig   | Ed25519(device key, "sammen-revoke-v1" 0x00 RevocationTBS)          |
  * | proxy sig    | Ed25519(device key, "sammen-proxy-v1" 0x00 ProxyRegistrationTBS)    |
+ * | end sig      | Ed25519(device key, "sammen-proxy-end-v1" 0x00 ProxyEndTBS)         |
+ * | access sig   | Ed25519(device key, "sammen-breakglass-v1" 0x00 BreakglassTBS)      |
+ * | registration | "p_" + lowercase hex(SHA-256(ProxyRegistrationTBS || sig)[0..8])    |
+ * | access id    | "b_" + lowercase hex(SHA-256(BreakglassTBS || sig)[0..8])           |
  * | grant hash   | SHA-256(GrantTBS || signature)                                      |
  * | grant id     | "g_" + lowercase hex(grant hash[0..8])                              |
  * | receipt      | Ed25519(server key, "sammen-receipt-v1" 0x00 grant id  grant hash   |
- * |              |         uint64 stored_at (big-endian))                              |
+ * |              |         uint64 stored_at (big-endian)); the same for a proxy        |
+ * |              | registration with its registration id and SHA-256(tbs || sig)      |
  *
  * No allocation survives a call except the encoders' output (free()).
  * Decoded structs hold copies (NUL-terminated), never pointers into input.
@@ -119,6 +147,33 @@ struct msg_proxy_reg {
     char registrar_device[MSG_GRANT_DEVICE_MAX];
 };
 
+struct msg_proxy_end {
+    uint16_t version;
+    uint8_t nonce[MSG_GRANT_NONCE_LEN];
+    char registration[MSG_GRANT_GID_LEN + 1];
+    char citizen[MSG_GRANT_ID_MAX];
+    char proxy[MSG_GRANT_ID_MAX];
+    uint64_t ended_at;
+    char ender[MSG_GRANT_ID_MAX];
+    char ender_device[MSG_GRANT_DEVICE_MAX];
+};
+
+#define MSG_BREAKGLASS_THREAD_MAX 35 /* "t_" + 32 hex, incl. NUL */
+#define MSG_BREAKGLASS_REASON_MIN 10
+#define MSG_BREAKGLASS_HOURS_MAX 72
+
+struct msg_breakglass {
+    uint16_t version;
+    uint8_t nonce[MSG_GRANT_NONCE_LEN];
+    char citizen[MSG_GRANT_ID_MAX];
+    char thread[MSG_BREAKGLASS_THREAD_MAX];
+    char staff[MSG_GRANT_ID_MAX];
+    char staff_device[MSG_GRANT_DEVICE_MAX];
+    char reason[MSG_GRANT_TEXT_MAX];
+    uint64_t opened_at;
+    uint16_t hours;
+};
+
 /* What a grantee string names. */
 enum msg_grantee_kind {
     MSG_GRANTEE_PERSON = 1,      /* "name@domain" */
@@ -162,7 +217,7 @@ void msg_grant_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SI
 bool msg_grant_id_valid(const char *s);
 
 /* Receipt: the server's signature over the stored grant (see the table).
- * gid must be a valid grant id. 0, ERR_INVALID, ERR_INTERNAL. */
+ * gid must be a valid grant id or proxy registration id. 0, ERR_INVALID, ERR_INTERNAL. */
 int msg_grant_receipt_sign(const uint8_t server_seed[32], const char *gid,
                            const uint8_t hash[MSG_GRANT_HASH_LEN], uint64_t stored_at,
                            uint8_t sig[MSG_GRANT_SIG_LEN]);
@@ -212,5 +267,37 @@ int msg_proxy_reg_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
                          const uint8_t sig[MSG_GRANT_SIG_LEN]);
 /* True for the registration bases "guardianship" and "power-of-attorney". */
 bool msg_proxy_reg_basis_valid(const char *basis);
+/* Registration id of a signed registration ("p_" + 16 hex), NUL-terminated. */
+void msg_proxy_reg_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SIG_LEN],
+                      char id[MSG_GRANT_GID_LEN + 1]);
+/* True when s is "p_" + 16 lowercase hex digits. */
+bool msg_proxy_reg_id_valid(const char *s);
+
+/* ProxyEndTBS: the same five operations with the "sammen-proxy-end-v1"
+ * label; init sets version 1 and a fresh random nonce. */
+void msg_proxy_end_init(struct msg_proxy_end *p);
+int msg_proxy_end_check(const struct msg_proxy_end *p);
+int msg_proxy_end_encode(const struct msg_proxy_end *p, uint8_t **out, size_t *len);
+int msg_proxy_end_decode(const uint8_t *buf, size_t len, struct msg_proxy_end *p);
+int msg_proxy_end_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
+                       uint8_t sig[MSG_GRANT_SIG_LEN]);
+int msg_proxy_end_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
+                         const uint8_t sig[MSG_GRANT_SIG_LEN]);
+
+/* BreakglassTBS: the same five operations with the "sammen-breakglass-v1"
+ * label; init sets version 1 and a fresh random nonce. */
+void msg_breakglass_init(struct msg_breakglass *b);
+int msg_breakglass_check(const struct msg_breakglass *b);
+int msg_breakglass_encode(const struct msg_breakglass *b, uint8_t **out, size_t *len);
+int msg_breakglass_decode(const uint8_t *buf, size_t len, struct msg_breakglass *b);
+int msg_breakglass_sign(const uint8_t seed[32], const uint8_t *tbs, size_t len,
+                        uint8_t sig[MSG_GRANT_SIG_LEN]);
+int msg_breakglass_verify(const uint8_t pk[32], const uint8_t *tbs, size_t len,
+                          const uint8_t sig[MSG_GRANT_SIG_LEN]);
+/* Access id of a signed break-glass ("b_" + 16 hex), NUL-terminated. */
+void msg_breakglass_id(const uint8_t *tbs, size_t len, const uint8_t sig[MSG_GRANT_SIG_LEN],
+                       char id[MSG_GRANT_GID_LEN + 1]);
+/* True for "t_" + 32 lowercase hex digits. */
+bool msg_breakglass_thread_valid(const char *s);
 
 #endif

@@ -118,6 +118,98 @@ static bool may_read_ledger(const char *caller, const char *citizen)
     return member;
 }
 
+static int count_rows(enum tq q, const char *citizen, uint32_t *n)
+{
+    sqlite3_stmt *s = tq(q);
+    int rc = tq_text(s, 1, citizen);
+    *n = 0;
+    while (!rc && (rc = tq_row(s)) == 0)
+        (*n)++;
+    return rc == ERR_NOT_FOUND ? 0 : rc ? rc : ERR_INTERNAL;
+}
+
+static void kv_col_bin(struct req *r, const char *key, sqlite3_stmt *s, int i)
+{
+    static const uint8_t none[1];
+    const uint8_t *p = sqlite3_column_blob(s, i);
+    size_t n = (size_t)sqlite3_column_bytes(s, i);
+    wire_kv_bin(r->out, key, p ? p : none, p ? n : 0); /* NULL: an empty bin */
+}
+
+/* consent.list "proxies": every signed registration of the citizen, with
+ * its signed end when there is one (PROTOCOL.md "Consent"). */
+static int list_proxies(struct req *r, const char *citizen, uint32_t n)
+{
+    static char txt[MSG_GRANT_ID_MAX];
+    uint32_t got = 0;
+    wire_enc_key(r->out, "proxies");
+    wire_enc_array(r->out, n);
+    sqlite3_stmt *s = tq(Q_PREG_EACH_CITIZEN);
+    int rc = tq_text(s, 1, citizen);
+    while (!rc && got < n && (rc = tq_row(s)) == 0) {
+        const char *cols[] = {"registration", "proxy", "basis", "registrar", "registrar_device"};
+        bool ended = tq_col_u64(s, 11) != 0;
+        wire_enc_map(r->out, ended ? 15 : 12);
+        for (int i = 0; i < 5; i++) {
+            tq_col_text(s, i, txt, sizeof(txt));
+            wire_kv_str(r->out, cols[i], txt);
+        }
+        kv_col_bin(r, "registrar_key", s, 5);
+        wire_kv_uint(r->out, "registered", tq_col_u64(s, 6));
+        wire_kv_uint(r->out, "stored", tq_col_u64(s, 7));
+        kv_col_bin(r, "tbs", s, 8);
+        kv_col_bin(r, "sig", s, 9);
+        kv_col_bin(r, "receipt", s, 10);
+        wire_kv_uint(r->out, "ended", tq_col_u64(s, 11));
+        if (ended) {
+            kv_col_bin(r, "end_tbs", s, 12);
+            kv_col_bin(r, "end_sig", s, 13);
+            kv_col_bin(r, "ender_key", s, 14);
+        }
+        got++;
+    }
+    if (rc == 0)
+        tq_done(s);
+    else if (rc != ERR_NOT_FOUND)
+        return rc;
+    return got == n ? 0 : ERR_CONFLICT;
+}
+
+/* consent.list "breakglass": every break-glass access into the citizen's
+ * threads, with its signed BreakglassTBS (none for accesses opened before
+ * schema version 4). */
+static int list_breakglass(struct req *r, const char *citizen, uint32_t n)
+{
+    static char txt[MSG_GRANT_TEXT_MAX];
+    uint32_t got = 0;
+    wire_enc_key(r->out, "breakglass");
+    wire_enc_array(r->out, n);
+    sqlite3_stmt *s = tq(Q_BG_EACH_CITIZEN);
+    int rc = tq_text(s, 1, citizen);
+    while (!rc && got < n && (rc = tq_row(s)) == 0) {
+        const char *cols[] = {"access", "staff", "thread", "reason"};
+        wire_enc_map(r->out, 11);
+        for (int i = 0; i < 4; i++) {
+            tq_col_text(s, i, txt, sizeof(txt));
+            wire_kv_str(r->out, cols[i], txt);
+        }
+        wire_kv_uint(r->out, "opened", tq_col_u64(s, 4));
+        wire_kv_uint(r->out, "expires", tq_col_u64(s, 5));
+        tq_col_text(s, 6, txt, sizeof(txt));
+        wire_kv_str(r->out, "staff_device", txt);
+        kv_col_bin(r, "staff_key", s, 7);
+        wire_kv_uint(r->out, "hours", tq_col_u64(s, 8));
+        kv_col_bin(r, "tbs", s, 9);
+        kv_col_bin(r, "sig", s, 10);
+        got++;
+    }
+    if (rc == 0)
+        tq_done(s);
+    else if (rc != ERR_NOT_FOUND)
+        return rc;
+    return got == n ? 0 : ERR_CONFLICT;
+}
+
 int handle_consent_list(struct req *r)
 {
     char in[STORE_ID_MAX], citizen[STORE_ID_MAX], name[STORE_NAME_MAX];
@@ -138,7 +230,14 @@ int handle_consent_list(struct req *r)
         return req_fail_err(r, rc ? rc : ERR_INTERNAL, "consent.list");
     if (n > WIRE_MAX_COUNT)
         return req_fail(r, "too_big", "more than %d grants", WIRE_MAX_COUNT);
-    wire_enc_ok(r->out, r->id, 1);
+    uint32_t np = 0, nb = 0;
+    if ((rc = count_rows(Q_PREG_EACH_CITIZEN, citizen, &np)) != 0 ||
+        (rc = count_rows(Q_BG_EACH_CITIZEN, citizen, &nb)) != 0)
+        return req_fail_err(r, rc, "consent.list");
+    if (np > WIRE_MAX_COUNT || nb > WIRE_MAX_COUNT)
+        return req_fail(r, "too_big", "more than %d proxy registrations or accesses",
+                        WIRE_MAX_COUNT);
+    wire_enc_ok(r->out, r->id, 3);
     wire_enc_key(r->out, "grants");
     wire_enc_array(r->out, n);
     s = tq(Q_GRANT_EACH_CITIZEN);
@@ -178,6 +277,8 @@ int handle_consent_list(struct req *r)
         return req_fail_err(r, rc, "consent.list");
     if (got != n)
         return req_fail(r, "internal", "the ledger changed while it was read");
+    if ((rc = list_proxies(r, citizen, np)) != 0 || (rc = list_breakglass(r, citizen, nb)) != 0)
+        return req_fail_err(r, rc, "consent.list");
     return 0;
 }
 

@@ -73,82 +73,229 @@ static int relative_code(struct req *r, const char *id, uint64_t now, char shown
     return rc ? req_fail_err(r, rc, "code") : 0;
 }
 
+/* How far a signed registered_at / ended_at / opened_at may be from the
+ * server's clock (the clients sign with the server's time from `ping`). */
+#define SIGNED_SKEW 600
+
+static bool near_now(uint64_t t, uint64_t now)
+{
+    return t + SIGNED_SKEW >= now && t <= now + SIGNED_SKEW;
+}
+
+static const char *decode_code(int rc)
+{
+    return rc == ERR_TOO_BIG ? "too_big" : rc == ERR_UNSUPPORTED ? "unsupported" : "invalid";
+}
+
+/* The signed arguments tbs (1..MSG_GRANT_TBS_MAX bytes) and sig (64). The
+ * unsigned forms of proxy.register / proxy.end / breakglass.open are gone:
+ * without tbs the request is `invalid`. */
+static int signed_args(struct req *r, const char *what, const uint8_t **tbs, size_t *len,
+                       const uint8_t **sig)
+{
+    int rc = wire_get_bin(r->args, "tbs", tbs, len);
+    if (rc == ERR_NOT_FOUND)
+        return req_fail(r, "invalid", "%s takes a signed %s: arguments 'tbs' and 'sig'",
+                        r->op, what);
+    if (rc || *len == 0)
+        return req_fail(r, "bad_request", "argument 'tbs' must be non-empty bin");
+    if (*len > MSG_GRANT_TBS_MAX)
+        return req_fail(r, "too_big", "tbs is too large");
+    return req_bin(r, "sig", sig, MSG_GRANT_SIG_LEN);
+}
+
+/* The signer named in a signed object must be the calling identity and
+ * device; pk gets that device's enrolled key. */
+static int caller_key(struct req *r, const char *who, const char *device, uint8_t pk[32])
+{
+    struct store_device d;
+    if (strcmp(who, r->c->identity) != 0 || strcmp(device, r->c->device) != 0)
+        return req_fail(r, "denied", "the signer (%s, %s) must be the calling device", who,
+                        device);
+    int rc = store_device_get(srv.store, device, &d);
+    if (rc == ERR_NOT_FOUND || (rc == 0 && (d.revoked || strcmp(d.identity, who) != 0)))
+        return req_fail(r, "denied", "%s is not an enrolled, unrevoked device of %s", device,
+                        who);
+    if (rc)
+        return req_fail_err(r, rc, "device");
+    memcpy(pk, d.pk, 32);
+    return 0;
+}
+
+/* citizen must be an identity of this server with role citizen. */
+static int citizen_check(struct req *r, const char *citizen)
+{
+    char role[16];
+    int rc = store_identity_get(srv.store, citizen, role, sizeof(role));
+    if (rc == ERR_NOT_FOUND)
+        return req_fail(r, "not_found", "no identity %s", citizen);
+    if (rc)
+        return req_fail_err(r, rc, "identity");
+    if (strcmp(role, "citizen") != 0)
+        return req_fail(r, "invalid", "%s is not a citizen", citizen);
+    return 0;
+}
+
+static bool of_this_server(const char *id)
+{
+    const char *at = strchr(id, '@');
+    return at && strcmp(at + 1, srv.domain) == 0;
+}
+
+/* proxy.register {tbs, sig}: a ProxyRegistrationTBS signed on the staff
+ * member's own device. Stored immutably with a receipt; the proxy becomes
+ * active (an invitation code when the identity is new). */
 int handle_proxy_register(struct req *r)
 {
-    char citizen[STORE_ID_MAX], in[STORE_ID_MAX], proxy[STORE_ID_MAX], name[STORE_NAME_MAX];
-    char basis[32], role[16], shown[CODE_SHOWN + 1] = "";
+    static struct msg_proxy_reg p;
+    char role[16], shown[CODE_SHOWN + 1] = "", id[MSG_GRANT_GID_LEN + 1];
+    const uint8_t *tbs, *sig;
+    size_t len;
+    uint8_t pk[32], hash[MSG_GRANT_HASH_LEN], receipt[MSG_GRANT_SIG_LEN];
     uint64_t expires = 0, now = clock_now();
     if (caller_role(r, role, sizeof(role)))
         return -1;
     if (strcmp(role, "staff") != 0)
         return req_fail(r, "denied", "proxies are registered by staff");
-    if (citizen_arg(r, "citizen", citizen) || req_str(r, "name", in, sizeof(in)) ||
-        req_str(r, "basis", basis, sizeof(basis)))
+    if (signed_args(r, "ProxyRegistrationTBS", &tbs, &len, &sig))
         return -1;
-    if (strcmp(basis, "guardianship") != 0 && strcmp(basis, "power-of-attorney") != 0)
-        return req_fail(r, "invalid", "basis is guardianship or power-of-attorney");
-    if (req_identity(r, in, proxy, sizeof(proxy), name))
+    int rc = msg_proxy_reg_decode(tbs, len, &p);
+    if (rc)
+        return req_fail(r, decode_code(rc), "tbs is not a valid ProxyRegistrationTBS (%s)",
+                        err_str(rc));
+    if (caller_key(r, p.registrar, p.registrar_device, pk))
         return -1;
-    if (strcmp(proxy, citizen) == 0)
-        return req_fail(r, "invalid", "a citizen is not their own proxy");
-    int rc = store_identity_get(srv.store, proxy, NULL, 0);
+    if (msg_proxy_reg_verify(pk, tbs, len, sig) != 0)
+        return req_fail(r, "crypto", "the registration signature does not verify with %s's key",
+                        p.registrar_device);
+    if (!near_now(p.registered_at, now))
+        return req_fail(r, "invalid", "registered_at is more than %d s from the server's clock",
+                        SIGNED_SKEW);
+    if (citizen_check(r, p.citizen))
+        return -1;
+    if (!of_this_server(p.proxy))
+        return req_fail(r, "not_found", "%s is not an identity of this server (%s)", p.proxy,
+                        srv.domain);
+    if (consent_is_proxy(p.citizen, p.proxy))
+        return req_fail(r, "conflict", "%s is already an active proxy of %s", p.proxy,
+                        p.citizen);
+    rc = store_identity_get(srv.store, p.proxy, NULL, 0);
     bool exists = rc == 0;
     if (rc && rc != ERR_NOT_FOUND)
         return req_fail_err(r, rc, "identity");
-    if (!exists && relative_code(r, proxy, now, shown, &expires))
+    msg_grant_hash(tbs, len, sig, hash);
+    msg_proxy_reg_id(tbs, len, sig, id);
+    rc = msg_grant_receipt_sign(srv.key_seed, id, hash, now, receipt);
+    if (rc)
+        return req_fail_err(r, rc, "receipt");
+    if (!exists && relative_code(r, p.proxy, now, shown, &expires))
         return -1;
-    sqlite3_stmt *s = tq(Q_PROXY_ADD);
-    rc = tq_text(s, 1, citizen);
-    if (!rc) rc = tq_text(s, 2, proxy);
-    if (!rc) rc = tq_text(s, 3, basis);
+    sqlite3_stmt *s = tq(Q_PREG_ADD);
+    rc = tq_text(s, 1, id);
+    if (!rc) rc = tq_text(s, 2, p.citizen);
+    if (!rc) rc = tq_text(s, 3, p.proxy);
+    if (!rc) rc = tq_text(s, 4, p.basis);
+    if (!rc) rc = tq_text(s, 5, p.registrar);
+    if (!rc) rc = tq_text(s, 6, p.registrar_device);
+    if (!rc) rc = tq_blob(s, 7, pk, 32);
+    if (!rc) rc = tq_u64(s, 8, p.registered_at);
+    if (!rc) rc = tq_u64(s, 9, now);
+    if (!rc) rc = tq_blob(s, 10, tbs, len);
+    if (!rc) rc = tq_blob(s, 11, sig, MSG_GRANT_SIG_LEN);
+    if (!rc) rc = tq_blob(s, 12, receipt, MSG_GRANT_SIG_LEN);
+    if (!rc) rc = tq_run(s);
+    if (rc == ERR_CONFLICT)
+        return req_fail(r, "conflict", "registration %s is already stored", id);
+    s = tq(Q_PROXY_ADD);
+    if (!rc) rc = tq_text(s, 1, p.citizen);
+    if (!rc) rc = tq_text(s, 2, p.proxy);
+    if (!rc) rc = tq_text(s, 3, p.basis);
     if (!rc) rc = tq_text(s, 4, r->c->identity);
     if (!rc) rc = tq_u64(s, 5, now);
+    if (!rc) rc = tq_text(s, 6, id);
     if (!rc) rc = tq_run(s);
-    char subj[STORE_ID_MAX + 40];
-    snprintf(subj, sizeof(subj), "%s (%s)", proxy, basis);
-    if (!rc) rc = accesslog_add(now, citizen, "", r->c->identity, "proxy_registered", subj);
-    if (!rc) rc = audit_append(srv.store, now, r->c->identity, "proxy_register", citizen, proxy);
-    if (!rc) rc = thread_reconcile_citizen(citizen, now);
+    if (!rc && tq_changes() != 1)
+        rc = ERR_CONFLICT; /* checked above: cannot happen inside the transaction */
+    char subj[MSG_GRANT_ID_MAX + MSG_GRANT_SHORT_MAX + MSG_GRANT_GID_LEN + 8];
+    snprintf(subj, sizeof(subj), "%s (%s) %s", p.proxy, p.basis, id);
+    if (!rc) rc = accesslog_add(now, p.citizen, "", r->c->identity, "proxy_registered", subj);
+    if (!rc) rc = audit_append(srv.store, now, r->c->identity, "proxy_register", p.citizen, id);
+    if (!rc) rc = thread_reconcile_citizen(p.citizen, now);
     if (rc)
         return req_fail_err(r, rc, "proxy.register");
-    wire_enc_ok(r->out, r->id, 3);
-    wire_kv_str(r->out, "proxy", proxy);
+    wire_enc_ok(r->out, r->id, 6);
+    wire_kv_str(r->out, "proxy", p.proxy);
     wire_enc_key(r->out, "code");
     if (exists)
         wire_enc_nil(r->out);
     else
         wire_enc_str(r->out, shown);
     wire_kv_uint(r->out, "expires", expires);
+    wire_kv_str(r->out, "registration", id);
+    wire_kv_bin(r->out, "receipt", receipt, sizeof(receipt));
+    wire_kv_uint(r->out, "stored", now);
     sodium_memzero(shown, sizeof(shown));
     return 0;
 }
 
+/* proxy.end {tbs, sig}: a ProxyEndTBS naming the active registration,
+ * signed on a staff member's own device; stored immutably. */
 int handle_proxy_end(struct req *r)
 {
-    char citizen[STORE_ID_MAX], in[STORE_ID_MAX], proxy[STORE_ID_MAX], name[STORE_NAME_MAX];
+    static struct msg_proxy_end p;
     char role[16];
+    const uint8_t *tbs, *sig;
+    size_t len;
+    uint8_t pk[32];
     uint64_t now = clock_now();
     if (caller_role(r, role, sizeof(role)))
         return -1;
     if (strcmp(role, "staff") != 0)
         return req_fail(r, "denied", "proxies are ended by staff");
-    if (citizen_arg(r, "citizen", citizen) || req_str(r, "proxy", in, sizeof(in)) ||
-        req_identity(r, in, proxy, sizeof(proxy), name))
+    if (signed_args(r, "ProxyEndTBS", &tbs, &len, &sig))
         return -1;
+    int rc = msg_proxy_end_decode(tbs, len, &p);
+    if (rc)
+        return req_fail(r, decode_code(rc), "tbs is not a valid ProxyEndTBS (%s)", err_str(rc));
+    if (caller_key(r, p.ender, p.ender_device, pk))
+        return -1;
+    if (msg_proxy_end_verify(pk, tbs, len, sig) != 0)
+        return req_fail(r, "crypto", "the end's signature does not verify with %s's key",
+                        p.ender_device);
+    if (!near_now(p.ended_at, now))
+        return req_fail(r, "invalid", "ended_at is more than %d s from the server's clock",
+                        SIGNED_SKEW);
     sqlite3_stmt *s = tq(Q_PROXY_END);
-    int rc = tq_text(s, 1, citizen);
-    if (!rc) rc = tq_text(s, 2, proxy);
+    rc = tq_text(s, 1, p.citizen);
+    if (!rc) rc = tq_text(s, 2, p.proxy);
     if (!rc) rc = tq_u64(s, 3, now);
+    if (!rc) rc = tq_text(s, 4, p.registration);
     if (!rc) rc = tq_run(s);
     if (!rc && tq_changes() == 0)
-        return req_fail(r, "not_found", "%s is not an active proxy of %s", proxy, citizen);
-    if (!rc) rc = accesslog_add(now, citizen, "", r->c->identity, "proxy_ended", proxy);
-    if (!rc) rc = audit_append(srv.store, now, r->c->identity, "proxy_end", citizen, proxy);
-    if (!rc) rc = thread_reconcile_citizen(citizen, now);
+        return req_fail(r, "not_found", "%s is not the active registration of %s for %s",
+                        p.registration, p.proxy, p.citizen);
+    s = tq(Q_PEND_ADD);
+    if (!rc) rc = tq_text(s, 1, p.registration);
+    if (!rc) rc = tq_text(s, 2, p.ender);
+    if (!rc) rc = tq_text(s, 3, p.ender_device);
+    if (!rc) rc = tq_blob(s, 4, pk, 32);
+    if (!rc) rc = tq_u64(s, 5, p.ended_at);
+    if (!rc) rc = tq_u64(s, 6, now);
+    if (!rc) rc = tq_blob(s, 7, tbs, len);
+    if (!rc) rc = tq_blob(s, 8, sig, MSG_GRANT_SIG_LEN);
+    if (!rc) rc = tq_run(s);
+    char subj[MSG_GRANT_ID_MAX + MSG_GRANT_GID_LEN + 8];
+    snprintf(subj, sizeof(subj), "%s %s", p.proxy, p.registration);
+    if (!rc) rc = accesslog_add(now, p.citizen, "", r->c->identity, "proxy_ended", subj);
+    if (!rc) rc = audit_append(srv.store, now, r->c->identity, "proxy_end", p.citizen,
+                               p.registration);
+    if (!rc) rc = thread_reconcile_citizen(p.citizen, now);
     if (rc)
         return req_fail_err(r, rc, "proxy.end");
-    wire_enc_ok(r->out, r->id, 1);
-    wire_kv_str(r->out, "proxy", proxy);
+    wire_enc_ok(r->out, r->id, 3);
+    wire_kv_str(r->out, "proxy", p.proxy);
+    wire_kv_str(r->out, "registration", p.registration);
+    wire_kv_uint(r->out, "ended", now);
     return 0;
 }
 
@@ -408,56 +555,75 @@ static int notify_breakglass(const char *citizen, const char *thread, const char
     return rc;
 }
 
+/* breakglass.open {tbs, sig}: a BreakglassTBS signed on the staff member's
+ * own device; stored with the access row and listed by consent.list. */
 int handle_breakglass_open(struct req *r)
 {
-    char citizen[STORE_ID_MAX], thread[THREAD_ID_MAX], reason[1025], role[16], id[19];
-    uint64_t hours = 4, now = clock_now();
+    static struct msg_breakglass b;
+    char role[16], id[MSG_GRANT_GID_LEN + 1];
+    const uint8_t *tbs, *sig;
+    size_t len;
+    uint8_t pk[32];
+    uint64_t now = clock_now();
     struct thread_row t;
     if (caller_role(r, role, sizeof(role)))
         return -1;
     if (strcmp(role, "staff") != 0)
         return req_fail(r, "denied", "break-glass access is for staff");
-    if (citizen_arg(r, "citizen", citizen) || req_str(r, "thread", thread, sizeof(thread)) ||
-        req_str(r, "reason", reason, sizeof(reason)))
+    if (signed_args(r, "BreakglassTBS", &tbs, &len, &sig))
         return -1;
-    int rc = wire_get_uint(r->args, "hours", &hours);
-    if (rc == ERR_NOT_FOUND)
-        hours = 4;
-    else if (rc)
-        return req_fail(r, "bad_request", "'hours' must be an unsigned integer");
-    if (hours < 1 || hours > 72)
-        return req_fail(r, "invalid", "hours is 1..72");
-    if (strlen(reason) < 10)
-        return req_fail(r, "invalid", "a break-glass reason is at least 10 characters");
-    if (!thread_id_valid(thread))
-        return req_fail(r, "invalid", "'%s' is not a thread id", thread);
-    rc = thread_get(thread, &t);
-    if (rc == ERR_NOT_FOUND || (rc == 0 && strcmp(t.citizen, citizen) != 0))
-        return req_fail(r, "not_found", "no thread %s of %s", thread, citizen);
+    int rc = msg_breakglass_decode(tbs, len, &b);
+    if (rc)
+        return req_fail(r, decode_code(rc),
+                        "tbs is not a valid BreakglassTBS (%s): hours 1..72, a reason of at "
+                        "least 10 bytes",
+                        err_str(rc));
+    if (caller_key(r, b.staff, b.staff_device, pk))
+        return -1;
+    if (msg_breakglass_verify(pk, tbs, len, sig) != 0)
+        return req_fail(r, "crypto", "the break-glass signature does not verify with %s's key",
+                        b.staff_device);
+    if (!near_now(b.opened_at, now))
+        return req_fail(r, "invalid", "opened_at is more than %d s from the server's clock",
+                        SIGNED_SKEW);
+    if (citizen_check(r, b.citizen))
+        return -1;
+    rc = thread_get(b.thread, &t);
+    if (rc == ERR_NOT_FOUND || (rc == 0 && strcmp(t.citizen, b.citizen) != 0))
+        return req_fail(r, "not_found", "no thread %s of %s", b.thread, b.citizen);
     if (rc)
         return req_fail_err(r, rc, "thread");
-    uint64_t expires = now + hours * 3600;
-    new_id('b', id);
+    /* the access ends where the signed form says, so a client checking it
+     * against the server's time agrees with the server */
+    uint64_t expires = b.opened_at + (uint64_t)b.hours * 3600;
+    msg_breakglass_id(tbs, len, sig, id);
     sqlite3_stmt *s = tq(Q_BG_ADD);
     rc = tq_text(s, 1, id);
-    if (!rc) rc = tq_text(s, 2, r->c->identity);
-    if (!rc) rc = tq_text(s, 3, citizen);
-    if (!rc) rc = tq_text(s, 4, thread);
-    if (!rc) rc = tq_text(s, 5, reason);
+    if (!rc) rc = tq_text(s, 2, b.staff);
+    if (!rc) rc = tq_text(s, 3, b.citizen);
+    if (!rc) rc = tq_text(s, 4, b.thread);
+    if (!rc) rc = tq_text(s, 5, b.reason);
     if (!rc) rc = tq_u64(s, 6, now);
     if (!rc) rc = tq_u64(s, 7, expires);
+    if (!rc) rc = tq_text(s, 8, b.staff_device);
+    if (!rc) rc = tq_blob(s, 9, pk, 32);
+    if (!rc) rc = tq_u64(s, 10, b.hours);
+    if (!rc) rc = tq_blob(s, 11, tbs, len);
+    if (!rc) rc = tq_blob(s, 12, sig, MSG_GRANT_SIG_LEN);
     if (!rc) rc = tq_run(s);
+    if (rc == ERR_CONFLICT)
+        return req_fail(r, "conflict", "break-glass access %s is already stored", id);
     char subj[1100];
     snprintf(subj, sizeof(subj), "BREAK-GLASS %s until %llu: %s", id, (unsigned long long)expires,
-             reason);
-    if (!rc) rc = accesslog_add(now, citizen, thread, r->c->identity, "breakglass_opened", subj);
-    if (!rc) rc = audit_append(srv.store, now, r->c->identity, "breakglass", thread, id);
-    if (!rc) rc = notify_breakglass(citizen, thread, r->c->identity, reason, expires, now);
-    if (!rc) rc = thread_reconcile(thread, now);
+             b.reason);
+    if (!rc) rc = accesslog_add(now, b.citizen, b.thread, r->c->identity, "breakglass_opened", subj);
+    if (!rc) rc = audit_append(srv.store, now, r->c->identity, "breakglass", b.thread, id);
+    if (!rc) rc = notify_breakglass(b.citizen, b.thread, r->c->identity, b.reason, expires, now);
+    if (!rc) rc = thread_reconcile(b.thread, now);
     if (rc)
         return req_fail_err(r, rc, "breakglass.open");
-    log_warn("BREAK-GLASS: %s opened %s on %s of %s for %llu h", r->c->identity, id, thread,
-             citizen, (unsigned long long)hours);
+    log_warn("BREAK-GLASS: %s opened %s on %s of %s for %u h", r->c->identity, id, b.thread,
+             b.citizen, (unsigned)b.hours);
     wire_enc_ok(r->out, r->id, 2);
     wire_kv_str(r->out, "access", id);
     wire_kv_uint(r->out, "expires", expires);

@@ -191,6 +191,41 @@ static const char *const migrations[] = {
     "  UPDATE member_windows SET upto_seq ="
     "  coalesce((SELECT last_seq FROM threads WHERE id = old.thread), 0)"
     "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
+    /* 3 -> 4: signed proxy registrations and ends (ProxyRegistrationTBS,
+     * ProxyEndTBS), stored immutably like grants; `proxies` stays the
+     * current state and names the registration behind it. Break-glass
+     * accesses keep their signed BreakglassTBS (rows of earlier versions have
+     * none: they were opened unsigned). */
+    "CREATE TABLE proxy_registrations(id TEXT PRIMARY KEY, citizen TEXT NOT NULL,"
+    "  proxy TEXT NOT NULL, basis TEXT NOT NULL, registrar TEXT NOT NULL,"
+    "  registrar_device TEXT NOT NULL, registrar_key BLOB NOT NULL,"
+    "  registered_at INTEGER NOT NULL, stored INTEGER NOT NULL, tbs BLOB NOT NULL,"
+    "  sig BLOB NOT NULL, receipt BLOB NOT NULL, v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE INDEX proxy_registrations_citizen ON proxy_registrations(citizen);"
+    "CREATE TRIGGER proxy_registrations_no_update BEFORE UPDATE ON proxy_registrations"
+    "  BEGIN SELECT RAISE(ABORT, 'proxy registrations are immutable'); END;"
+    "CREATE TRIGGER proxy_registrations_no_delete BEFORE DELETE ON proxy_registrations"
+    "  BEGIN SELECT RAISE(ABORT, 'proxy registrations are immutable'); END;"
+    "CREATE TABLE proxy_ends(registration TEXT PRIMARY KEY"
+    "  REFERENCES proxy_registrations(id), ender TEXT NOT NULL, ender_device TEXT NOT NULL,"
+    "  ender_key BLOB NOT NULL, ended_at INTEGER NOT NULL, stored INTEGER NOT NULL,"
+    "  tbs BLOB NOT NULL, sig BLOB NOT NULL, v INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TRIGGER proxy_ends_no_update BEFORE UPDATE ON proxy_ends"
+    "  BEGIN SELECT RAISE(ABORT, 'proxy ends are immutable'); END;"
+    "CREATE TRIGGER proxy_ends_no_delete BEFORE DELETE ON proxy_ends"
+    "  BEGIN SELECT RAISE(ABORT, 'proxy ends are immutable'); END;"
+    "ALTER TABLE proxies ADD COLUMN registration TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE breakglass ADD COLUMN staff_device TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE breakglass ADD COLUMN staff_key BLOB;"
+    "ALTER TABLE breakglass ADD COLUMN hours INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE breakglass ADD COLUMN tbs BLOB;"
+    "ALTER TABLE breakglass ADD COLUMN sig BLOB;"
+    /* the signed part of an access never changes (expired_logged may) */
+    "CREATE TRIGGER breakglass_signed_fixed BEFORE UPDATE OF id, staff, citizen, thread,"
+    "  reason, opened, expires, staff_device, staff_key, hours, tbs, sig ON breakglass"
+    "  BEGIN SELECT RAISE(ABORT, 'break-glass accesses are immutable'); END;"
+    "CREATE TRIGGER breakglass_no_delete BEFORE DELETE ON breakglass"
+    "  BEGIN SELECT RAISE(ABORT, 'break-glass accesses are immutable'); END;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -37,12 +37,14 @@ static const char *const sql[Q_COUNT] = {
     [Q_REVOKE_ADD] = "INSERT INTO revocations(grant_id, revoker, revoker_device, revoked_at, time,"
                      " tbs, sig) VALUES(?1,?2,?3,?4,?5,?6,?7)",
     [Q_PROXY_ACTIVE] = "SELECT 1 FROM proxies WHERE citizen = ?1 AND proxy = ?2 AND ended IS NULL",
-    [Q_PROXY_ADD] = "INSERT INTO proxies(citizen, proxy, basis, created_by, created)"
-                    " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(citizen, proxy) DO UPDATE SET"
-                    " ended = NULL, basis = excluded.basis, created_by = excluded.created_by,"
-                    " created = excluded.created",
+    [Q_PROXY_ADD] = "INSERT INTO proxies(citizen, proxy, basis, created_by, created,"
+                    " registration) VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(citizen, proxy)"
+                    " DO UPDATE SET ended = NULL, basis = excluded.basis,"
+                    " created_by = excluded.created_by, created = excluded.created,"
+                    " registration = excluded.registration WHERE ended IS NOT NULL",
+    /* ends the active registration ?4 of proxy ?2 (no change: not active) */
     [Q_PROXY_END] = "UPDATE proxies SET ended = ?3 WHERE citizen = ?1 AND proxy = ?2"
-                    " AND ended IS NULL",
+                    " AND ended IS NULL AND registration = ?4",
     [Q_DEV_ACTIVE_COUNT] = "SELECT count(*) FROM devices WHERE identity = ?1 AND revoked IS NULL",
     [Q_STAFF_IN_GRANTED_DEPT] =
         "SELECT 1 FROM grants g JOIN staff_assignments sa ON sa.department = g.grantee_name"
@@ -217,8 +219,9 @@ static const char *const sql[Q_COUNT] = {
                    " ORDER BY created, id",
     [Q_REQ_SET] = "UPDATE consent_requests SET status = ?2, grant_id = ?3 WHERE id = ?1"
                   " AND status = 'open'",
-    [Q_BG_ADD] = "INSERT INTO breakglass(id, staff, citizen, thread, reason, opened, expires)"
-                 " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_BG_ADD] = "INSERT INTO breakglass(id, staff, citizen, thread, reason, opened, expires,"
+                 " staff_device, staff_key, hours, tbs, sig)"
+                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
     [Q_BG_EXPIRED_DUE] = "SELECT id, citizen, thread, staff FROM breakglass WHERE expires <= ?1"
                          " AND expired_logged = 0 LIMIT 100",
     [Q_BG_SET_LOGGED] = "UPDATE breakglass SET expired_logged = 1 WHERE id = ?1",
@@ -247,6 +250,20 @@ static const char *const sql[Q_COUNT] = {
         " OR id IN (SELECT thread FROM breakglass WHERE staff = ?1)"
         " OR id IN (SELECT thread FROM thread_members WHERE identity = ?1)"
         " ORDER BY created, id",
+    [Q_PREG_ADD] = "INSERT INTO proxy_registrations(id, citizen, proxy, basis, registrar,"
+                   " registrar_device, registrar_key, registered_at, stored, tbs, sig, receipt)"
+                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+    [Q_PREG_EACH_CITIZEN] =
+        "SELECT p.id, p.proxy, p.basis, p.registrar, p.registrar_device, p.registrar_key,"
+        " p.registered_at, p.stored, p.tbs, p.sig, p.receipt, coalesce(e.stored, 0), e.tbs,"
+        " e.sig, e.ender_key"
+        " FROM proxy_registrations p LEFT JOIN proxy_ends e ON e.registration = p.id"
+        " WHERE p.citizen = ?1 ORDER BY p.stored, p.id",
+    [Q_PEND_ADD] = "INSERT INTO proxy_ends(registration, ender, ender_device, ender_key,"
+                   " ended_at, stored, tbs, sig) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [Q_BG_EACH_CITIZEN] =
+        "SELECT id, staff, thread, reason, opened, expires, staff_device, staff_key, hours,"
+        " tbs, sig FROM breakglass WHERE citizen = ?1 ORDER BY opened, id",
     [Q_THREAD_FOLLOWER] = "SELECT follower, group_info FROM threads WHERE id = ?1",
     [Q_THREAD_SET_FOLLOWER] = "UPDATE threads SET follower = ?2 WHERE id = ?1",
 };

@@ -1,7 +1,7 @@
 /*
  * tstore.h: the prepared statements of issue 5 (consent ledger, threads,
- * delivery, access log) over the tables of schema version 3 (store.c,
- * migrations 1 -> 2 and 2 -> 3), with small step/bind helpers. The domain modules
+ * delivery, access log) over the tables of schema version 4 (store.c,
+ * migrations 1 -> 2, 2 -> 3, 3 -> 4), with small step/bind helpers. The domain modules
  * (consent.c, entitle.c, thread.c, deliver.c, kp.c, accesslog.c) bind and
  * step these directly; each statement is prepared once by tstore_open().
  *
@@ -48,6 +48,8 @@ enum tq {
     Q_AGR_ADD, Q_AGR_LATEST, Q_AGR_ACK_ADD, Q_AGR_ACKS, Q_AGR_GET,
     Q_THREADS_OF_IDENTITY, Q_THREAD_HOT, Q_THREAD_FOLLOWER, Q_THREAD_SET_FOLLOWER,
     Q_THREADS_CANDIDATE,
+    /* schema 4: signed proxy registrations / ends, break-glass listing */
+    Q_PREG_ADD, Q_PREG_EACH_CITIZEN, Q_PEND_ADD, Q_BG_EACH_CITIZEN,
     Q_COUNT
 };
 

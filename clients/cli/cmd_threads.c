@@ -353,6 +353,74 @@ static void annotate_grants(struct cli *cli, struct client_frame *r, json_t *gra
     }
 }
 
+/* The signed proxy registrations (and their ends) and break-glass accesses
+ * of consent.list: each gets `verified` (signature, signing device's key,
+ * id; for an end, the end's signature and the registration it names) and
+ * loses its signed blobs, as grants do. */
+static void annotate_signed(struct client_frame *r, json_t *j)
+{
+    struct wire_array arr;
+    json_t *list = json_object_get(j, "proxies");
+
+    if (json_is_array(list) && wire_get_array(&r->msg.body, "proxies", &arr) == 0) {
+        for (uint32_t i = 0; i < arr.n && i < json_array_size(list); i++) {
+            struct wire_map m;
+            const uint8_t *tbs = NULL, *sig = NULL, *key = NULL;
+            size_t tl = 0, sl = 0, kl = 0;
+            char reg[MSG_GRANT_GID_LEN + 1] = "";
+            struct msg_proxy_reg p;
+            struct msg_proxy_end pe;
+            json_t *o = json_array_get(list, i);
+            bool ok = false, eok = false;
+
+            if (wire_array_map(&arr, i, &m) == 0 &&
+                wire_get_cstr(&m, "registration", reg, sizeof(reg)) == 0 &&
+                wire_get_bin(&m, "tbs", &tbs, &tl) == 0 &&
+                wire_get_bin(&m, "sig", &sig, &sl) == 0 &&
+                wire_get_bin(&m, "registrar_key", &key, &kl) == 0)
+                ok = client_consent_verify_proxy(tbs, tl, sig, sl, key, kl, reg, &p) == 0;
+            json_object_set_new(o, "verified", json_boolean(ok));
+            if (ok && wire_get_bin(&m, "end_tbs", &tbs, &tl) == 0 &&
+                wire_get_bin(&m, "end_sig", &sig, &sl) == 0 &&
+                wire_get_bin(&m, "ender_key", &key, &kl) == 0) {
+                eok = client_consent_verify_proxy_end(tbs, tl, sig, sl, key, kl, &pe) == 0 &&
+                      strcmp(pe.registration, reg) == 0;
+                json_object_set_new(o, "end_verified", json_boolean(eok));
+                if (eok)
+                    json_object_set_new(o, "ender", json_string(pe.ender));
+            }
+            const char *blobs[] = {"tbs", "sig", "receipt", "registrar_key", "end_tbs",
+                                   "end_sig", "ender_key"};
+            for (size_t k = 0; k < sizeof(blobs) / sizeof(blobs[0]); k++)
+                json_object_del(o, blobs[k]);
+        }
+    }
+    list = json_object_get(j, "breakglass");
+    if (json_is_array(list) && wire_get_array(&r->msg.body, "breakglass", &arr) == 0) {
+        struct msg_breakglass *b = malloc(sizeof(*b));
+        for (uint32_t i = 0; i < arr.n && i < json_array_size(list); i++) {
+            struct wire_map m;
+            const uint8_t *tbs = NULL, *sig = NULL, *key = NULL;
+            size_t tl = 0, sl = 0, kl = 0;
+            char access[MSG_GRANT_GID_LEN + 1] = "";
+            json_t *o = json_array_get(list, i);
+            bool ok = false;
+
+            if (b && wire_array_map(&arr, i, &m) == 0 &&
+                wire_get_cstr(&m, "access", access, sizeof(access)) == 0 &&
+                wire_get_bin(&m, "tbs", &tbs, &tl) == 0 &&
+                wire_get_bin(&m, "sig", &sig, &sl) == 0 &&
+                wire_get_bin(&m, "staff_key", &key, &kl) == 0)
+                ok = client_consent_verify_breakglass(tbs, tl, sig, sl, key, kl, access, b) == 0;
+            json_object_set_new(o, "verified", json_boolean(ok));
+            json_object_del(o, "tbs");
+            json_object_del(o, "sig");
+            json_object_del(o, "staff_key");
+        }
+        free(b);
+    }
+}
+
 int cmd_consent_list(struct cli *cli)
 {
     char citizen[CLIENT_ID_MAX + 1];
@@ -379,6 +447,8 @@ int cmd_consent_list(struct cli *cli)
     j = cli_json_map(&r.msg.body);
     if (j && json_is_array(json_object_get(j, "grants")))
         annotate_grants(cli, &r, json_object_get(j, "grants"));
+    if (j)
+        annotate_signed(&r, j);
     client_frame_free(&r);
     if (!j)
         return cli_fail(cli, "internal", "consent.list: cannot convert the answer");
@@ -539,56 +609,182 @@ int cmd_invite_relative(struct cli *cli)
     return cli_ok(cli, j);
 }
 
+/* The server's clock (`ping`): signed registrations and break-glass
+ * accesses carry a time the server checks against its own. */
+static int server_now(struct cli *cli, uint64_t *now)
+{
+    struct wire_enc e;
+    struct client_frame r;
+    uint32_t id = start(cli, &e, "ping", 0);
+    int rc = client_dev_call(cli->dev, id, &e, &r);
+
+    wire_enc_reset(&e);
+    if (rc != 0) {
+        client_frame_free(&r);
+        return dev_fail(cli, rc, "ping");
+    }
+    *now = (uint64_t)time(NULL);
+    (void)wire_get_uint(&r.msg.body, "time", now);
+    client_frame_free(&r);
+    return 0;
+}
+
+/* Checks the server's receipt for the registration we signed. */
+static int check_reg_receipt(struct cli *cli, json_t *ans, const uint8_t *tbs, size_t tl,
+                             const uint8_t sig[64], const char *reg)
+{
+    const char *got = json_string_value(json_object_get(ans, "registration"));
+    const char *rhex = json_string_value(json_object_get(ans, "receipt"));
+    json_t *stored = json_object_get(ans, "stored");
+    uint8_t receipt[64], hash[MSG_GRANT_HASH_LEN];
+    size_t rl = 0;
+    int rc;
+
+    if (!got || strcmp(got, reg) != 0)
+        return cli_fail(cli, "crypto", "the server named the registration %s, but it is %s",
+                        got ? got : "(none)", reg);
+    if (!rhex || !json_is_integer(stored) ||
+        sodium_hex2bin(receipt, sizeof(receipt), rhex, strlen(rhex), NULL, &rl, NULL) != 0 ||
+        rl != 64)
+        return cli_fail(cli, "malformed", "the server sent no receipt for %s", reg);
+    if ((rc = client_dev_server_key(cli->dev)) != 0)
+        return dev_fail(cli, rc, "server.info");
+    msg_grant_hash(tbs, tl, sig, hash);
+    if (msg_grant_receipt_verify(cli->dev->server_key, reg, hash,
+                                 (uint64_t)json_integer_value(stored), receipt) != 0)
+        return cli_fail(cli, "crypto", "the server's receipt for %s does not verify", reg);
+    return 0;
+}
+
+/* Signs a ProxyRegistrationTBS on this (staff) device and sends it; the
+ * answer's registration id and receipt are checked. */
 int cmd_proxy_register(struct cli *cli)
 {
-    char citizen[CLIENT_ID_MAX + 1];
+    struct msg_proxy_reg p;
     const char *basis = client_args_get(&cli->args, "basis");
-    int st;
+    char reg[MSG_GRANT_GID_LEN + 1];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    struct wire_enc e;
+    json_t *j = NULL;
+    uint32_t id;
+    int rc, st;
 
-    if (strcmp(basis, "guardianship") != 0 && strcmp(basis, "power-of-attorney") != 0)
+    if (!msg_proxy_reg_basis_valid(basis))
         return cli_fail(cli, "usage", "--basis is guardianship or power-of-attorney");
     if ((st = dev_session(cli)) != 0)
         return st;
-    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
-                      sizeof(citizen))) != 0)
+    msg_proxy_reg_init(&p);
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), p.citizen,
+                      sizeof(p.citizen))) != 0 ||
+        (st = qualify(cli, "name", client_args_get(&cli->args, "name"), p.proxy,
+                      sizeof(p.proxy))) != 0)
         return st;
-    const char *kv[] = {"citizen", citizen, "name", client_args_get(&cli->args, "name"),
-                        "basis", basis, NULL};
-    return simple(cli, "proxy.register", kv);
+    snprintf(p.basis, sizeof(p.basis), "%s", basis);
+    snprintf(p.registrar, sizeof(p.registrar), "%s", cli->prof.id);
+    snprintf(p.registrar_device, sizeof(p.registrar_device), "%s", cli->prof.device);
+    if (strcmp(p.registrar, p.citizen) == 0 || strcmp(p.registrar, p.proxy) == 0)
+        return cli_fail(cli, "denied",
+                        "proxies are registered by staff, not by the citizen or the proxy");
+    if ((st = server_now(cli, &p.registered_at)) != 0)
+        return st;
+    if ((rc = msg_proxy_reg_encode(&p, &tbs, &tl)) != 0)
+        return cli_fail(cli, "invalid", "the registration breaks a rule (names): %s",
+                        err_str(rc));
+    if ((rc = msg_proxy_reg_sign(cli->dev->seed, tbs, tl, sig)) != 0) {
+        free(tbs);
+        return cli_fail(cli, err_str(rc), "cannot sign the registration: %s", err_str(rc));
+    }
+    msg_proxy_reg_id(tbs, tl, sig, reg);
+    id = start(cli, &e, "proxy.register", 2);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
+    st = dev_call_json(cli, id, &e, "proxy.register", &j);
+    if (st == 0)
+        st = check_reg_receipt(cli, j, tbs, tl, sig, reg);
+    free(tbs);
+    if (st != 0) {
+        json_decref(j);
+        return st;
+    }
+    return cli_ok(cli, j);
 }
 
+/* Signs a BreakglassTBS on this (staff) device and sends it. */
 int cmd_breakglass(struct cli *cli)
 {
-    char citizen[CLIENT_ID_MAX + 1];
+    struct msg_breakglass *b = NULL;
     const char *hours = client_args_get(&cli->args, "hours");
+    const char *reason = client_args_get(&cli->args, "reason");
+    const char *thread = client_args_get(&cli->args, "thread");
+    char access[MSG_GRANT_GID_LEN + 1];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
     struct wire_enc e;
-    unsigned long h = 0;
-    json_t *j;
+    unsigned long h = 4;
+    json_t *j = NULL;
     uint32_t id;
-    int st;
+    int rc, st;
 
     if (hours) {
         char *end;
         h = strtoul(hours, &end, 10);
-        if (*hours == '\0' || *end != '\0' || h < 1 || h > 72)
+        if (*hours == '\0' || *end != '\0' || h < 1 || h > MSG_BREAKGLASS_HOURS_MAX)
             return cli_fail(cli, "usage", "--hours takes 1..72");
     }
+    if (!msg_breakglass_thread_valid(thread))
+        return cli_fail(cli, "usage", "--thread is t_ and 32 hex digits");
     if ((st = dev_session(cli)) != 0)
         return st;
-    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), citizen,
-                      sizeof(citizen))) != 0)
-        return st;
-    id = start(cli, &e, "breakglass.open", hours ? 4 : 3);
-    wire_kv_str(&e, "citizen", citizen);
-    wire_kv_str(&e, "thread", client_args_get(&cli->args, "thread"));
-    wire_kv_str(&e, "reason", client_args_get(&cli->args, "reason"));
-    if (hours)
-        wire_kv_uint(&e, "hours", h);
+    if (strlen(reason) < MSG_BREAKGLASS_REASON_MIN)
+        return cli_fail(cli, "invalid", "a break-glass reason is at least %d characters",
+                        MSG_BREAKGLASS_REASON_MIN);
+    if (!(b = malloc(sizeof(*b))))
+        return cli_fail(cli, "internal", "out of memory");
+    msg_breakglass_init(b);
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), b->citizen,
+                      sizeof(b->citizen))) != 0)
+        goto out;
+    if (strlen(reason) >= sizeof(b->reason)) {
+        st = cli_fail(cli, "usage", "--reason: at most %zu bytes", sizeof(b->reason) - 1);
+        goto out;
+    }
+    snprintf(b->thread, sizeof(b->thread), "%s", thread);
+    snprintf(b->staff, sizeof(b->staff), "%s", cli->prof.id);
+    snprintf(b->staff_device, sizeof(b->staff_device), "%s", cli->prof.device);
+    snprintf(b->reason, sizeof(b->reason), "%s", reason);
+    b->hours = (uint16_t)h;
+    if ((st = server_now(cli, &b->opened_at)) != 0)
+        goto out;
+    if ((rc = msg_breakglass_encode(b, &tbs, &tl)) != 0) {
+        st = cli_fail(cli, "invalid", "the access breaks a rule (reason text, names): %s",
+                      err_str(rc));
+        goto out;
+    }
+    if ((rc = msg_breakglass_sign(cli->dev->seed, tbs, tl, sig)) != 0) {
+        st = cli_fail(cli, err_str(rc), "cannot sign the access: %s", err_str(rc));
+        goto out;
+    }
+    msg_breakglass_id(tbs, tl, sig, access);
+    id = start(cli, &e, "breakglass.open", 2);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
     if ((st = dev_call_json(cli, id, &e, "breakglass.open", &j)) != 0)
-        return st;
+        goto out;
+    if (!json_string_value(json_object_get(j, "access")) ||
+        strcmp(json_string_value(json_object_get(j, "access")), access) != 0) {
+        st = cli_fail(cli, "crypto", "the server recorded another access than %s", access);
+        goto out;
+    }
     /* the server now proposes this device: a member commits it; our
      * Welcome arrives with a later sync */
-    return cli_ok(cli, j);
+    st = cli_ok(cli, j);
+    j = NULL;
+out:
+    json_decref(j);
+    free(tbs);
+    free(b);
+    return st;
 }
 
 /* ---- threads ---- */

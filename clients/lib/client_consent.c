@@ -86,6 +86,72 @@ int client_consent_verify(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig
     return 0;
 }
 
+/* The listed key must be the signing device's (its id is derived from it). */
+static int key_of(const uint8_t *key, size_t key_len, const char *device)
+{
+    char dev[KEYS_ID_DEVICE_LEN + 1];
+    if (key_len != 32)
+        return ERR_CRYPTO;
+    keys_id_device(key, dev);
+    return strcmp(dev, device) == 0 ? 0 : ERR_CRYPTO;
+}
+
+int client_consent_verify_proxy(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
+                                size_t sig_len, const uint8_t *registrar_key, size_t key_len,
+                                const char *reg_id, struct msg_proxy_reg *p)
+{
+    char id[MSG_GRANT_GID_LEN + 1];
+    int rc;
+
+    if (sig_len != MSG_GRANT_SIG_LEN || key_len != 32)
+        return ERR_CRYPTO;
+    if ((rc = msg_proxy_reg_decode(tbs, tbs_len, p)) != 0)
+        return rc;
+    if (key_of(registrar_key, key_len, p->registrar_device) != 0 ||
+        msg_proxy_reg_verify(registrar_key, tbs, tbs_len, sig) != 0)
+        return ERR_CRYPTO;
+    msg_proxy_reg_id(tbs, tbs_len, sig, id);
+    if (!reg_id || strcmp(id, reg_id) != 0)
+        return ERR_CRYPTO;
+    return 0;
+}
+
+int client_consent_verify_proxy_end(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
+                                    size_t sig_len, const uint8_t *ender_key, size_t key_len,
+                                    struct msg_proxy_end *e)
+{
+    int rc;
+
+    if (sig_len != MSG_GRANT_SIG_LEN || key_len != 32)
+        return ERR_CRYPTO;
+    if ((rc = msg_proxy_end_decode(tbs, tbs_len, e)) != 0)
+        return rc;
+    if (key_of(ender_key, key_len, e->ender_device) != 0 ||
+        msg_proxy_end_verify(ender_key, tbs, tbs_len, sig) != 0)
+        return ERR_CRYPTO;
+    return 0;
+}
+
+int client_consent_verify_breakglass(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
+                                     size_t sig_len, const uint8_t *staff_key, size_t key_len,
+                                     const char *access_id, struct msg_breakglass *b)
+{
+    char id[MSG_GRANT_GID_LEN + 1];
+    int rc;
+
+    if (sig_len != MSG_GRANT_SIG_LEN || key_len != 32)
+        return ERR_CRYPTO;
+    if ((rc = msg_breakglass_decode(tbs, tbs_len, b)) != 0)
+        return rc;
+    if (key_of(staff_key, key_len, b->staff_device) != 0 ||
+        msg_breakglass_verify(staff_key, tbs, tbs_len, sig) != 0)
+        return ERR_CRYPTO;
+    msg_breakglass_id(tbs, tbs_len, sig, id);
+    if (!access_id || strcmp(id, access_id) != 0)
+        return ERR_CRYPTO;
+    return 0;
+}
+
 bool client_consent_covers(const struct msg_grant *g, const char *citizen, const char *thread,
                            const char *kind, uint64_t now)
 {

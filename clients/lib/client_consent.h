@@ -36,6 +36,30 @@ int client_consent_verify(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig
                           size_t sig_len, const uint8_t *granter_key, size_t key_len,
                           const char *grant_id, struct msg_grant *g);
 
+/* Verifies a proxy registration as consent.list lists it: tbs decodes
+ * (into *p), the listed registrar_key is the key of p->registrar_device,
+ * sig is that key's signature, and the registration id recomputed from tbs
+ * and sig is reg_id. Whether the registrar is staff is the server's word.
+ * 0, ERR_MALFORMED/ERR_INVALID (tbs), ERR_CRYPTO. */
+int client_consent_verify_proxy(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
+                                size_t sig_len, const uint8_t *registrar_key, size_t key_len,
+                                const char *reg_id, struct msg_proxy_reg *p);
+
+/* Verifies the signed end of a proxy registration: tbs decodes (into *e),
+ * ender_key is the key of e->ender_device and sig verifies with it.
+ * 0, ERR_MALFORMED/ERR_INVALID, ERR_CRYPTO. */
+int client_consent_verify_proxy_end(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
+                                    size_t sig_len, const uint8_t *ender_key, size_t key_len,
+                                    struct msg_proxy_end *e);
+
+/* Verifies a break-glass access as consent.list lists it: tbs decodes
+ * (into *b), staff_key is the key of b->staff_device, sig verifies, and
+ * the access id recomputed from tbs and sig is access_id. 0,
+ * ERR_MALFORMED/ERR_INVALID, ERR_CRYPTO. */
+int client_consent_verify_breakglass(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
+                                     size_t sig_len, const uint8_t *staff_key, size_t key_len,
+                                     const char *access_id, struct msg_breakglass *b);
+
 /* True when grant g (already verified) is about citizen and its scope
  * covers a thread of kind `kind` with id `thread` ("care" / "coordination"
  * / "thread:<thread>"), and it has not expired at `now` (server time). */

@@ -1566,6 +1566,119 @@ out:
     return rc;
 }
 
+/* Basis "proxy": a registration of member for citizen in the ledger whose
+ * signature checks with the listed registrar key (the decoder refuses a
+ * registrar who is the citizen or the proxy), and no end: the server
+ * listing it as ended, or a verified end naming it, takes it away. Whether
+ * the registrar is staff is the server's word; a server can also withhold
+ * an end (see PROTOCOL.md), but it cannot invent a registration. */
+static int proxy_basis(const struct client_frame *r, const char *citizen, const char *member,
+                       char *why, size_t cap)
+{
+    struct wire_array arr;
+    struct msg_proxy_reg *p = malloc(sizeof(*p));
+    struct msg_proxy_end *pe = malloc(sizeof(*pe));
+    int rc = ERR_DENIED;
+
+    if (!p || !pe) {
+        rc = ERR_NOMEM;
+        snprintf(why, cap, "out of memory");
+        goto out;
+    }
+    snprintf(why, cap, "no signed proxy registration of %s for %s in the ledger", member,
+             citizen);
+    if (wire_get_array(&r->msg.body, "proxies", &arr) != 0)
+        arr.n = 0;
+    for (uint32_t i = 0; i < arr.n && rc != 0; i++) {
+        struct wire_map m;
+        const uint8_t *tbs, *sig, *key, *etbs, *esig, *ekey;
+        size_t tl, sl, kl, etl, esl, ekl;
+        char reg[MSG_GRANT_GID_LEN + 1];
+        uint64_t ended = 0;
+
+        if (wire_array_map(&arr, i, &m) != 0 ||
+            wire_get_cstr(&m, "registration", reg, sizeof(reg)) != 0)
+            continue;
+        if (wire_get_bin(&m, "tbs", &tbs, &tl) != 0 || wire_get_bin(&m, "sig", &sig, &sl) != 0 ||
+            wire_get_bin(&m, "registrar_key", &key, &kl) != 0 ||
+            client_consent_verify_proxy(tbs, tl, sig, sl, key, kl, reg, p) != 0) {
+            /* remember why, in case nothing else fits */
+            snprintf(why, cap, "registration %s: the signature does not verify", reg);
+            continue;
+        }
+        if (strcmp(p->citizen, citizen) != 0 || strcmp(p->proxy, member) != 0)
+            continue;
+        (void)wire_get_uint(&m, "ended", &ended);
+        if (wire_get_bin(&m, "end_tbs", &etbs, &etl) == 0 && etl > 0 &&
+            wire_get_bin(&m, "end_sig", &esig, &esl) == 0 &&
+            wire_get_bin(&m, "ender_key", &ekey, &ekl) == 0 &&
+            client_consent_verify_proxy_end(etbs, etl, esig, esl, ekey, ekl, pe) == 0 &&
+            strcmp(pe->registration, reg) == 0) {
+            snprintf(why, cap, "registration %s was ended by %s", reg, pe->ender);
+            continue;
+        }
+        if (ended) {
+            snprintf(why, cap, "registration %s is ended (the server says so)", reg);
+            continue;
+        }
+        snprintf(why, cap, "signed %s registration %s by %s (staff: the server's word)",
+                 p->basis, reg, p->registrar);
+        rc = 0;
+    }
+out:
+    free(p);
+    free(pe);
+    return rc;
+}
+
+/* Basis "breakglass": an access signed by member's own device for this
+ * thread of citizen, not expired at the server's time. */
+static int breakglass_basis(const struct client_frame *r, const char *citizen,
+                            const char *thread, const char *member, uint64_t server_time,
+                            char *why, size_t cap)
+{
+    struct wire_array arr;
+    struct msg_breakglass *b = malloc(sizeof(*b));
+    int rc = ERR_DENIED;
+
+    if (!b) {
+        snprintf(why, cap, "out of memory");
+        return ERR_NOMEM;
+    }
+    snprintf(why, cap, "no signed break-glass access of %s to %s in the ledger", member,
+             thread);
+    if (wire_get_array(&r->msg.body, "breakglass", &arr) != 0)
+        arr.n = 0;
+    for (uint32_t i = 0; i < arr.n && rc != 0; i++) {
+        struct wire_map m;
+        const uint8_t *tbs, *sig, *key;
+        size_t tl, sl, kl;
+        char access[MSG_GRANT_GID_LEN + 1];
+
+        if (wire_array_map(&arr, i, &m) != 0 ||
+            wire_get_cstr(&m, "access", access, sizeof(access)) != 0)
+            continue;
+        if (wire_get_bin(&m, "tbs", &tbs, &tl) != 0 || wire_get_bin(&m, "sig", &sig, &sl) != 0 ||
+            wire_get_bin(&m, "staff_key", &key, &kl) != 0 ||
+            client_consent_verify_breakglass(tbs, tl, sig, sl, key, kl, access, b) != 0) {
+            snprintf(why, cap, "break-glass %s: the signature does not verify", access);
+            continue;
+        }
+        if (strcmp(b->citizen, citizen) != 0 || strcmp(b->thread, thread) != 0 ||
+            strcmp(b->staff, member) != 0)
+            continue;
+        if (server_time >= b->opened_at + (uint64_t)b->hours * 3600) {
+            snprintf(why, cap, "break-glass %s has expired", access);
+            continue;
+        }
+        snprintf(why, cap, "signed break-glass %s by %s for %u h: %s", access, b->staff,
+                 (unsigned)b->hours, b->reason);
+        rc = 0;
+    }
+    free(b);
+    return rc;
+}
+
 int client_thread_check_basis(struct client_dev *d, const char *citizen, const char *thread,
                               const char *kind, const char *member, const char *basis,
                               uint64_t server_time, char *why, size_t cap)
@@ -1584,11 +1697,8 @@ int client_thread_check_basis(struct client_dev *d, const char *citizen, const c
         snprintf(why, cap, "basis 'citizen' for someone who is not the citizen");
         return ERR_DENIED;
     }
-    if (strcmp(basis, "proxy") == 0 || strcmp(basis, "breakglass") == 0) {
-        snprintf(why, cap, "%s registration (attested by the server)", basis);
-        return 0;
-    }
-    if (!msg_grant_id_valid(basis)) {
+    if (strcmp(basis, "proxy") != 0 && strcmp(basis, "breakglass") != 0 &&
+        !msg_grant_id_valid(basis)) {
         snprintf(why, cap, "unknown basis '%s'", basis);
         return ERR_DENIED;
     }
@@ -1606,6 +1716,10 @@ int client_thread_check_basis(struct client_dev *d, const char *citizen, const c
         snprintf(d->ledger_citizen, sizeof(d->ledger_citizen), "%s", citizen);
     }
     r = d->ledger; /* borrowed view; freed with d */
+    if (strcmp(basis, "proxy") == 0)
+        return proxy_basis(&r, citizen, member, why, cap);
+    if (strcmp(basis, "breakglass") == 0)
+        return breakglass_basis(&r, citizen, thread, member, server_time, why, cap);
     rc = ERR_DENIED;
     snprintf(why, cap, "grant %s not found in the citizen's ledger", basis);
     if (wire_get_array(&r.msg.body, "grants", &arr) != 0)
@@ -1654,7 +1768,7 @@ int client_thread_check_basis(struct client_dev *d, const char *citizen, const c
             } else {
                 /* membership of a department/association is the server's
                  * ledger; the signed grant itself is verified */
-                snprintf(why, cap, "signed %s grant by %s to %s (%s)",
+                snprintf(why, cap, "signed %s grant by %s to %s (%s); membership: the server's word",
                          msg_grant_form_name(g->form), g->granter, g->grantee, g->scope);
                 rc = 0;
             }

@@ -1,8 +1,9 @@
-/* fuzz_msg_grant.c: libFuzzer target for the GrantTBS, RevocationTBS and
- * ProxyRegistrationTBS decoders (protocol/msg_grant.c). Whatever decodes
- * must re-encode to the same bytes (the encoding is canonical). The first
- * input byte selects the decoder: (b & 3) == 2 proxy registration, else
- * odd revocation, else grant. */
+/* fuzz_msg_grant.c: libFuzzer target for the GrantTBS, RevocationTBS,
+ * ProxyRegistrationTBS, ProxyEndTBS and BreakglassTBS decoders
+ * (protocol/msg_grant.c). Whatever decodes must re-encode to the same bytes
+ * (the encoding is canonical). The first input byte selects the decoder:
+ * odd revocation; else (b & 7) == 2 proxy registration, 4 break-glass,
+ * 6 proxy end, 0 grant. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,7 +28,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t *out = NULL;
     size_t len = 0;
-    if ((data[0] & 3) == 2) {
+    if ((data[0] & 7) == 6) {
+        struct msg_proxy_end *p = malloc(sizeof(*p));
+        if (!p)
+            return 0;
+        if (msg_proxy_end_decode(data + 1, size - 1, p) == 0) {
+            if (msg_proxy_end_encode(p, &out, &len) != 0 || len != size - 1 ||
+                memcmp(out, data + 1, len) != 0 || !msg_proxy_reg_id_valid(p->registration))
+                abort();
+        }
+        free(p);
+    } else if ((data[0] & 7) == 4) {
+        struct msg_breakglass *b = malloc(sizeof(*b));
+        if (!b)
+            return 0;
+        if (msg_breakglass_decode(data + 1, size - 1, b) == 0) {
+            if (msg_breakglass_encode(b, &out, &len) != 0 || len != size - 1 ||
+                memcmp(out, data + 1, len) != 0 || b->hours < 1 || b->hours > 72)
+                abort();
+        }
+        free(b);
+    } else if ((data[0] & 3) == 2) {
         struct msg_proxy_reg *p = malloc(sizeof(*p));
         if (!p)
             return 0;

@@ -1153,13 +1153,28 @@ static void op_breakglass(size_t step)
     check_immediate();
     settle();
     check_settled();
-    struct arg a[] = {{.key = "citizen", .str = W->m->ids[W->m->citizen].id},
-                      {.key = "thread", .str = W->m->threads[t].id},
-                      {.key = "reason", .str = "randomized test: no answer at the door"},
-                      {.key = "hours", .is_uint = true, .u = hours}};
+    /* a BreakglassTBS signed on the staff device with the server's time */
+    struct msg_breakglass *b = calloc(1, sizeof(*b));
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    REQUIRE(b != NULL, "out of memory");
+    msg_breakglass_init(b);
+    snprintf(b->citizen, sizeof(b->citizen), "%s", W->m->ids[W->m->citizen].id);
+    REQUIRE(strlen(W->m->threads[t].id) < sizeof(b->thread), "thread id too long");
+    memcpy(b->thread, W->m->threads[t].id, strlen(W->m->threads[t].id) + 1);
+    snprintf(b->staff, sizeof(b->staff), "%s", W->m->ids[W->m->devs[by].ident].id);
+    snprintf(b->staff_device, sizeof(b->staff_device), "%s", W->m->devs[by].dev);
+    snprintf(b->reason, sizeof(b->reason), "randomized test: no answer at the door");
+    b->opened_at = server_now();
+    b->hours = (uint16_t)hours;
+    REQUIRE(msg_breakglass_encode(b, &tbs, &tl) == 0, "breakglass encode");
+    REQUIRE(msg_breakglass_sign(W->devs[by].seed, tbs, tl, sig) == 0, "breakglass sign");
+    free(b);
+    struct arg a[] = {{.key = "tbs", .bin = tbs, .len = tl}, {.key = "sig", .bin = sig, .len = 64}};
     struct client_frame r;
     uint64_t expires;
-    call_ok(W->devs[by].c, "breakglass.open", a, 4, &r);
+    call_ok(W->devs[by].c, "breakglass.open", a, 2, &r);
+    free(tbs);
     REQUIRE(wire_get_uint(&r.msg.body, "expires", &expires) == 0, "breakglass.open: no expires");
     client_frame_free(&r);
     uint64_t after = server_now();
@@ -1303,16 +1318,45 @@ static void op_proxy(size_t step)
     *strchr(name, '@') = '\0';
     note("%zu: %s proxy %s (by %s)", step, end ? "end" : "register", W->m->ids[who].id,
          W->m->ids[W->m->devs[by].ident].id);
+    /* signed on the staff device with the server's time; the end names the
+     * registration the register step got back */
+    static char reg[EM_MAX_IDS][MSG_GRANT_GID_LEN + 1];
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    const char *citizen = W->m->ids[W->m->citizen].id, *proxy = W->m->ids[who].id;
+    const char *stid = W->m->ids[W->m->devs[by].ident].id, *sdev = W->m->devs[by].dev;
+    (void)name;
     if (end) {
-        struct arg a[] = {{.key = "citizen", .str = W->m->ids[W->m->citizen].id},
-                          {.key = "proxy", .str = name}};
+        struct msg_proxy_end p;
+        msg_proxy_end_init(&p);
+        snprintf(p.registration, sizeof(p.registration), "%s", reg[who]);
+        snprintf(p.citizen, sizeof(p.citizen), "%s", citizen);
+        snprintf(p.proxy, sizeof(p.proxy), "%s", proxy);
+        p.ended_at = server_now();
+        snprintf(p.ender, sizeof(p.ender), "%s", stid);
+        snprintf(p.ender_device, sizeof(p.ender_device), "%s", sdev);
+        REQUIRE(msg_proxy_end_encode(&p, &tbs, &tl) == 0, "proxy end encode");
+        REQUIRE(msg_proxy_end_sign(W->devs[by].seed, tbs, tl, sig) == 0, "proxy end sign");
+        struct arg a[] = {{.key = "tbs", .bin = tbs, .len = tl},
+                          {.key = "sig", .bin = sig, .len = 64}};
         call_ok_free(W->devs[by].c, "proxy.end", a, 2);
     } else {
-        struct arg a[] = {{.key = "citizen", .str = W->m->ids[W->m->citizen].id},
-                          {.key = "name", .str = name},
-                          {.key = "basis", .str = rnd(2) ? "guardianship" : "power-of-attorney"}};
-        call_ok_free(W->devs[by].c, "proxy.register", a, 3);
+        struct msg_proxy_reg p;
+        msg_proxy_reg_init(&p);
+        snprintf(p.citizen, sizeof(p.citizen), "%s", citizen);
+        snprintf(p.proxy, sizeof(p.proxy), "%s", proxy);
+        snprintf(p.basis, sizeof(p.basis), "%s", rnd(2) ? "guardianship" : "power-of-attorney");
+        p.registered_at = server_now();
+        snprintf(p.registrar, sizeof(p.registrar), "%s", stid);
+        snprintf(p.registrar_device, sizeof(p.registrar_device), "%s", sdev);
+        REQUIRE(msg_proxy_reg_encode(&p, &tbs, &tl) == 0, "proxy registration encode");
+        REQUIRE(msg_proxy_reg_sign(W->devs[by].seed, tbs, tl, sig) == 0, "proxy reg sign");
+        msg_proxy_reg_id(tbs, tl, sig, reg[who]);
+        struct arg a[] = {{.key = "tbs", .bin = tbs, .len = tl},
+                          {.key = "sig", .bin = sig, .len = 64}};
+        call_ok_free(W->devs[by].c, "proxy.register", a, 2);
     }
+    free(tbs);
     W->m->ids[who].proxy_active = !end;
 }
 

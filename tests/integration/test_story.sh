@@ -121,6 +121,8 @@ check "all(g[\"verified\"] and g[\"receipt_verified\"] for g in d[\"grants\"])" 
     "every grant and its receipt verify on Anna's device"
 check "{g[\"grant\"]: g[\"form\"] for g in d[\"grants\"]}[\"$G_LISE\"] == \"proxy\"" \
     "Lise's grant is proxy-signed"
+check "[(p[\"proxy\"], p[\"registrar\"], p[\"verified\"], p[\"ended\"]) for p in d[\"proxies\"]] == [(\"peter@$D\", \"sofie@$D\", True, 0)]" \
+    "Peter's registration is signed by Sofie and verifies on Anna's device"
 
 # --- the next member operation commits the server's Adds; everyone is there, each with why
 as ella 0 thread members "$T"
@@ -129,6 +131,10 @@ check "sorted(m[\"id\"] for m in d[\"members\"]) == sorted([\"ella@$D\", \"peter
 check "{m[\"id\"]: m[\"grant\"] for m in d[\"members\"]} == {\"ella@$D\": \"citizen\", \"peter@$D\": \"proxy\", \"anna@$D\": \"$G_ANNA\", \"lise@$D\": \"$G_LISE\", \"sofie@$D\": \"$G_HOME\"}" \
     "each member's basis"
 check 'all(m["verified"] for m in d["members"])' "every basis verifies on Ella's device"
+check "[m[\"why\"] for m in d[\"members\"] if m[\"id\"] == \"peter@$D\"][0].startswith(\"signed power-of-attorney registration\")" \
+    "Peter is there by a signed registration"
+check "\"the server's word\" in [m[\"why\"] for m in d[\"members\"] if m[\"id\"] == \"sofie@$D\"][0]" \
+    "Sofie's department membership is shown as the server's word"
 check 'all(r["bound"] for r in d["roster"]) and len(d["roster"]) == 5' \
     "every leaf's credential is bound to its key"
 check 'all(len(m["fingerprints"]) == len(m["devices"]) for m in d["members"])' \
@@ -327,6 +333,8 @@ done
 as ella 0 thread members "$T"
 check "[m[\"grant\"] for m in d[\"members\"] if m[\"id\"] == \"karen@$D\"] == [\"breakglass\"]" \
     "Karen is in by break-glass"
+check "[m[\"verified\"] and \"found unconscious\" in m[\"why\"] for m in d[\"members\"] if m[\"id\"] == \"karen@$D\"] == [True]" \
+    "Karen's break-glass access is signed and verifies on Ella's device"
 say peter "Karen, the list is in the kitchen drawer"
 readt karen
 has_text "Karen, the list is in the kitchen drawer" "Karen reads after the break-glass"

@@ -199,15 +199,73 @@ static void ledger(void **state)
         snprintf(gid, sizeof(gid), "%s", gid2);
     }
 
-    /* a proxy registered by staff (not by the citizen) */
+    /* a proxy registered by staff (not by the citizen), signed on the staff
+     * member's device; the old unsigned form is refused */
+    char lise_id[CLIENT_ID_MAX + 1], reg[MSG_GRANT_GID_LEN + 1];
+    snprintf(lise_id, sizeof(lise_id), "lise@%s", DOMAIN);
     {
         struct arg a[] = {{.key = "citizen", .str = "karen"},
                           {.key = "name", .str = "lise"},
                           {.key = "basis", .str = "guardianship"}};
-        call_err(s->karen.c, "proxy.register", a, 3, "denied");
-        call_ok(s->mette.c, "proxy.register", a, 3, &r);
+        call_err(s->mette.c, "proxy.register", a, 3, "invalid");
+        uint8_t *tbs, sig[64], hash[32];
+        size_t len;
+        proxy_reg_bytes(&s->mette, s->mette.seed, s->karen.id, lise_id, "guardianship",
+                        server_time(s->mette.c), &tbs, &len, sig);
+        struct arg b[] = {{.key = "tbs", .bin = tbs, .len = len},
+                          {.key = "sig", .bin = sig, .len = 64}};
+        call_err(s->karen.c, "proxy.register", b, 2, "denied"); /* not staff */
+        call_err(s->per.c, "proxy.register", b, 2, "denied");   /* not the signer */
+        {
+            /* names mette's device, signed by another key (per's) */
+            uint8_t *t2, s2[64];
+            size_t l2;
+            proxy_reg_bytes(&s->mette, s->per.seed, s->karen.id, lise_id, "guardianship",
+                            server_time(s->mette.c), &t2, &l2, s2);
+            struct arg c[] = {{.key = "tbs", .bin = t2, .len = l2},
+                              {.key = "sig", .bin = s2, .len = 64}};
+            call_err(s->mette.c, "proxy.register", c, 2, "crypto");
+            free(t2);
+            /* the wrong citizen: per is staff, not a citizen */
+            proxy_reg_bytes(&s->mette, s->mette.seed, s->per.id, lise_id, "guardianship",
+                            server_time(s->mette.c), &t2, &l2, s2);
+            c[0].bin = t2;
+            c[0].len = l2;
+            call_err(s->mette.c, "proxy.register", c, 2, "invalid");
+            free(t2);
+            /* signed long ago: outside the server's skew */
+            proxy_reg_bytes(&s->mette, s->mette.seed, s->karen.id, lise_id, "guardianship",
+                            server_time(s->mette.c) - 3600, &t2, &l2, s2);
+            c[0].bin = t2;
+            c[0].len = l2;
+            call_err(s->mette.c, "proxy.register", c, 2, "invalid");
+            free(t2);
+            /* a tampered signature */
+            proxy_reg_bytes(&s->mette, s->mette.seed, s->karen.id, lise_id, "guardianship",
+                            server_time(s->mette.c), &t2, &l2, s2);
+            s2[9] ^= 1;
+            c[0].bin = t2;
+            c[0].len = l2;
+            call_err(s->mette.c, "proxy.register", c, 2, "crypto");
+            free(t2);
+        }
+        call_ok(s->mette.c, "proxy.register", b, 2, &r);
         assert_int_equal(wire_get_cstr(&r.msg.body, "code", code, sizeof(code)), 0);
+        assert_int_equal(wire_get_cstr(&r.msg.body, "registration", reg, sizeof(reg)), 0);
+        char want[MSG_GRANT_GID_LEN + 1];
+        msg_proxy_reg_id(tbs, len, sig, want);
+        assert_string_equal(reg, want);
+        const uint8_t *receipt;
+        size_t rl;
+        uint64_t stored;
+        assert_int_equal(wire_get_bin(&r.msg.body, "receipt", &receipt, &rl), 0);
+        assert_int_equal(rl, 64);
+        assert_int_equal(wire_get_uint(&r.msg.body, "stored", &stored), 0);
+        msg_grant_hash(tbs, len, sig, hash);
+        assert_int_equal(msg_grant_receipt_verify(s->server_key, reg, hash, stored, receipt), 0);
         client_frame_free(&r);
+        call_err(s->mette.c, "proxy.register", b, 2, "conflict"); /* already active */
+        free(tbs);
     }
     enroll(s, &s->lise, code);
     upload_kps(&s->lise, 1);
@@ -320,15 +378,23 @@ static void ledger(void **state)
     {
         struct arg a[] = {{.key = "citizen", .str = "karen"},
                           {.key = "thread", .str = thread},
-                          {.key = "reason", .str = "short"}};
-        call_err(s->per.c, "breakglass.open", a, 3, "invalid");
-        struct arg b[] = {{.key = "citizen", .str = "karen"},
-                          {.key = "thread", .str = thread},
                           {.key = "reason", .str = "fall at home, no answer on the phone"},
                           {.key = "hours", .is_uint = true, .u = 2}};
-        call_err(s->ole.c, "breakglass.open", b, 4, "denied");
-        call_ok(s->per.c, "breakglass.open", b, 4, &r);
+        call_err(s->per.c, "breakglass.open", a, 4, "invalid"); /* unsigned */
+        uint8_t *tbs, sig[64];
+        size_t len;
+        breakglass_bytes(&s->per, s->karen.id, thread, "fall at home, no answer on the phone",
+                         2, server_time(s->per.c), &tbs, &len, sig);
+        struct arg b[] = {{.key = "tbs", .bin = tbs, .len = len},
+                          {.key = "sig", .bin = sig, .len = 64}};
+        call_err(s->ole.c, "breakglass.open", b, 2, "denied");
+        call_ok(s->per.c, "breakglass.open", b, 2, &r);
+        char access[MSG_GRANT_GID_LEN + 1], want[MSG_GRANT_GID_LEN + 1];
+        assert_int_equal(wire_get_cstr(&r.msg.body, "access", access, sizeof(access)), 0);
+        msg_breakglass_id(tbs, len, sig, want);
+        assert_string_equal(access, want);
         client_frame_free(&r);
+        free(tbs);
     }
     sync_party(&s->lise, thread, &sn);
     assert_int_equal(sn.notices, 1);
@@ -381,10 +447,18 @@ static void ledger(void **state)
 
     /* proxy ended by staff: lise's device leaves */
     {
-        struct arg a[] = {{.key = "citizen", .str = "karen"}, {.key = "proxy", .str = "lise"}};
+        struct arg u[] = {{.key = "citizen", .str = "karen"}, {.key = "proxy", .str = "lise"}};
+        call_err(s->mette.c, "proxy.end", u, 2, "invalid"); /* unsigned */
+        uint8_t *tbs, sig[64];
+        size_t len;
+        proxy_end_bytes(&s->mette, reg, s->karen.id, lise_id, server_time(s->mette.c), &tbs,
+                        &len, sig);
+        struct arg a[] = {{.key = "tbs", .bin = tbs, .len = len},
+                          {.key = "sig", .bin = sig, .len = 64}};
         call_ok(s->mette.c, "proxy.end", a, 2, &r);
         client_frame_free(&r);
         call_err(s->mette.c, "proxy.end", a, 2, "not_found");
+        free(tbs);
         struct arg t[] = {{.key = "thread", .str = thread}};
         call_ok(s->karen.c, "thread.members", t, 1, &r);
         struct wire_array pr;

@@ -223,6 +223,74 @@ __attribute__((unused)) static void revoke(const struct party *p, const char *gi
     free(tbs);
 }
 
+/* ---- signed proxy registrations, ends, break-glass ----------------------------- */
+
+/* The server's clock (ping), which signed times are checked against. */
+__attribute__((unused)) static uint64_t server_time(struct client_conn *c)
+{
+    struct client_frame r;
+    uint64_t t = 0;
+    call_ok(c, "ping", NULL, 0, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "time", &t), 0);
+    client_frame_free(&r);
+    return t;
+}
+
+/* A ProxyRegistrationTBS naming registrar p (its device), signed with seed
+ * (p->seed for an honest one). *tbs is malloc'd. */
+__attribute__((unused)) static void proxy_reg_bytes(const struct party *p, const uint8_t *seed,
+                                                    const char *citizen, const char *proxy,
+                                                    const char *basis, uint64_t at,
+                                                    uint8_t **tbs, size_t *len, uint8_t sig[64])
+{
+    struct msg_proxy_reg g;
+    msg_proxy_reg_init(&g);
+    snprintf(g.citizen, sizeof(g.citizen), "%s", citizen);
+    snprintf(g.proxy, sizeof(g.proxy), "%s", proxy);
+    snprintf(g.basis, sizeof(g.basis), "%s", basis);
+    g.registered_at = at;
+    snprintf(g.registrar, sizeof(g.registrar), "%s", p->id);
+    snprintf(g.registrar_device, sizeof(g.registrar_device), "%s", p->dev);
+    assert_int_equal(msg_proxy_reg_encode(&g, tbs, len), 0);
+    assert_int_equal(msg_proxy_reg_sign(seed, *tbs, *len, sig), 0);
+}
+
+__attribute__((unused)) static void proxy_end_bytes(const struct party *p, const char *reg,
+                                                    const char *citizen, const char *proxy,
+                                                    uint64_t at, uint8_t **tbs, size_t *len,
+                                                    uint8_t sig[64])
+{
+    struct msg_proxy_end g;
+    msg_proxy_end_init(&g);
+    snprintf(g.registration, sizeof(g.registration), "%s", reg);
+    snprintf(g.citizen, sizeof(g.citizen), "%s", citizen);
+    snprintf(g.proxy, sizeof(g.proxy), "%s", proxy);
+    g.ended_at = at;
+    snprintf(g.ender, sizeof(g.ender), "%s", p->id);
+    snprintf(g.ender_device, sizeof(g.ender_device), "%s", p->dev);
+    assert_int_equal(msg_proxy_end_encode(&g, tbs, len), 0);
+    assert_int_equal(msg_proxy_end_sign(p->seed, *tbs, *len, sig), 0);
+}
+
+__attribute__((unused)) static void breakglass_bytes(const struct party *p, const char *citizen,
+                                                     const char *thread, const char *reason,
+                                                     uint16_t hours, uint64_t at, uint8_t **tbs,
+                                                     size_t *len, uint8_t sig[64])
+{
+    struct msg_breakglass b;
+    msg_breakglass_init(&b);
+    snprintf(b.citizen, sizeof(b.citizen), "%s", citizen);
+    int n = snprintf(b.thread, sizeof(b.thread), "%s", thread);
+    assert_true(n > 0 && (size_t)n < sizeof(b.thread));
+    snprintf(b.staff, sizeof(b.staff), "%s", p->id);
+    snprintf(b.staff_device, sizeof(b.staff_device), "%s", p->dev);
+    snprintf(b.reason, sizeof(b.reason), "%s", reason);
+    b.opened_at = at;
+    b.hours = hours;
+    assert_int_equal(msg_breakglass_encode(&b, tbs, len), 0);
+    assert_int_equal(msg_breakglass_sign(p->seed, *tbs, *len, sig), 0);
+}
+
 /* ---- sync / MLS plumbing --------------------------------------------------------- */
 
 /* Syncs p and processes every entry of thread: handshakes and app messages

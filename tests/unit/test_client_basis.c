@@ -3,7 +3,10 @@
  * server proposes) against a consent.list answer built here, as a
  * compromised server might send it: a good signed grant verifies; a forged
  * signature, a grant whose id does not match its bytes, a revoked, expired,
- * out-of-scope or other-grantee grant, and an unknown basis are refused. */
+ * out-of-scope or other-grantee grant, and an unknown basis are refused.
+ * Likewise for proxies (a signed registration, not ended) and break-glass
+ * (a signed access by that member to this thread, not expired): forged,
+ * altered, re-keyed, ended, expired or misdirected ones are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +72,95 @@ static void put_row(struct wire_enc *e, const struct signed_grant *sg, const cha
     wire_kv_uint(e, "revoked", revoked);
 }
 
+/* A signed proxy registration row; mutate: 1 tamper the signature,
+ * 2 list another key, 3 list another id; end: also a signed end. */
+static void put_proxy(struct wire_enc *e, const uint8_t seed[32], const char *citizen,
+                      const char *proxy, int mutate, bool end, uint64_t ended)
+{
+    struct msg_proxy_reg p;
+    struct msg_proxy_end pe;
+    uint8_t *tbs, *etbs = NULL, sig[64], esig[64], pub[32], other[32];
+    size_t len, elen = 0;
+    char reg[MSG_GRANT_GID_LEN + 1];
+
+    assert_int_equal(keys_id_public(seed, pub), 0);
+    msg_proxy_reg_init(&p);
+    strcpy(p.citizen, citizen);
+    strcpy(p.proxy, proxy);
+    strcpy(p.basis, "guardianship");
+    p.registered_at = NOW - 500;
+    strcpy(p.registrar, "sofie@t.test");
+    keys_id_device(pub, p.registrar_device);
+    assert_int_equal(msg_proxy_reg_encode(&p, &tbs, &len), 0);
+    assert_int_equal(msg_proxy_reg_sign(seed, tbs, len, sig), 0);
+    msg_proxy_reg_id(tbs, len, sig, reg);
+    if (end) {
+        msg_proxy_end_init(&pe);
+        strcpy(pe.registration, reg);
+        strcpy(pe.citizen, citizen);
+        strcpy(pe.proxy, proxy);
+        pe.ended_at = NOW - 200;
+        strcpy(pe.ender, "sofie@t.test");
+        strcpy(pe.ender_device, p.registrar_device);
+        assert_int_equal(msg_proxy_end_encode(&pe, &etbs, &elen), 0);
+        assert_int_equal(msg_proxy_end_sign(seed, etbs, elen, esig), 0);
+    }
+    if (mutate == 1)
+        sig[3] ^= 0x10;
+    memcpy(other, pub, 32);
+    other[0] ^= 1;
+    if (mutate == 3)
+        reg[5] = reg[5] == '0' ? '1' : '0';
+    wire_enc_map(e, end ? 9 : 6);
+    wire_kv_str(e, "registration", reg);
+    wire_kv_str(e, "proxy", proxy);
+    wire_kv_bin(e, "tbs", tbs, len);
+    wire_kv_bin(e, "sig", sig, 64);
+    wire_kv_bin(e, "registrar_key", mutate == 2 ? other : pub, 32);
+    wire_kv_uint(e, "ended", ended);
+    if (end) {
+        wire_kv_bin(e, "end_tbs", etbs, elen);
+        wire_kv_bin(e, "end_sig", esig, 64);
+        wire_kv_bin(e, "ender_key", pub, 32);
+    }
+    free(tbs);
+    free(etbs);
+}
+
+/* A signed break-glass row; mutate: 1 tamper the signature, 2 another id. */
+static void put_access(struct wire_enc *e, const uint8_t seed[32], const char *staff,
+                       const char *thread, uint64_t opened, uint16_t hours, int mutate)
+{
+    struct msg_breakglass b;
+    uint8_t *tbs, sig[64], pub[32];
+    size_t len;
+    char id[MSG_GRANT_GID_LEN + 1];
+
+    assert_int_equal(keys_id_public(seed, pub), 0);
+    msg_breakglass_init(&b);
+    strcpy(b.citizen, CITIZEN);
+    strcpy(b.thread, thread);
+    strcpy(b.staff, staff);
+    keys_id_device(pub, b.staff_device);
+    strcpy(b.reason, "found on the floor, no answer");
+    b.opened_at = opened;
+    b.hours = hours;
+    assert_int_equal(msg_breakglass_encode(&b, &tbs, &len), 0);
+    assert_int_equal(msg_breakglass_sign(seed, tbs, len, sig), 0);
+    msg_breakglass_id(tbs, len, sig, id);
+    if (mutate == 1)
+        sig[60] ^= 0x01;
+    if (mutate == 2)
+        id[7] = id[7] == 'a' ? 'b' : 'a';
+    wire_enc_map(e, 5);
+    wire_kv_str(e, "access", id);
+    wire_kv_str(e, "staff", staff);
+    wire_kv_bin(e, "tbs", tbs, len);
+    wire_kv_bin(e, "sig", sig, 64);
+    wire_kv_bin(e, "staff_key", pub, 32);
+    free(tbs);
+}
+
 static void basis(void **state)
 {
     (void)state;
@@ -98,7 +190,7 @@ static void basis(void **state)
     snprintf(fake_id, sizeof(fake_id), "g_00112233445566%02x", (unsigned)good.gid[17]);
 
     wire_enc_init(&e);
-    wire_enc_ok(&e, 1, 1);
+    wire_enc_ok(&e, 1, 3);
     wire_enc_key(&e, "grants");
     wire_enc_array(&e, 7);
     put_row(&e, &good, good.gid, pk, 0);
@@ -108,6 +200,24 @@ static void basis(void **state)
     put_row(&e, &scoped, scoped.gid, pk, 0);
     put_row(&e, &revoked, revoked.gid, pk, NOW - 5);
     put_row(&e, &good, fake_id, pk, 0); /* good bytes listed under another id */
+    wire_enc_key(&e, "proxies");
+    wire_enc_array(&e, 8);
+    put_proxy(&e, seed, CITIZEN, "peter@t.test", 0, false, 0);      /* good */
+    put_proxy(&e, seed, CITIZEN, "mallory@t.test", 1, false, 0);    /* forged */
+    put_proxy(&e, seed, CITIZEN, "rekey@t.test", 2, false, 0);      /* another key */
+    put_proxy(&e, seed, CITIZEN, "renamed@t.test", 3, false, 0);    /* another id */
+    put_proxy(&e, seed, CITIZEN, "ended@t.test", 0, true, NOW - 200); /* signed end */
+    put_proxy(&e, seed, CITIZEN, "hidden@t.test", 0, true, 0);      /* end, "not ended" */
+    put_proxy(&e, seed, CITIZEN, "said@t.test", 0, false, NOW - 50); /* server: ended */
+    put_proxy(&e, seed, "other@t.test", "olaf@t.test", 0, false, 0); /* other citizen */
+    wire_enc_key(&e, "breakglass");
+    wire_enc_array(&e, 6);
+    put_access(&e, seed, "karen@t.test", THREAD, NOW - 100, 2, 0);  /* good */
+    put_access(&e, seed, "late@t.test", THREAD, NOW - 3 * 3600, 2, 0); /* expired */
+    put_access(&e, seed, "edge@t.test", THREAD, NOW - 3600, 1, 0);  /* ends at NOW */
+    put_access(&e, seed, "else@t.test", "t_ffffffffffffffffffffffffffffffff", NOW, 2, 0);
+    put_access(&e, seed, "forge@t.test", THREAD, NOW - 100, 2, 1);  /* forged */
+    put_access(&e, seed, "swap@t.test", THREAD, NOW - 100, 2, 2);   /* another id */
     assert_int_equal(wire_enc_finish(&e, &buf, &len), 0);
     copy = malloc(len);
     assert_non_null(copy);
@@ -141,6 +251,31 @@ static void basis(void **state)
     CHECK("nurse@t.test", fake_id, ERR_DENIED); /* id does not match the bytes */
     CHECK("nurse@t.test", "g_ffffffffffffffff", ERR_DENIED); /* not in the ledger */
     CHECK("nurse@t.test", "friendship", ERR_DENIED);
+    /* proxies: only a signed, unended registration of that very identity */
+    CHECK("peter@t.test", "proxy", 0);
+    assert_non_null(strstr(why, "guardianship"));
+    CHECK("mallory@t.test", "proxy", ERR_DENIED);
+    CHECK("rekey@t.test", "proxy", ERR_DENIED);
+    CHECK("renamed@t.test", "proxy", ERR_DENIED);
+    CHECK("ended@t.test", "proxy", ERR_DENIED);
+    assert_non_null(strstr(why, "ended"));
+    CHECK("hidden@t.test", "proxy", ERR_DENIED); /* the end verifies: it counts */
+    CHECK("said@t.test", "proxy", ERR_DENIED);
+    CHECK("olaf@t.test", "proxy", ERR_DENIED); /* a proxy of someone else */
+    CHECK("nobody@t.test", "proxy", ERR_DENIED);
+    CHECK("karen@t.test", "proxy", ERR_DENIED); /* break-glass is not a proxy */
+    /* break-glass: signed by that member, for this thread, not expired */
+    CHECK("karen@t.test", "breakglass", 0);
+    assert_non_null(strstr(why, "found on the floor"));
+    assert_int_equal(client_thread_check_basis(d, CITIZEN, THREAD, "care", "karen@t.test",
+                                               "breakglass", NOW + 2 * 3600, why, sizeof(why)),
+                     ERR_DENIED); /* the server's time has moved past it */
+    CHECK("late@t.test", "breakglass", ERR_DENIED);
+    CHECK("edge@t.test", "breakglass", ERR_DENIED);
+    CHECK("else@t.test", "breakglass", ERR_DENIED);
+    CHECK("forge@t.test", "breakglass", ERR_DENIED);
+    CHECK("swap@t.test", "breakglass", ERR_DENIED);
+    CHECK("peter@t.test", "breakglass", ERR_DENIED);
 #undef CHECK
     client_dev_free(d);
     free(good.tbs);

@@ -241,6 +241,7 @@ static void grant_rules(void **state)
         assert_int_equal(tq_text(s, 3, "guardianship"), 0);
         assert_int_equal(tq_text(s, 4, f->mette.id), 0);
         assert_int_equal(tq_u64(s, 5, now), 0);
+        assert_int_equal(tq_text(s, 6, "p_0123456789abcdef"), 0); /* the registration */
         assert_int_equal(tq_run(s), 0);
     }
     assert_true(consent_is_proxy(f->anna.id, f->ole.id));

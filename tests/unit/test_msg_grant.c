@@ -368,6 +368,211 @@ static void proxy_registration(void **state)
     assert_int_equal(proxy_enc_rc(&p), 0);
 }
 
+/* ---- proxy ends and break-glass accesses ----------------------------------- */
+
+/* Known answers, computed independently (a few lines of Python following
+ * the tables in msg_grant.h); the fuzz corpus seeds proxy_end / breakglass
+ * are the same bytes after their selector byte. */
+/* string literals: the trailing NUL is not part of the bytes */
+static const uint8_t END_KAT[] =
+    "\x00\x01\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a"
+    "\x5a\x5a\x12\x70\x5f\x30\x31\x32\x33\x34\x35\x36\x37\x38\x39\x61"
+    "\x62\x63\x64\x65\x66\x12\x6b\x61\x72\x65\x6e\x40\x6b\x6f\x6d\x6d"
+    "\x75\x6e\x65\x2e\x74\x65\x73\x74\x10\x6f\x6c\x65\x40\x6b\x6f\x6d"
+    "\x6d\x75\x6e\x65\x2e\x74\x65\x73\x74\x00\x00\x00\x00\x65\x53\xf1"
+    "\x64\x12\x6d\x65\x74\x74\x65\x40\x6b\x6f\x6d\x6d\x75\x6e\x65\x2e"
+    "\x74\x65\x73\x74\x12\x64\x5f\x30\x31\x32\x33\x34\x35\x36\x37\x38"
+    "\x39\x61\x62\x63\x64\x65\x66";
+static const uint8_t BG_KAT[] =
+    "\x00\x01\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a"
+    "\x5a\x5a\x12\x6b\x61\x72\x65\x6e\x40\x6b\x6f\x6d\x6d\x75\x6e\x65"
+    "\x2e\x74\x65\x73\x74\x22\x74\x5f\x30\x31\x32\x33\x34\x35\x36\x37"
+    "\x38\x39\x61\x62\x63\x64\x65\x66\x30\x31\x32\x33\x34\x35\x36\x37"
+    "\x38\x39\x61\x62\x63\x64\x65\x66\x10\x70\x65\x72\x40\x6b\x6f\x6d"
+    "\x6d\x75\x6e\x65\x2e\x74\x65\x73\x74\x12\x64\x5f\x66\x65\x64\x63"
+    "\x62\x61\x39\x38\x37\x36\x35\x34\x33\x32\x31\x30\x17\x66\x61\x6c"
+    "\x6c\x20\x61\x74\x20\x68\x6f\x6d\x65\x2c\x20\x6e\x6f\x20\x61\x6e"
+    "\x73\x77\x65\x72\x00\x00\x00\x00\x65\x53\xf1\xc8\x00\x04";
+
+static void base_end(struct msg_proxy_end *p)
+{
+    msg_proxy_end_init(p);
+    memset(p->nonce, 0x5a, sizeof(p->nonce));
+    strcpy(p->registration, "p_0123456789abcdef");
+    strcpy(p->citizen, "karen@kommune.test");
+    strcpy(p->proxy, "ole@kommune.test");
+    p->ended_at = 1700000100;
+    strcpy(p->ender, "mette@kommune.test");
+    strcpy(p->ender_device, "d_0123456789abcdef");
+}
+
+static void base_bg(struct msg_breakglass *b)
+{
+    msg_breakglass_init(b);
+    memset(b->nonce, 0x5a, sizeof(b->nonce));
+    strcpy(b->citizen, "karen@kommune.test");
+    strcpy(b->thread, "t_0123456789abcdef0123456789abcdef");
+    strcpy(b->staff, "per@kommune.test");
+    strcpy(b->staff_device, "d_fedcba9876543210");
+    strcpy(b->reason, "fall at home, no answer");
+    b->opened_at = 1700000200;
+    b->hours = 4;
+}
+
+static int end_enc_rc(const struct msg_proxy_end *p)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    int rc = msg_proxy_end_encode(p, &buf, &len);
+    free(buf);
+    return rc;
+}
+
+static int bg_enc_rc(const struct msg_breakglass *b)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    int rc = msg_breakglass_encode(b, &buf, &len);
+    free(buf);
+    return rc;
+}
+
+static void proxy_end(void **state)
+{
+    (void)state;
+    struct msg_proxy_end p, d;
+    uint8_t *buf = NULL, *copy;
+    size_t len;
+    uint8_t seed[32], pk[32], sk[64], sig[64];
+    memset(seed, 9, sizeof(seed));
+    assert_int_equal(crypto_sign_seed_keypair(pk, sk, seed), 0);
+
+    base_end(&p);
+    assert_int_equal(msg_proxy_end_encode(&p, &buf, &len), 0);
+    assert_int_equal(len, (sizeof(END_KAT) - 1));
+    assert_memory_equal(buf, END_KAT, len);
+    assert_int_equal(msg_proxy_end_decode(END_KAT, (sizeof(END_KAT) - 1), &d), 0);
+    assert_memory_equal(&p, &d, sizeof(p));
+    for (size_t i = 0; i < len; i++)
+        assert_int_not_equal(msg_proxy_end_decode(buf, i, &d), 0);
+    copy = malloc(len + 1);
+    assert_non_null(copy);
+    memcpy(copy, buf, len);
+    copy[len] = 0;
+    assert_int_equal(msg_proxy_end_decode(copy, len + 1, &d), ERR_MALFORMED);
+    copy[1] = 2;
+    assert_int_equal(msg_proxy_end_decode(copy, len, &d), ERR_UNSUPPORTED);
+    copy[1] = 1;
+    copy[19] = 'g'; /* a grant id is not a registration id */
+    assert_int_equal(msg_proxy_end_decode(copy, len, &d), ERR_INVALID);
+    free(copy);
+    assert_int_equal(msg_proxy_end_decode(buf, MSG_GRANT_TBS_MAX + 1, &d), ERR_TOO_BIG);
+
+    /* bound to the label, the key and every byte */
+    assert_int_equal(msg_proxy_end_sign(seed, buf, len, sig), 0);
+    assert_int_equal(msg_proxy_end_verify(pk, buf, len, sig), 0);
+    assert_int_equal(msg_proxy_reg_verify(pk, buf, len, sig), ERR_CRYPTO);
+    assert_int_equal(msg_breakglass_verify(pk, buf, len, sig), ERR_CRYPTO);
+    buf[len - 1] ^= 1;
+    assert_int_equal(msg_proxy_end_verify(pk, buf, len, sig), ERR_CRYPTO);
+    buf[len - 1] ^= 1;
+    sig[0] ^= 1;
+    assert_int_equal(msg_proxy_end_verify(pk, buf, len, sig), ERR_CRYPTO);
+    free(buf);
+
+    base_end(&p);
+    strcpy(p.ender, p.proxy);
+    assert_int_equal(end_enc_rc(&p), ERR_INVALID);
+    base_end(&p);
+    strcpy(p.ender, p.citizen);
+    assert_int_equal(end_enc_rc(&p), ERR_INVALID);
+    base_end(&p);
+    strcpy(p.proxy, p.citizen);
+    assert_int_equal(end_enc_rc(&p), ERR_INVALID);
+    base_end(&p);
+    strcpy(p.registration, "p_0123456789ABCDEF");
+    assert_int_equal(end_enc_rc(&p), ERR_INVALID);
+    base_end(&p);
+    strcpy(p.ender_device, "d_01234567");
+    assert_int_equal(end_enc_rc(&p), ERR_INVALID);
+    base_end(&p);
+    assert_int_equal(end_enc_rc(&p), 0);
+}
+
+static void breakglass(void **state)
+{
+    (void)state;
+    struct msg_breakglass b, d;
+    uint8_t *buf = NULL, *copy;
+    size_t len;
+    uint8_t seed[32], pk[32], sk[64], sig[64];
+    char id[MSG_GRANT_GID_LEN + 1], id2[MSG_GRANT_GID_LEN + 1];
+    memset(seed, 11, sizeof(seed));
+    assert_int_equal(crypto_sign_seed_keypair(pk, sk, seed), 0);
+
+    base_bg(&b);
+    assert_int_equal(msg_breakglass_encode(&b, &buf, &len), 0);
+    assert_int_equal(len, (sizeof(BG_KAT) - 1));
+    assert_memory_equal(buf, BG_KAT, len);
+    assert_int_equal(msg_breakglass_decode(BG_KAT, (sizeof(BG_KAT) - 1), &d), 0);
+    assert_memory_equal(&b, &d, sizeof(b));
+    for (size_t i = 0; i < len; i++)
+        assert_int_not_equal(msg_breakglass_decode(buf, i, &d), 0);
+    copy = malloc(len + 1);
+    assert_non_null(copy);
+    memcpy(copy, buf, len);
+    copy[len] = 0;
+    assert_int_equal(msg_breakglass_decode(copy, len + 1, &d), ERR_MALFORMED);
+    copy[len - 1] = 73; /* hours 73 */
+    assert_int_equal(msg_breakglass_decode(copy, len, &d), ERR_INVALID);
+    copy[len - 1] = 0; /* hours 0 */
+    assert_int_equal(msg_breakglass_decode(copy, len, &d), ERR_INVALID);
+    free(copy);
+
+    assert_int_equal(msg_breakglass_sign(seed, buf, len, sig), 0);
+    assert_int_equal(msg_breakglass_verify(pk, buf, len, sig), 0);
+    assert_int_equal(msg_grant_verify(pk, buf, len, sig), ERR_CRYPTO);
+    assert_int_equal(msg_proxy_end_verify(pk, buf, len, sig), ERR_CRYPTO);
+    msg_breakglass_id(buf, len, sig, id);
+    assert_int_equal(strlen(id), MSG_GRANT_GID_LEN);
+    assert_int_equal(id[0], 'b');
+    msg_proxy_reg_id(buf, len, sig, id2);
+    assert_true(msg_proxy_reg_id_valid(id2));
+    assert_false(msg_proxy_reg_id_valid(id));
+    assert_string_equal(id + 1, id2 + 1); /* the same hash, another prefix */
+    buf[30] ^= 1;
+    assert_int_equal(msg_breakglass_verify(pk, buf, len, sig), ERR_CRYPTO);
+    free(buf);
+
+    base_bg(&b);
+    strcpy(b.reason, "too short");
+    assert_int_equal(bg_enc_rc(&b), ERR_INVALID);
+    base_bg(&b);
+    strcpy(b.reason, "ten bytes!");
+    assert_int_equal(bg_enc_rc(&b), 0);
+    base_bg(&b);
+    strcpy(b.staff, b.citizen);
+    assert_int_equal(bg_enc_rc(&b), ERR_INVALID);
+    base_bg(&b);
+    strcpy(b.thread, "t_0123");
+    assert_int_equal(bg_enc_rc(&b), ERR_INVALID);
+    base_bg(&b);
+    b.hours = 72;
+    assert_int_equal(bg_enc_rc(&b), 0);
+    b.hours = 73;
+    assert_int_equal(bg_enc_rc(&b), ERR_INVALID);
+    base_bg(&b);
+    strcpy(b.reason, "bad \xff utf-8 here");
+    assert_int_equal(bg_enc_rc(&b), ERR_INVALID);
+
+    /* receipts cover grant and registration ids, nothing else */
+    uint8_t h[32] = {0}, rs[64];
+    assert_int_equal(msg_grant_receipt_sign(seed, "p_0123456789abcdef", h, 5, rs), 0);
+    assert_int_equal(msg_grant_receipt_verify(pk, "p_0123456789abcdef", h, 5, rs), 0);
+    assert_int_equal(msg_grant_receipt_verify(pk, "g_0123456789abcdef", h, 5, rs), ERR_CRYPTO);
+    assert_int_equal(msg_grant_receipt_sign(seed, "b_0123456789abcdef", h, 5, rs), ERR_INVALID);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -376,7 +581,8 @@ int main(void)
         cmocka_unit_test(grant_roundtrip),    cmocka_unit_test(grant_rules),
         cmocka_unit_test(grant_decode_limits), cmocka_unit_test(grant_signatures),
         cmocka_unit_test(revocation),          cmocka_unit_test(grantee_parse),
-        cmocka_unit_test(proxy_registration),
+        cmocka_unit_test(proxy_registration), cmocka_unit_test(proxy_end),
+        cmocka_unit_test(breakglass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
