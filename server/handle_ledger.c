@@ -176,9 +176,23 @@ int handle_proxy_register(struct req *r)
     if (!of_this_server(p.proxy))
         return req_fail(r, "not_found", "%s is not an identity of this server (%s)", p.proxy,
                         srv.domain);
-    if (consent_is_proxy(p.citizen, p.proxy))
-        return req_fail(r, "conflict", "%s is already an active proxy of %s", p.proxy,
-                        p.citizen);
+    /* an active proxy is registered once; one registered before schema 4
+     * (unsigned: its row names no registration) may be re-registered with
+     * a signed registration, which then replaces it */
+    sqlite3_stmt *s = tq(Q_PROXY_ACTIVE);
+    rc = tq_text(s, 1, p.citizen);
+    if (!rc) rc = tq_text(s, 2, p.proxy);
+    if (!rc) rc = tq_row(s);
+    if (rc == 0) {
+        char prev[MSG_GRANT_GID_LEN + 1];
+        tq_col_text(s, 0, prev, sizeof(prev));
+        tq_done(s);
+        if (prev[0])
+            return req_fail(r, "conflict", "%s is already an active proxy of %s (%s)", p.proxy,
+                            p.citizen, prev);
+    } else if (rc != ERR_NOT_FOUND) {
+        return req_fail_err(r, rc, "proxies");
+    }
     rc = store_identity_get(srv.store, p.proxy, NULL, 0);
     bool exists = rc == 0;
     if (rc && rc != ERR_NOT_FOUND)
@@ -190,7 +204,7 @@ int handle_proxy_register(struct req *r)
         return req_fail_err(r, rc, "receipt");
     if (!exists && relative_code(r, p.proxy, now, shown, &expires))
         return -1;
-    sqlite3_stmt *s = tq(Q_PREG_ADD);
+    s = tq(Q_PREG_ADD);
     rc = tq_text(s, 1, id);
     if (!rc) rc = tq_text(s, 2, p.citizen);
     if (!rc) rc = tq_text(s, 3, p.proxy);

@@ -36,12 +36,14 @@ static const char *const sql[Q_COUNT] = {
     [Q_GRANT_EXPIRY_ADD] = "INSERT INTO grant_expiries(grant_id, time) VALUES(?1, ?2)",
     [Q_REVOKE_ADD] = "INSERT INTO revocations(grant_id, revoker, revoker_device, revoked_at, time,"
                      " tbs, sig) VALUES(?1,?2,?3,?4,?5,?6,?7)",
-    [Q_PROXY_ACTIVE] = "SELECT 1 FROM proxies WHERE citizen = ?1 AND proxy = ?2 AND ended IS NULL",
+    [Q_PROXY_ACTIVE] = "SELECT registration FROM proxies WHERE citizen = ?1 AND proxy = ?2"
+                       " AND ended IS NULL",
     [Q_PROXY_ADD] = "INSERT INTO proxies(citizen, proxy, basis, created_by, created,"
                     " registration) VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(citizen, proxy)"
                     " DO UPDATE SET ended = NULL, basis = excluded.basis,"
                     " created_by = excluded.created_by, created = excluded.created,"
-                    " registration = excluded.registration WHERE ended IS NOT NULL",
+                    " registration = excluded.registration"
+                    " WHERE ended IS NOT NULL OR registration = ''",
     /* ends the active registration ?4 of proxy ?2 (no change: not active) */
     [Q_PROXY_END] = "UPDATE proxies SET ended = ?3 WHERE citizen = ?1 AND proxy = ?2"
                     " AND ended IS NULL AND registration = ?4",

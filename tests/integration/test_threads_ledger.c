@@ -388,6 +388,24 @@ static void ledger(void **state)
         struct arg b[] = {{.key = "tbs", .bin = tbs, .len = len},
                           {.key = "sig", .bin = sig, .len = 64}};
         call_err(s->ole.c, "breakglass.open", b, 2, "denied");
+        {
+            /* a tampered signature; a stale opened_at */
+            uint8_t *t2, s2[64];
+            size_t l2;
+            breakglass_bytes(&s->per, s->karen.id, thread, "fall at home, no answer on the phone",
+                             2, server_time(s->per.c), &t2, &l2, s2);
+            s2[33] ^= 4;
+            struct arg c[] = {{.key = "tbs", .bin = t2, .len = l2},
+                              {.key = "sig", .bin = s2, .len = 64}};
+            call_err(s->per.c, "breakglass.open", c, 2, "crypto");
+            free(t2);
+            breakglass_bytes(&s->per, s->karen.id, thread, "fall at home, no answer on the phone",
+                             2, server_time(s->per.c) + 7200, &t2, &l2, s2);
+            c[0].bin = t2;
+            c[0].len = l2;
+            call_err(s->per.c, "breakglass.open", c, 2, "invalid");
+            free(t2);
+        }
         call_ok(s->per.c, "breakglass.open", b, 2, &r);
         char access[MSG_GRANT_GID_LEN + 1], want[MSG_GRANT_GID_LEN + 1];
         assert_int_equal(wire_get_cstr(&r.msg.body, "access", access, sizeof(access)), 0);
@@ -455,10 +473,58 @@ static void ledger(void **state)
                         &len, sig);
         struct arg a[] = {{.key = "tbs", .bin = tbs, .len = len},
                           {.key = "sig", .bin = sig, .len = 64}};
+        call_err(s->karen.c, "proxy.end", a, 2, "denied"); /* not staff */
+        call_err(s->per.c, "proxy.end", a, 2, "denied");   /* not the signer */
+        {
+            uint8_t *t2, s2[64];
+            size_t l2;
+            proxy_end_bytes(&s->mette, "p_0000000000000000", s->karen.id, lise_id,
+                            server_time(s->mette.c), &t2, &l2, s2);
+            struct arg c[] = {{.key = "tbs", .bin = t2, .len = l2},
+                              {.key = "sig", .bin = s2, .len = 64}};
+            call_err(s->mette.c, "proxy.end", c, 2, "not_found"); /* not the active one */
+            free(t2);
+        }
         call_ok(s->mette.c, "proxy.end", a, 2, &r);
         client_frame_free(&r);
         call_err(s->mette.c, "proxy.end", a, 2, "not_found");
         free(tbs);
+        /* the ledger lists the registration with its signed end, and the
+         * break-glass access with its signed form */
+        struct arg l[] = {{.key = "citizen", .str = "karen"}};
+        call_ok(s->karen.c, "consent.list", l, 1, &r);
+        struct wire_array pa, ba;
+        struct wire_map m;
+        const uint8_t *et, *es, *ek, *bt, *bs, *bk;
+        size_t etl, esl, ekl, btl, bsl, bkl;
+        uint64_t ended = 0;
+        char got[MSG_GRANT_GID_LEN + 1];
+        struct msg_proxy_end pe;
+        assert_int_equal(wire_get_array(&r.msg.body, "proxies", &pa), 0);
+        assert_int_equal(pa.n, 1);
+        assert_int_equal(wire_array_map(&pa, 0, &m), 0);
+        assert_int_equal(wire_get_cstr(&m, "registration", got, sizeof(got)), 0);
+        assert_string_equal(got, reg);
+        assert_int_equal(wire_get_uint(&m, "ended", &ended), 0);
+        assert_true(ended > 0);
+        assert_int_equal(wire_get_bin(&m, "end_tbs", &et, &etl), 0);
+        assert_int_equal(wire_get_bin(&m, "end_sig", &es, &esl), 0);
+        assert_int_equal(wire_get_bin(&m, "ender_key", &ek, &ekl), 0);
+        assert_int_equal(ekl, 32);
+        assert_int_equal(esl, 64);
+        assert_int_equal(msg_proxy_end_decode(et, etl, &pe), 0);
+        assert_string_equal(pe.registration, reg);
+        assert_int_equal(msg_proxy_end_verify(ek, et, etl, es), 0);
+        assert_int_equal(wire_get_array(&r.msg.body, "breakglass", &ba), 0);
+        assert_int_equal(ba.n, 1);
+        assert_int_equal(wire_array_map(&ba, 0, &m), 0);
+        assert_int_equal(wire_get_bin(&m, "tbs", &bt, &btl), 0);
+        assert_int_equal(wire_get_bin(&m, "sig", &bs, &bsl), 0);
+        assert_int_equal(wire_get_bin(&m, "staff_key", &bk, &bkl), 0);
+        assert_int_equal(bsl, 64);
+        assert_int_equal(bkl, 32);
+        assert_int_equal(msg_breakglass_verify(bk, bt, btl, bs), 0);
+        client_frame_free(&r);
         struct arg t[] = {{.key = "thread", .str = thread}};
         call_ok(s->karen.c, "thread.members", t, 1, &r);
         struct wire_array pr;

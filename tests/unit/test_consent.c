@@ -241,8 +241,32 @@ static void grant_rules(void **state)
         assert_int_equal(tq_text(s, 3, "guardianship"), 0);
         assert_int_equal(tq_text(s, 4, f->mette.id), 0);
         assert_int_equal(tq_u64(s, 5, now), 0);
-        assert_int_equal(tq_text(s, 6, "p_0123456789abcdef"), 0); /* the registration */
+        assert_int_equal(tq_text(s, 6, ""), 0); /* as registered before schema 4 */
         assert_int_equal(tq_run(s), 0);
+        assert_int_equal(tq_changes(), 1);
+    }
+    /* an unsigned (pre-schema-4) registration is replaced by a signed one;
+     * an active signed one is not */
+    for (int k = 0; k < 2; k++) {
+        sqlite3_stmt *s = tq(Q_PROXY_ADD);
+        assert_int_equal(tq_text(s, 1, f->anna.id), 0);
+        assert_int_equal(tq_text(s, 2, f->ole.id), 0);
+        assert_int_equal(tq_text(s, 3, "guardianship"), 0);
+        assert_int_equal(tq_text(s, 4, f->mette.id), 0);
+        assert_int_equal(tq_u64(s, 5, now), 0);
+        assert_int_equal(tq_text(s, 6, k ? "p_1111111111111111" : "p_0123456789abcdef"), 0);
+        assert_int_equal(tq_run(s), 0);
+        assert_int_equal(tq_changes(), k ? 0 : 1);
+    }
+    {
+        char reg[32];
+        sqlite3_stmt *s = tq(Q_PROXY_ACTIVE);
+        assert_int_equal(tq_text(s, 1, f->anna.id), 0);
+        assert_int_equal(tq_text(s, 2, f->ole.id), 0);
+        assert_int_equal(tq_row(s), 0);
+        tq_col_text(s, 0, reg, sizeof(reg));
+        tq_done(s);
+        assert_string_equal(reg, "p_0123456789abcdef");
     }
     assert_true(consent_is_proxy(f->anna.id, f->ole.id));
     assert_true(entitled(f->anna.id, f->ole.dev, now)); /* basis proxy too */

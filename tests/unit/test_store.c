@@ -221,6 +221,83 @@ static void codes(void **state)
     assert_memory_equal(h2, want, 32);
 }
 
+static int sql_rc(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+static long long sql_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    long long v = -1;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* Migration 3 -> 4: a schema-3 proxy and break-glass access (unsigned)
+ * survive the upgrade with no registration / signed form; the new signed
+ * tables refuse UPDATE and DELETE; a break-glass row's signed columns are
+ * fixed while expired_logged may still be set. */
+static void signed_ledger_migration(void **state)
+{
+    (void)state;
+    struct store *st;
+    char p4[160];
+    snprintf(p4, sizeof(p4), "%s/upgrade4.db", dir);
+    assert_int_equal(store_open_upto(p4, true, 3, &st), 0);
+    sqlite3 *db = store_db(st);
+    assert_int_equal(sql_rc(db, "INSERT INTO identities(id, name, domain, role, created)"
+                                " VALUES('c@x.test', 'c', 'x.test', 'citizen', 1);"
+                                "INSERT INTO proxies(citizen, proxy, basis, created_by, created)"
+                                " VALUES('c@x.test', 'p@x.test', 'guardianship', 's@x.test', 1);"
+                                "INSERT INTO breakglass(id, staff, citizen, thread, reason, opened,"
+                                " expires) VALUES('b_1', 's@x.test', 'c@x.test', 't_1',"
+                                " 'an old unsigned access', 1, 7201);"),
+                     SQLITE_OK);
+    store_close(st);
+
+    assert_int_equal(store_open(p4, false, &st), 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(st, &v), 0);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    db = store_db(st);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM proxies WHERE registration = ''"
+                                 " AND ended IS NULL"),
+                     1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM breakglass WHERE tbs IS NULL"
+                                 " AND staff_device = '' AND hours = 0"),
+                     1);
+    /* break-glass: the sweep's flag may change, the signed part may not */
+    assert_int_equal(sql_rc(db, "UPDATE breakglass SET expired_logged = 1"), SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "UPDATE breakglass SET reason = 'rewritten reason'"),
+                         SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "UPDATE breakglass SET expires = 99999"), SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "DELETE FROM breakglass"), SQLITE_OK);
+    /* registrations and ends are immutable */
+    assert_int_equal(sql_rc(db, "INSERT INTO proxy_registrations(id, citizen, proxy, basis,"
+                                " registrar, registrar_device, registrar_key, registered_at,"
+                                " stored, tbs, sig, receipt) VALUES('p_1', 'c@x.test',"
+                                " 'p@x.test', 'guardianship', 's@x.test', 'd_1', x'00', 1, 1,"
+                                " x'01', x'02', x'03');"
+                                "INSERT INTO proxy_ends(registration, ender, ender_device,"
+                                " ender_key, ended_at, stored, tbs, sig) VALUES('p_1',"
+                                " 's@x.test', 'd_1', x'00', 2, 2, x'04', x'05');"),
+                     SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "UPDATE proxy_registrations SET proxy = 'q@x.test'"),
+                         SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "DELETE FROM proxy_registrations"), SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "UPDATE proxy_ends SET ended_at = 3"), SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "DELETE FROM proxy_ends"), SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM proxy_registrations p"
+                                 " JOIN proxy_ends e ON e.registration = p.id"
+                                 " WHERE p.proxy = 'p@x.test' AND e.ended_at = 2"),
+                     1);
+    store_close(st);
+}
+
 static void clock_shifts(void **state)
 {
     (void)state;
@@ -242,6 +319,7 @@ int main(void)
         cmocka_unit_test(audit_chain_and_tampering),
         cmocka_unit_test(codes),
         cmocka_unit_test(clock_shifts),
+        cmocka_unit_test(signed_ledger_migration),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
