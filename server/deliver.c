@@ -34,6 +34,10 @@ static struct pend *pend_head, *pend_tail;
 static uint64_t gseq_last;
 static bool gseq_loaded, gseq_dirty;
 
+/* Whether the store still holds v2 inbox rows for thread messages: looked
+ * up once; none are ever added, so "none" stays true until shutdown. */
+static enum { V2_UNKNOWN, V2_SOME, V2_NONE } v2_rows;
+
 /* Acks of this transaction that moved a device's cursor over pending
  * messages of a thread: settled once per thread in deliver_before_commit
  * (counts, `delivered` events, ciphertext drops). */
@@ -108,6 +112,7 @@ void deliver_shutdown(void)
     touches = NULL;
     ntouch = touchcap = 0;
     gseq_loaded = gseq_dirty = false;
+    v2_rows = V2_UNKNOWN;
     gseq_last = 0;
 }
 
@@ -836,6 +841,22 @@ static int ack_v2_rows(const char *device, uint64_t seq)
     return rc;
 }
 
+static int v2_rows_check(void)
+{
+    if (v2_rows != V2_UNKNOWN)
+        return 0;
+    sqlite3_stmt *s = tq(Q_INBOX_V2_ANY);
+    int rc = tq_row(s);
+    if (rc == 0) {
+        v2_rows = V2_SOME;
+        tq_done(s);
+    } else if (rc == ERR_NOT_FOUND) {
+        v2_rows = V2_NONE;
+        rc = 0;
+    }
+    return rc;
+}
+
 static int touch_add(const char *thread, const char *device, uint64_t from, uint64_t to)
 {
     if (ntouch == touchcap) {
@@ -865,7 +886,9 @@ int deliver_ack(const char *device, uint64_t seq)
     uint64_t cursor, to;
     if (strlen(device) >= DEV_MAX)
         return ERR_INVALID;
-    int rc = ack_v2_rows(device, seq);
+    int rc = v2_rows_check();
+    if (!rc && v2_rows == V2_SOME)
+        rc = ack_v2_rows(device, seq);
     if (!rc) {
         sqlite3_stmt *s = tq(Q_INBOX_DEL_UPTO);
         rc = tq_text(s, 1, device);

@@ -226,6 +226,37 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'break-glass accesses are immutable'); END;"
     "CREATE TRIGGER breakglass_no_delete BEFORE DELETE ON breakglass"
     "  BEGIN SELECT RAISE(ABORT, 'break-glass accesses are immutable'); END;",
+    /* 4 -> 5: the per-thread message counter in a narrow row of its own:
+     * `threads.last_seq + 1` rewrote the whole threads row (the follower
+     * and GroupInfo blobs, ~6 KB on overflow pages) for every message.
+     * threads.last_seq stays as it was at the migration; the triggers of
+     * migration 3 read the new table. */
+    "CREATE TABLE thread_seqs(thread TEXT PRIMARY KEY, last INTEGER NOT NULL,"
+    "  v INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;"
+    "INSERT INTO thread_seqs(thread, last) SELECT id, last_seq FROM threads;"
+    "DROP TRIGGER member_window_open;"
+    "DROP TRIGGER member_window_close;"
+    "DROP TRIGGER member_window_reopen;"
+    "DROP TRIGGER member_window_end;"
+    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
+    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
+    "  FROM (SELECT coalesce((SELECT last FROM thread_seqs WHERE thread = new.thread), 0)"
+    "  AS last) s; END;"
+    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT last FROM thread_seqs WHERE thread = new.thread), 0)"
+    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
+    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
+    "  VALUES(new.thread, new.device,"
+    "  coalesce((SELECT last FROM thread_seqs WHERE thread = new.thread), 0)); END;"
+    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT last FROM thread_seqs WHERE thread = old.thread), 0)"
+    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

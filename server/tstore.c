@@ -80,12 +80,13 @@ static const char *const sql[Q_COUNT] = {
     [Q_KP_DEL] = "DELETE FROM key_packages WHERE ref = ?1",
     [Q_THREAD_ADD] = "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch,"
                      " group_info) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-    [Q_THREAD_GET] = "SELECT citizen, kind, title, epoch, removal_pending, last_seq,"
+    [Q_THREAD_GET] = "SELECT citizen, kind, title, epoch, removal_pending,"
+                     " coalesce((SELECT last FROM thread_seqs WHERE thread = id), last_seq),"
                      " coalesce(latest_gi, group_info) FROM threads WHERE id = ?1",
     [Q_THREAD_SET_EPOCH] = "UPDATE threads SET epoch = ?2 WHERE id = ?1",
     [Q_THREAD_SET_REMOVAL] = "UPDATE threads SET removal_pending = ?2 WHERE id = ?1",
-    [Q_THREAD_NEXT_SEQ] = "UPDATE threads SET last_seq = last_seq + 1 WHERE id = ?1"
-                          " RETURNING last_seq",
+    [Q_THREAD_NEXT_SEQ] = "INSERT INTO thread_seqs(thread, last) VALUES(?1, 1)"
+                          " ON CONFLICT(thread) DO UPDATE SET last = last + 1 RETURNING last",
     [Q_THREAD_EACH] = "SELECT id, citizen, kind, title, epoch FROM threads ORDER BY created, id",
     [Q_THREAD_EACH_CITIZEN] = "SELECT id FROM threads WHERE citizen = ?1 ORDER BY id",
     [Q_THREAD_SET_GI] = "UPDATE threads SET latest_gi = ?2 WHERE id = ?1",
@@ -141,11 +142,13 @@ static const char *const sql[Q_COUNT] = {
                      " ON CONFLICT(device) DO UPDATE SET acked = max(acked, excluded.acked)",
     /* Threads with pending messages newly covered by device ?1's cursor
      * moving from ?2 to ?3 */
-    [Q_ACK_THREADS] = "SELECT DISTINCT w.thread FROM member_windows w JOIN messages m"
-                      " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+    /* (a thread appears once per window of the device in it, usually
+     * once; no DISTINCT, which cost a temporary b-tree per ack) */
+    [Q_ACK_THREADS] = "SELECT w.thread FROM member_windows w WHERE w.device = ?1 AND EXISTS"
+                      " (SELECT 1 FROM messages m WHERE m.thread = w.thread"
+                      " AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
                       " AND m.gseq > ?2 AND m.gseq <= ?3 AND m.seq > w.after_seq"
-                      " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
-                      " WHERE w.device = ?1 AND m.device != ?1",
+                      " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq) AND m.device != ?1)",
     /* A thread's windows with their devices' cursors */
     [Q_WIN_OF_THREAD] = "SELECT w.device, w.after_seq, w.upto_seq IS NULL,"
                         " coalesce(w.upto_seq, 0), coalesce(c.acked, 0)"
@@ -194,6 +197,7 @@ static const char *const sql[Q_COUNT] = {
                          " AND acked + undeliverable >= targets AND (thread, seq) IN"
                          " (SELECT thread, message FROM inbox WHERE device = ?1 AND seq <= ?2"
                          " AND message > 0)",
+    [Q_INBOX_V2_ANY] = "SELECT 1 FROM inbox WHERE message > 0 LIMIT 1",
     [Q_INBOX_DEL_UPTO] = "DELETE FROM inbox WHERE device = ?1 AND seq <= ?2",
     [Q_INBOX_OF_MESSAGE] = "SELECT device FROM inbox WHERE thread = ?1 AND message = ?2",
     [Q_INBOX_DEL_MESSAGE] = "DELETE FROM inbox WHERE thread = ?1 AND message = ?2",

@@ -1,8 +1,8 @@
 /*
  * tstore.h: the prepared statements of issue 5 (consent ledger, threads,
- * delivery, access log) over the tables of schema version 4 (store.c,
- * migrations 1 -> 2, 2 -> 3, 3 -> 4), with small step/bind helpers. The domain modules
- * (consent.c, entitle.c, thread.c, deliver.c, kp.c, accesslog.c) bind and
+ * delivery, access log) over the tables of schema version 5 (store.c,
+ * migrations 1 -> 2 to 4 -> 5), with small step/bind helpers. The domain
+ * modules (consent.c, entitle.c, thread.c, deliver.c, kp.c, accesslog.c) bind and
  * step these directly; each statement is prepared once by tstore_open().
  *
  * Usage: sqlite3_stmt *s = tq(Q_X); tq_text(s, 1, "..."); ...;
@@ -38,7 +38,7 @@ enum tq {
     Q_GSEQ_GET, Q_GSEQ_PUT, Q_CURSOR_GET, Q_CURSOR_PUT, Q_ACK_THREADS, Q_WIN_OF_THREAD,
     Q_MSG_PENDING, Q_MSG_COMPLETE, Q_WIN_SWEEP, Q_UNREAD,
     Q_INBOX_ADD, Q_INBOX_PAGE, Q_MSG_DROP_ACKED,
-    Q_INBOX_DEL_UPTO, Q_INBOX_OF_MESSAGE, Q_INBOX_DEL_MESSAGE,
+    Q_INBOX_V2_ANY, Q_INBOX_DEL_UPTO, Q_INBOX_OF_MESSAGE, Q_INBOX_DEL_MESSAGE,
     Q_MISSED_ADD, Q_MISSED_EACH, Q_MISSED_CLEAR,
     Q_HISTORY_READ,
     Q_ACCESS_ADD, Q_ACCESS_EACH_THREAD,

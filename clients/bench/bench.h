@@ -74,6 +74,7 @@ struct bench_opts {
     double drain;       /* seconds to wait for the last deliveries */
     int backlog;        /* catchup: messages per thread while members are away */
     int payload;        /* plaintext bytes per message */
+    double ack_every;   /* care/fanout: seconds between a member's acks */
 };
 
 /* ---- profile and provisioning (bench_prof.c) ---- */

@@ -23,7 +23,7 @@
  *     receiving member accounts for it without decrypting: latency from the
  *     moment the bench queued the send to the `entry` push, duplicates,
  *     and at the end the messages some member never got (lost). Members
- *     acknowledge (`ack`, cumulative) every 20 ms.
+ *     acknowledge (`ack`, cumulative) every 20 ms (--ack-every).
  *   catchup: every member but the citizen disconnects; the citizen sends
  *     B messages per thread; then all reconnect, log in and `sync` (500 a
  *     page, ack each page) until nothing is left: the time to drain.
@@ -56,7 +56,6 @@ enum {
 };
 
 #define WINDOW_PER_CONN 8 /* requests in flight per connection */
-#define ACK_EVERY_NS 20000000ull
 #define MAX_KPS 8
 
 enum mstate { M_NEW, M_CONNECTING, M_LOGGED, M_CLOSED };
@@ -859,6 +858,7 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
 {
     const struct bench_opts *o = w->a->o;
     uint64_t t0, dur = (uint64_t)(o->duration * 1e9), last_ack = 0;
+    uint64_t ack_every = (uint64_t)(o->ack_every * 1e9);
     double rate = o->rate / w->a->procs;
     size_t sent = 0;
 
@@ -886,7 +886,7 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
             }
             sent++;
         }
-        if (now - last_ack > ACK_EVERY_NS) {
+        if (now - last_ack > ack_every) {
             for (size_t i = 0; i < w->nall; i++)
                 send_ack(w->all[i]);
             last_ack = now;
@@ -904,7 +904,7 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
         uint64_t until = bnet_now_ns() + (uint64_t)(o->drain * 1e9);
         while (!all_delivered(w) && bnet_now_ns() < until) {
             uint64_t now = bnet_now_ns();
-            if (now - last_ack > ACK_EVERY_NS) {
+            if (now - last_ack > ack_every) {
                 for (size_t i = 0; i < w->nall; i++)
                     send_ack(w->all[i]);
                 last_ack = now;
@@ -1283,6 +1283,8 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
         json_object_set_new(r->params, "duration_s", json_real(o->duration));
     }
     json_object_set_new(r->params, "payload_bytes", json_integer(o->payload));
+    if (!catchup)
+        json_object_set_new(r->params, "ack_every_ms", json_real(o->ack_every * 1000));
     json_object_set_new(r->params, "procs", json_integer(procs));
     json_object_set_new(r->params, "sources", json_integer(t->nsources));
     json_object_set_new(r->params, "prepared_ciphertexts", json_true());

@@ -73,7 +73,9 @@ static void usage(FILE *f)
             "  --duration D          seconds of sending (default 10)\n"
             "  --drain S             seconds to wait for the last deliveries (default 10)\n"
             "  --backlog B           catchup: messages waiting per device (default 100)\n"
-            "  --payload N           plaintext bytes per message (default 100)\n");
+            "  --payload N           plaintext bytes per message (default 100)\n"
+            "  --ack-every MS        care, fanout: milliseconds between a member's\n"
+            "                        cumulative acks (default 20)\n");
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -153,6 +155,7 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'R'},    {"duration", required_argument, NULL, 'D'},
         {"drain", required_argument, NULL, 'd'},   {"backlog", required_argument, NULL, 'B'},
         {"payload", required_argument, NULL, 'y'},
+        {"ack-every", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int threads = 0, members = 0;
     double rate = 0;
@@ -180,6 +183,7 @@ int main(int argc, char **argv)
     o.drain = 10;
     o.backlog = 100;
     o.payload = 100;
+    o.ack_every = 0.02;
     default_bin_dir(bin_dir, sizeof(bin_dir));
     o.bin_dir = bin_dir;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -265,6 +269,11 @@ int main(int argc, char **argv)
             if (num(optarg, 1, 65536, &v) != 0)
                 goto bad;
             o.payload = (int)v;
+            break;
+        case 'A':
+            if (num(optarg, 1, 60000, &v) != 0)
+                goto bad;
+            o.ack_every = v / 1000;
             break;
         default:
             goto bad;
