@@ -74,6 +74,7 @@ int cmd_admin_unassign(struct cli *cli);
  * state (cli->dev), tops up the KeyPackage stock and syncs first. */
 int cmd_invite_relative(struct cli *cli);
 int cmd_proxy_register(struct cli *cli);
+int cmd_proxy_end(struct cli *cli);
 int cmd_consent_grant(struct cli *cli);
 int cmd_consent_revoke(struct cli *cli);
 int cmd_consent_list(struct cli *cli);

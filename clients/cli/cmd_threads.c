@@ -710,6 +710,51 @@ int cmd_proxy_register(struct cli *cli)
     return cli_ok(cli, j);
 }
 
+/* Signs a ProxyEndTBS for registration --registration on this (staff)
+ * device and sends it; the proxy's devices are then proposed for removal. */
+int cmd_proxy_end(struct cli *cli)
+{
+    struct msg_proxy_end p;
+    const char *reg = client_args_get(&cli->args, "registration");
+    uint8_t *tbs = NULL, sig[64];
+    size_t tl = 0;
+    struct wire_enc e;
+    json_t *j = NULL;
+    uint32_t id;
+    int rc, st;
+
+    if (!msg_proxy_reg_id_valid(reg))
+        return cli_fail(cli, "usage", "--registration is p_ and 16 hex digits");
+    if ((st = dev_session(cli)) != 0)
+        return st;
+    msg_proxy_end_init(&p);
+    snprintf(p.registration, sizeof(p.registration), "%s", reg);
+    if ((st = qualify(cli, "citizen", client_args_get(&cli->args, "citizen"), p.citizen,
+                      sizeof(p.citizen))) != 0 ||
+        (st = qualify(cli, "name", client_args_get(&cli->args, "name"), p.proxy,
+                      sizeof(p.proxy))) != 0)
+        return st;
+    snprintf(p.ender, sizeof(p.ender), "%s", cli->prof.id);
+    snprintf(p.ender_device, sizeof(p.ender_device), "%s", cli->prof.device);
+    if (strcmp(p.ender, p.citizen) == 0 || strcmp(p.ender, p.proxy) == 0)
+        return cli_fail(cli, "denied", "proxies are ended by staff, not by the citizen or the proxy");
+    if ((st = server_now(cli, &p.ended_at)) != 0)
+        return st;
+    if ((rc = msg_proxy_end_encode(&p, &tbs, &tl)) != 0)
+        return cli_fail(cli, "invalid", "the end breaks a rule (names): %s", err_str(rc));
+    if ((rc = msg_proxy_end_sign(cli->dev->seed, tbs, tl, sig)) != 0) {
+        free(tbs);
+        return cli_fail(cli, err_str(rc), "cannot sign the end: %s", err_str(rc));
+    }
+    id = start(cli, &e, "proxy.end", 2);
+    wire_kv_bin(&e, "tbs", tbs, tl);
+    wire_kv_bin(&e, "sig", sig, 64);
+    free(tbs);
+    if ((st = dev_call_json(cli, id, &e, "proxy.end", &j)) != 0)
+        return st;
+    return cli_ok(cli, j);
+}
+
 /* Signs a BreakglassTBS on this (staff) device and sends it. */
 int cmd_breakglass(struct cli *cli)
 {

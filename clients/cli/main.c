@@ -30,6 +30,8 @@ static const char *const opt_relative[] = {"citizen=", "name=", "child", "scope=
 static const char *const req_relative[] = {"citizen", "name", NULL};
 static const char *const opt_proxy[] = {"citizen=", "name=", "basis=", NULL};
 static const char *const req_proxy[] = {"citizen", "name", "basis", NULL};
+static const char *const opt_proxy_end[] = {"citizen=", "name=", "registration=", NULL};
+static const char *const req_proxy_end[] = {"citizen", "name", "registration", NULL};
 static const char *const opt_grant[] = {"citizen=", "to=", "scope=", "basis=", "purpose=",
                                         "expires=", "oral", "reason=", NULL};
 static const char *const req_grant[] = {"citizen", "to", "scope", "basis", "purpose", NULL};
@@ -55,7 +57,7 @@ static int (*const handlers[])(struct cli *) = {
     cmd_consent_decline, cmd_breakglass, cmd_thread_create, cmd_thread_list,
     cmd_thread_members, cmd_thread_send, cmd_thread_read, cmd_thread_log,
     cmd_agreement_pin, cmd_agreement_ack, cmd_agreement_show, cmd_sync,
-    cmd_test_clock_shift,
+    cmd_test_clock_shift, cmd_proxy_end,
 };
 
 /* One row per command; tag indexes handlers[]. Issue 5's commands (thread,
@@ -116,6 +118,8 @@ static const struct client_cmd commands[] = {
     {"sync", "", 0, 0, NULL, NULL, "fetch and process everything waiting for this device", 30},
     {"test clock-shift", "SECONDS", 1, 1, NULL, NULL,
      "tests only: move the clock of a server started with --test-clock", 31},
+    {"proxy end", "--citizen C --name N --registration P", 0, 0, opt_proxy_end, req_proxy_end,
+     "end a proxy's registration P (signed; staff)", 32},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -1052,8 +1052,9 @@ static int thread_facts(struct client_dev *d, const char *thread, char *citizen,
 /* Every Add this device recorded for thread whose device is not yet in g's
  * roster must have a basis this device verifies (client_thread_check_basis:
  * the citizen; a grant whose signature, id, scope, expiry, revocation and
- * grantee check out; proxy / break-glass / department membership are the
- * server's word). The basis claimed for each device is thread.members'
+ * grantee check out; a signed, unended proxy registration; a signed,
+ * unexpired break-glass access; department / association membership stays
+ * the server's word). The basis claimed for each device is thread.members'
  * "pending" list. 0 when all verify (or there is nothing to check);
  * ERR_DENIED with why filled when one does not; other ERR_* when the server
  * could not be asked. */

@@ -90,6 +90,7 @@ as sofie 2 proxy register --citizen ella --name peter --basis friendship
 refused usage
 as sofie 0 proxy register --citizen ella --name peter --basis power-of-attorney
 expect 'd["proxy"]' "peter@$D"
+REG_PETER=$(jv 'd["registration"]')
 enroll peter "$(jv 'd["code"]')"
 
 # --- Ella consents to home care (signed on her device; the receipt is verified by the CLI)
@@ -401,6 +402,22 @@ say ella "Welcome back Sofie"
 readt sofie
 has_text "Welcome back Sofie" "Sofie reads after rejoining"
 lacks_text "Sofie has moved to another team" "Sofie never reads what was sent while she was away"
+
+# --- Peter's power of attorney ends (signed by staff); he leaves, and the ledger shows the end
+as peter 1 proxy end --citizen ella --name peter --registration "$REG_PETER"
+refused denied
+as sofie 0 proxy end --citizen ella --name peter --registration "$REG_PETER"
+expect 'd["registration"]' "$REG_PETER"
+as sofie 1 proxy end --citizen ella --name peter --registration "$REG_PETER"
+refused not_found
+as ella 0 consent list
+check "[(p[\"registration\"], p[\"verified\"], p[\"ended\"] > 0, p[\"end_verified\"], p[\"ender\"]) for p in d[\"proxies\"]] == [(\"$REG_PETER\", True, True, True, \"sofie@$D\")]" \
+    "the end of Peter's registration is signed by Sofie and verifies on Ella's device"
+as ella 0 thread members "$T"
+check "\"peter@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Peter left when his registration ended"
+say ella "Peter is no longer my proxy"
+readt peter
+lacks_text "Peter is no longer my proxy" "Peter reads nothing after his registration ended"
 
 # --- no plaintext on the server or in the devices' state
 for f in "$IT_DIR/data"/sammen.db* "$IT_DIR/server.log" "$P"/*/state.db*; do
