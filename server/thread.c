@@ -31,51 +31,180 @@
 
 /* ---- follower cache ------------------------------------------------------- */
 
+/*
+ * Followers kept in memory, found by thread id through a hash table
+ * (chained, power-of-two buckets, grown as the cache grows), in an LRU list
+ * for eviction (most recently used at the head), and, while a request is in
+ * progress, on a "dirty" list of the entries it changed. keep() and abort()
+ * walk only that list, so a request costs O(entries it touched), not
+ * O(cached threads).
+ *
+ *   field        role
+ *   hnext        next entry in the same hash bucket
+ *   prev, next   LRU neighbours (head = most recent)
+ *   dnext        next dirty entry (only while dirty)
+ *   dirty        changed by the request in progress: never evicted;
+ *                dropped by thread_cache_abort() (the store, rolled back,
+ *                holds the old state and is read again on next use)
+ */
 struct cached {
-    struct cached *next;
+    struct cached *hnext;
+    struct cached *prev, *next;
+    struct cached *dnext;
     char id[THREAD_ID_MAX];
     struct mls_follower *f;
-    bool dirty; /* changed by the request in progress */
+    bool dirty;
 };
 
-static struct cached *cache;
+static struct cached **buckets;
+static size_t nbuckets; /* 0 or a power of two */
+static struct cached *lru_head, *lru_tail;
+static struct cached *dirty_head;
 static size_t ncached;
 
-static void cached_free(struct cached *c)
+static size_t id_hash(const char *id)
 {
+    /* FNV-1a; thread ids are random hex, any spread will do */
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 32));
+}
+
+static struct cached **bucket_of(const char *id)
+{
+    return &buckets[id_hash(id) & (nbuckets - 1)];
+}
+
+/* Doubles the bucket array (or makes the first one). On ERR_NOMEM the old
+ * table stays usable (chains only get longer). */
+static int rehash(void)
+{
+    size_t nn = nbuckets ? nbuckets * 2 : 64;
+    struct cached **nb = calloc(nn, sizeof(*nb));
+    if (!nb)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < nbuckets; i++) {
+        struct cached *c = buckets[i];
+        while (c) {
+            struct cached *next = c->hnext;
+            size_t b = id_hash(c->id) & (nn - 1);
+            c->hnext = nb[b];
+            nb[b] = c;
+            c = next;
+        }
+    }
+    free(buckets);
+    buckets = nb;
+    nbuckets = nn;
+    return 0;
+}
+
+static struct cached *cache_find(const char *thread)
+{
+    if (!nbuckets)
+        return NULL;
+    for (struct cached *c = *bucket_of(thread); c; c = c->hnext)
+        if (strcmp(c->id, thread) == 0)
+            return c;
+    return NULL;
+}
+
+static void lru_unlink(struct cached *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        lru_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        lru_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void lru_push_front(struct cached *c)
+{
+    c->prev = NULL;
+    c->next = lru_head;
+    if (lru_head)
+        lru_head->prev = c;
+    else
+        lru_tail = c;
+    lru_head = c;
+}
+
+/* Files a new entry (hash + LRU head). Takes ownership of c. */
+static int cache_insert(struct cached *c)
+{
+    if (ncached + 1 > nbuckets && rehash() != 0 && !nbuckets)
+        return ERR_NOMEM;
+    struct cached **b = bucket_of(c->id);
+    c->hnext = *b;
+    *b = c;
+    lru_push_front(c);
+    ncached++;
+    return 0;
+}
+
+/* Unfiles and frees an entry (not on the dirty list, or the caller is
+ * emptying that list). */
+static void cache_remove(struct cached *c)
+{
+    for (struct cached **pp = bucket_of(c->id); *pp; pp = &(*pp)->hnext) {
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
+    }
+    lru_unlink(c);
+    ncached--;
     mls_follower_free(c->f);
     free(c);
 }
 
-static void evict(bool only_dirty)
+/* Marks c as changed by the request in progress. Call it *before* changing
+ * c->f, so that a failure half-way through drops the entry too. */
+static void mark_dirty(struct cached *c)
 {
-    struct cached **pp = &cache;
-    while (*pp) {
-        struct cached *c = *pp;
-        if (!only_dirty || c->dirty) {
-            *pp = c->next;
-            cached_free(c);
-            ncached--;
-        } else {
-            pp = &c->next;
-        }
-    }
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dnext = dirty_head;
+    dirty_head = c;
 }
 
 void thread_cache_keep(void)
 {
-    for (struct cached *c = cache; c; c = c->next)
+    struct cached *c = dirty_head;
+    dirty_head = NULL;
+    while (c) {
+        struct cached *next = c->dnext;
         c->dirty = false;
+        c->dnext = NULL;
+        c = next;
+    }
 }
 
 void thread_cache_abort(void)
 {
-    evict(true);
+    struct cached *c = dirty_head;
+    dirty_head = NULL;
+    while (c) {
+        struct cached *next = c->dnext;
+        cache_remove(c);
+        c = next;
+    }
 }
 
 void thread_cache_clear(void)
 {
-    evict(false);
+    while (lru_head)
+        cache_remove(lru_head);
+    dirty_head = NULL;
+    free(buckets);
+    buckets = NULL;
+    nbuckets = 0;
 }
 
 /* Loads a thread's follower: from its saved state (threads.follower), or,
@@ -151,45 +280,43 @@ static int save_follower(const char *thread, const struct mls_follower *f)
  * state is in the store and loads again quickly). */
 #define THREAD_CACHE_MAX (srv.cfg.thread_cache ? srv.cfg.thread_cache : 4096)
 
+/* Drops least recently used clean entries while the cache is over its
+ * limit, never keep (the entry just used). Dirty entries stay until the
+ * request ends; they are few (one request's threads). */
+static void cache_trim(const struct cached *keep)
+{
+    struct cached *e = lru_tail;
+    while (ncached > (size_t)THREAD_CACHE_MAX && e) {
+        struct cached *prev = e->prev;
+        if (!e->dirty && e != keep)
+            cache_remove(e);
+        e = prev;
+    }
+}
+
 static int follower(const char *thread, struct cached **out)
 {
-    struct cached **pp = &cache;
-    for (struct cached *c = cache; c; pp = &c->next, c = c->next) {
-        if (strcmp(c->id, thread) == 0) {
-            /* move to the front: the list is in order of use */
-            *pp = c->next;
-            c->next = cache;
-            cache = c;
-            *out = c;
-            return 0;
+    struct cached *c = cache_find(thread);
+    if (c) {
+        if (c != lru_head) {
+            lru_unlink(c);
+            lru_push_front(c);
         }
+        *out = c;
+        return 0;
     }
-    struct cached *c = calloc(1, sizeof(*c));
+    c = calloc(1, sizeof(*c));
     if (!c)
         return ERR_NOMEM;
     snprintf(c->id, sizeof(c->id), "%s", thread);
     int rc = load_follower(thread, &c->f);
+    if (!rc && (rc = cache_insert(c)) != 0)
+        mls_follower_free(c->f);
     if (rc) {
         free(c);
         return rc;
     }
-    c->next = cache;
-    cache = c;
-    ncached++;
-    if (ncached > THREAD_CACHE_MAX) {
-        /* drop clean entries past the limit (never the new one at the front) */
-        size_t kept = 0;
-        for (struct cached **q = &cache; *q;) {
-            struct cached *e = *q;
-            if (++kept > THREAD_CACHE_MAX && !e->dirty && e != c) {
-                *q = e->next;
-                cached_free(e);
-                ncached--;
-            } else {
-                q = &e->next;
-            }
-        }
-    }
+    cache_trim(c);
     *out = c;
     return 0;
 }
@@ -430,11 +557,14 @@ int thread_create(const char *creator, const char *device, const char *citizen,
     }
     snprintf(c->id, sizeof(c->id), "%s", id);
     c->f = f;
-    c->dirty = true;
+    rc = cache_insert(c);
+    if (rc) {
+        free(c);
+        goto out; /* f is still ours: freed below */
+    }
     f = NULL;
-    c->next = cache;
-    cache = c;
-    ncached++;
+    mark_dirty(c); /* a failure below drops it with the request */
+    cache_trim(c);
     rc = thread_reconcile(id, now);
     if (!rc)
         snprintf(id_out, THREAD_ID_MAX, "%s", id);
@@ -729,6 +859,9 @@ int thread_commit(const char *thread, const char *identity, const char *device,
     cx.ent = &ent;
     cx.epoch = epoch;
     int event = 0;
+    /* dirty before handling: whatever the follower did on a refusal is
+     * dropped with the request, and the next use reloads the stored state */
+    mark_dirty(c);
     mls_follower_set_commit_check(c->f, commit_check, &cx);
     rc = mls_follower_handle(c->f, commit, commit_len, now, &event);
     mls_follower_set_commit_check(c->f, NULL, NULL);
@@ -754,7 +887,6 @@ int thread_commit(const char *thread, const char *identity, const char *device,
     }
     if (event != MLS_FOLLOWER_COMMIT)
         FAIL("invalid", "not a commit");
-    c->dirty = true;
     uint64_t new_epoch = mls_follower_epoch(c->f);
     if (gi && check_group_info(c->f, gi, gi_len) != 0)
         FAIL("invalid", "group_info does not match the new epoch's GroupContext");
@@ -996,10 +1128,10 @@ static int send_proposal(struct cached *c, const char *thread, const uint8_t *p,
                          uint64_t now)
 {
     uint64_t epoch = mls_follower_epoch(c->f);
+    mark_dirty(c);
     int rc = mls_follower_handle(c->f, p, len, now, NULL);
     if (rc)
         return rc;
-    c->dirty = true;
     rc = record_handshake(thread, epoch, now, p, len);
     if (!rc)
         rc = save_follower(thread, c->f);
