@@ -33,6 +33,7 @@ struct cfg {
     uint64_t offline_days;
     uint64_t kp_claims_per_minute;
     uint64_t thread_cache;
+    uint64_t unauth_timeout;
     /* derived by cfg_validate() */
     char host[256];
     uint16_t port;

@@ -7,12 +7,20 @@
  * reader cannot grow server memory without bound); the kill is scheduled
  * with lws_set_timeout(LWS_TO_KILL_ASYNC), which is safe from any callback
  * on the service thread and needs no writable socket.
+ *
+ * Unauthenticated list: every connection starts on it (at the tail, with
+ * last_rx = now) and moves to the tail on each inbound frame while it is
+ * not logged in, so the list stays in order of last_rx and
+ * conn_idle_sweep() only looks at its head. A login does not unlink (the
+ * handlers set c->authed in many places): a logged-in connection leaves
+ * the list when the sweep meets it at the head, or when it closes.
  */
 #include "conn.h"
 
 #include "lws_inc.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "handle.h"
@@ -20,6 +28,50 @@
 #include "wire.h"
 
 static uint64_t next_serial = 1;
+static struct conn *unauth_head, *unauth_tail;
+
+/* Seconds of a clock that never jumps (not the shiftable test clock: an
+ * idle limit is about the peer's real silence). */
+static uint64_t mono_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec;
+}
+
+static void unauth_unlink(struct conn *c)
+{
+    if (!c->on_unauth)
+        return;
+    if (c->uprev)
+        c->uprev->unext = c->unext;
+    else
+        unauth_head = c->unext;
+    if (c->unext)
+        c->unext->uprev = c->uprev;
+    else
+        unauth_tail = c->uprev;
+    c->uprev = c->unext = NULL;
+    c->on_unauth = false;
+}
+
+/* (Re)files c at the tail of the unauthenticated list with last_rx = now. */
+static void unauth_touch(struct conn *c, uint64_t now)
+{
+    c->last_rx = now;
+    if (c->on_unauth && !c->unext)
+        return; /* already the tail */
+    unauth_unlink(c);
+    c->uprev = unauth_tail;
+    c->unext = NULL;
+    if (unauth_tail)
+        unauth_tail->unext = c;
+    else
+        unauth_head = c;
+    unauth_tail = c;
+    c->on_unauth = true;
+}
 
 struct conn *conn_new(struct lws *wsi)
 {
@@ -33,6 +85,7 @@ struct conn *conn_new(struct lws *wsi)
     c->next = srv.conns;
     srv.conns = c;
     srv.nconns++;
+    unauth_touch(c, mono_now());
     return c;
 }
 
@@ -57,6 +110,7 @@ void conn_detach(struct conn *c)
             break;
         }
     }
+    unauth_unlink(c);
     c->wsi = NULL;
     c->authed = false;
     free_queue(c);
@@ -85,6 +139,9 @@ static void kill_conn(struct conn *c, const char *why)
     c->authed = false;
     free_queue(c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    /* the WRITEABLE callback closes a killed conn at once; on the libuv
+     * loop the zero timeout alone can wait for lws's next timer tick */
+    lws_callback_on_writable(c->wsi);
 }
 
 void conn_enqueue(struct conn *c, struct outmsg *m)
@@ -230,11 +287,38 @@ int conn_writeable(struct conn *c)
     return 0;
 }
 
+void conn_idle_sweep(void)
+{
+    uint64_t now = mono_now();
+    uint64_t limit = srv.cfg.unauth_timeout;
+    while (unauth_head) {
+        struct conn *c = unauth_head;
+        if (c->authed || c->killed || !c->wsi) {
+            unauth_unlink(c); /* logged in (or going) since: not our business */
+            continue;
+        }
+        if (now - c->last_rx < limit)
+            break; /* the rest of the list is newer */
+        unauth_unlink(c);
+        log_info("conn %llu %s: closing: no login and nothing received for %llu s",
+                 (unsigned long long)c->serial, c->peer, (unsigned long long)limit);
+        c->killed = true;
+        free_queue(c);
+        /* outside any callback: the WRITEABLE callback closes it (returns
+         * -1 for a killed conn) on the next loop iteration; the timeout is
+         * the backstop */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
 int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool final,
                  bool binary)
 {
     if (c->ignore_input || c->killed)
         return 0; /* answered already; the rest is ignored until we close */
+    if (!c->authed)
+        unauth_touch(c, mono_now());
     if (first) {
         c->rx_len = 0;
         if (!binary) {

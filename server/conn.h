@@ -40,12 +40,22 @@ struct conn {
     char role[16];
     uint8_t nonce[32];
     uint64_t nonce_expires;     /* 0: no challenge outstanding */
+    /* not logged in yet: on the unauthenticated list (conn.c), in order of
+     * last_rx, so that conn_idle_sweep() closes silent ones from its head */
+    struct conn *uprev, *unext;
+    bool on_unauth;
+    uint64_t last_rx;           /* monotonic seconds of the last inbound frame */
 };
 
 /* Allocates a conn for wsi and links it into srv.conns. NULL on ENOMEM. */
 struct conn *conn_new(struct lws *wsi);
 /* Called on CLOSED: unlinks from srv.conns, moves to srv.dead. */
 void conn_detach(struct conn *c);
+/* Closes connections that have not logged in and sent nothing for
+ * cfg.unauth_timeout seconds (they would otherwise hold a place of
+ * max_connections for ever). Cost: O(connections closed or logged in
+ * since the last sweep), not O(connections). Call about once a second. */
+void conn_idle_sweep(void);
 /* Frees a detached conn (its queues and buffers). NULL ok. */
 void conn_free(struct conn *c);
 

@@ -88,6 +88,7 @@ void server_sweep(void)
     if (now == srv.last_sweep)
         return;
     srv.last_sweep = now;
+    conn_idle_sweep();
     bool did = false;
     int rc = consent_sweep(now, &did);
     if (!rc)

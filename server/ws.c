@@ -118,6 +118,24 @@ static void tick_closed(uv_handle_t *h)
     tick_ok = false;
 }
 
+/* lws's own liveness check is off: by default (4.1) every WebSocket gets a
+ * "validity" timer (PING after 300 s of silence, hang up at 310 s), filed
+ * in lws's sorted timer list by a linear walk (lws_dll2_add_sorted) when the
+ * connection opens and again whenever it is confirmed. That walk was a third
+ * of the server's CPU while 19,000 sessions logged in (PERFORMANCE.md,
+ * finding 5). Liveness is covered instead by the kernel (TCP keepalive
+ * below: a peer that vanished without a FIN is found in about
+ * WS_KA_TIME + WS_KA_PROBES * WS_KA_INTERVAL seconds, with no timer of
+ * ours), by the bounded outbound queue (a peer that stops reading is
+ * killed at max_outq), and, before login, by unauth_timeout (conn.c). */
+static const lws_retry_bo_t no_validity = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+#define WS_KA_TIME 240
+#define WS_KA_INTERVAL 15
+#define WS_KA_PROBES 4
+
 int ws_service(void)
 {
     (void)uv_run(&loop, UV_RUN_ONCE);
@@ -150,6 +168,10 @@ int ws_start(uint16_t *port)
     info.gid = -1;
     info.uid = -1;
     info.vhost_name = "sammen";
+    info.retry_and_idle_policy = &no_validity;
+    info.ka_time = WS_KA_TIME;
+    info.ka_interval = WS_KA_INTERVAL;
+    info.ka_probes = WS_KA_PROBES;
     info.options |= LWS_SERVER_OPTION_LIBUV;
     info.foreign_loops = loops;
     if (!strchr(host, ':'))
