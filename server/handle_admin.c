@@ -170,8 +170,9 @@ static int assign(struct req *r, bool add)
     rc = audit_append(srv.store, now, r->c->identity, add ? "assign" : "unassign", staff, detail);
     if (rc)
         return req_fail_err(r, rc, "audit");
-    /* a department's grants cover its staff only while assigned */
-    rc = thread_reconcile_identity(staff, now);
+    /* a department's grants cover its staff only while assigned: the
+     * threads of citizens who granted this department */
+    rc = thread_reconcile_department(dept, now);
     if (rc)
         return req_fail_err(r, rc, "reconcile");
     wire_enc_ok(r->out, r->id, 2);

@@ -333,7 +333,7 @@ int handle_kp_upload(struct req *r)
             return req_fail_err(r, rc, "kp.upload");
     }
     /* threads waiting for this device's KeyPackages can now add it */
-    rc = thread_reconcile_identity(r->c->identity, now);
+    rc = thread_reconcile_new_kps(r->c->identity, r->c->device, now);
     if (rc)
         return req_fail_err(r, rc, "reconcile");
     uint64_t count;

@@ -119,7 +119,7 @@ int handle_device_revoke(struct req *r)
     /* the device leaves every thread: delivery stops, Removes are proposed */
     rc = thread_log_device(r->c->identity, dev, "device_revoked", now);
     if (!rc)
-        rc = thread_reconcile_identity(r->c->identity, now);
+        rc = thread_reconcile_device(dev, now);
     if (rc)
         return req_fail_err(r, rc, "reconcile");
     /* other sessions of that device end now (their event is sent after the

@@ -257,6 +257,16 @@ static const char *const migrations[] = {
     "  UPDATE member_windows SET upto_seq ="
     "  coalesce((SELECT last FROM thread_seqs WHERE thread = old.thread), 0)"
     "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
+    /* 5 -> 6: indexes for "which threads may this identity be entitled to
+     * or be in" (tstore Q_THREADS_CANDIDATE: kp.upload, device.revoke,
+     * admin.assign, thread.list), which scanned grants, thread_members and
+     * breakglass on every call (O(members) per KeyPackage upload) */
+    "CREATE INDEX thread_members_identity ON thread_members(identity);"
+    /* name first: an index led by grantee_kind (three values) would be
+     * taken for entitle's "grantee_kind = 1 AND citizen = ?" and scan every
+     * grant of that kind instead of the citizen's */
+    "CREATE INDEX grants_grantee_name ON grants(grantee_name, grantee_kind);"
+    "CREATE INDEX breakglass_staff ON breakglass(staff);",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -1344,12 +1344,16 @@ out:
     return rc;
 }
 
-static int reconcile_list(enum tq q, const char *citizen, uint64_t now)
+/* Reconciles every thread query q lists (column 0: the thread id; ?1 =
+ * arg1 and ?2 = arg2 when given). */
+static int reconcile_list(enum tq q, const char *arg1, const char *arg2, uint64_t now)
 {
     char (*ids)[THREAD_ID_MAX] = NULL;
     size_t n = 0, cap = 0;
     sqlite3_stmt *s = tq(q);
-    int rc = citizen ? tq_text(s, 1, citizen) : 0;
+    int rc = arg1 ? tq_text(s, 1, arg1) : 0;
+    if (!rc && arg2)
+        rc = tq_text(s, 2, arg2);
     while (!rc && (rc = tq_row(s)) == 0) {
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 16;
@@ -1374,17 +1378,32 @@ static int reconcile_list(enum tq q, const char *citizen, uint64_t now)
 
 int thread_reconcile_citizen(const char *citizen, uint64_t now)
 {
-    return reconcile_list(Q_THREAD_EACH_CITIZEN, citizen, now);
+    return reconcile_list(Q_THREAD_EACH_CITIZEN, citizen, NULL, now);
 }
 
 int thread_reconcile_identity(const char *identity, uint64_t now)
 {
-    return reconcile_list(Q_THREADS_CANDIDATE, identity, now);
+    return reconcile_list(Q_THREADS_CANDIDATE, identity, NULL, now);
+}
+
+int thread_reconcile_new_kps(const char *identity, const char *device, uint64_t now)
+{
+    return reconcile_list(Q_THREADS_WANTING_DEVICE, identity, device, now);
+}
+
+int thread_reconcile_device(const char *device, uint64_t now)
+{
+    return reconcile_list(Q_THREADS_OF_DEVICE, device, NULL, now);
+}
+
+int thread_reconcile_department(const char *department, uint64_t now)
+{
+    return reconcile_list(Q_THREADS_OF_DEPARTMENT, department, NULL, now);
 }
 
 int thread_reconcile_all(uint64_t now)
 {
-    return reconcile_list(Q_THREAD_EACH, NULL, now);
+    return reconcile_list(Q_THREAD_EACH, NULL, NULL, now);
 }
 
 int thread_tree(const char *thread, uint8_t **out, size_t *len)

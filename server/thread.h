@@ -75,6 +75,16 @@ int thread_reconcile_all(uint64_t now);
  * concerns one identity: KeyPackages uploaded, device revoked, staff
  * assigned or unassigned). */
 int thread_reconcile_identity(const char *identity, uint64_t now);
+/* After device (of identity) uploaded KeyPackages: the threads identity may
+ * be entitled to that the device is not in yet (only those can now propose
+ * adding it). */
+int thread_reconcile_new_kps(const char *identity, const char *device, uint64_t now);
+/* After device was revoked: the threads whose roster holds it (only those
+ * have a Remove to propose). */
+int thread_reconcile_device(const char *device, uint64_t now);
+/* After a staff assignment to department changed: the threads of citizens
+ * who granted that department (the only way it entitles anyone). */
+int thread_reconcile_department(const char *department, uint64_t now);
 
 /* The current ratchet tree (extension body form) of thread; *out is the
  * caller's (free()). */

@@ -15,6 +15,22 @@
     " g.citizen = ?1 AND (g.scope = ?2 OR g.scope = ?3) AND (g.expires = 0 OR g.expires > ?4)" \
     " AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.grant_id = g.id)"
 
+/* Threads identity ?1 may be entitled to or is in (a superset: scope,
+ * expiry and revocation are left to entitle.c). Every OR term is an index
+ * search (schema 6), so SQLite answers it with a MULTI-INDEX OR instead of
+ * scanning grants and thread_members: the grant terms are a UNION ALL, not
+ * an OR inside one subquery. */
+#define THREADS_CANDIDATE_SQL                                                                \
+    "SELECT id, citizen, kind, title, epoch FROM threads WHERE (citizen = ?1"                 \
+    " OR citizen IN (SELECT citizen FROM proxies WHERE proxy = ?1)"                          \
+    " OR citizen IN (SELECT citizen FROM grants WHERE grantee = ?1"                          \
+    "   UNION ALL SELECT citizen FROM grants WHERE grantee_kind = 2 AND grantee_name IN"     \
+    "     (SELECT department FROM staff_assignments WHERE identity = ?1)"                    \
+    "   UNION ALL SELECT citizen FROM grants WHERE grantee_kind = 3 AND grantee_name IN"     \
+    "     (SELECT association FROM association_members WHERE identity = ?1))"                \
+    " OR id IN (SELECT thread FROM breakglass WHERE staff = ?1)"                             \
+    " OR id IN (SELECT thread FROM thread_members WHERE identity = ?1))"
+
 static const char *const sql[Q_COUNT] = {
     [Q_GRANT_ADD] = "INSERT INTO grants(id, citizen, grantee, grantee_kind, grantee_name, scope,"
                     " basis, purpose, form, granter, granter_device, granter_key, reason, issued,"
@@ -243,18 +259,13 @@ static const char *const sql[Q_COUNT] = {
                               " JOIN threads t ON t.id = m.thread WHERE m.identity = ?1",
     /* thread.send's read: no blobs */
     [Q_THREAD_HOT] = "SELECT epoch, removal_pending FROM threads WHERE id = ?1",
-    /* threads identity ?1 may be entitled to or is in (a superset: scope,
-     * expiry and revocation are left to entitle.c) */
-    [Q_THREADS_CANDIDATE] =
-        "SELECT id, citizen, kind, title, epoch FROM threads WHERE citizen = ?1"
-        " OR citizen IN (SELECT citizen FROM proxies WHERE proxy = ?1)"
-        " OR citizen IN (SELECT g.citizen FROM grants g WHERE g.grantee = ?1"
-        "   OR (g.grantee_kind = 2 AND g.grantee_name IN"
-        "       (SELECT department FROM staff_assignments WHERE identity = ?1))"
-        "   OR (g.grantee_kind = 3 AND g.grantee_name IN"
-        "       (SELECT association FROM association_members WHERE identity = ?1)))"
-        " OR id IN (SELECT thread FROM breakglass WHERE staff = ?1)"
-        " OR id IN (SELECT thread FROM thread_members WHERE identity = ?1)"
+    /* threads identity ?1 may be entitled to or is in */
+    [Q_THREADS_CANDIDATE] = THREADS_CANDIDATE_SQL " ORDER BY created, id",
+    /* the candidates a device's new KeyPackages can matter to: those it is
+     * not a member of yet (?2 = the device) */
+    [Q_THREADS_WANTING_DEVICE] =
+        THREADS_CANDIDATE_SQL
+        " AND id NOT IN (SELECT thread FROM thread_members WHERE device = ?2)"
         " ORDER BY created, id",
     [Q_PREG_ADD] = "INSERT INTO proxy_registrations(id, citizen, proxy, basis, registrar,"
                    " registrar_device, registrar_key, registered_at, stored, tbs, sig, receipt)"
@@ -270,6 +281,13 @@ static const char *const sql[Q_COUNT] = {
     [Q_BG_EACH_CITIZEN] =
         "SELECT id, staff, thread, reason, opened, expires, staff_device, staff_key, hours,"
         " tbs, sig FROM breakglass WHERE citizen = ?1 ORDER BY opened, id",
+    /* threads whose roster holds device ?1 */
+    [Q_THREADS_OF_DEVICE] = "SELECT thread FROM thread_members WHERE device = ?1 ORDER BY thread",
+    /* threads of citizens who granted department ?1 (whose entitlement a
+     * staff assignment to it can change) */
+    [Q_THREADS_OF_DEPARTMENT] = "SELECT id FROM threads WHERE citizen IN (SELECT citizen FROM"
+                                " grants WHERE grantee_kind = 2 AND grantee_name = ?1)"
+                                " ORDER BY created, id",
     [Q_THREAD_FOLLOWER] = "SELECT follower, group_info FROM threads WHERE id = ?1",
     [Q_THREAD_SET_FOLLOWER] = "UPDATE threads SET follower = ?2 WHERE id = ?1",
 };

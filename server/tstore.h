@@ -1,7 +1,7 @@
 /*
  * tstore.h: the prepared statements of issue 5 (consent ledger, threads,
- * delivery, access log) over the tables of schema version 5 (store.c,
- * migrations 1 -> 2 to 4 -> 5), with small step/bind helpers. The domain
+ * delivery, access log) over the tables of schema version 6 (store.c,
+ * migrations 1 -> 2 to 5 -> 6), with small step/bind helpers. The domain
  * modules (consent.c, entitle.c, thread.c, deliver.c, kp.c, accesslog.c) bind and
  * step these directly; each statement is prepared once by tstore_open().
  *
@@ -50,6 +50,7 @@ enum tq {
     Q_THREADS_CANDIDATE,
     /* schema 4: signed proxy registrations / ends, break-glass listing */
     Q_PREG_ADD, Q_PREG_EACH_CITIZEN, Q_PEND_ADD, Q_BG_EACH_CITIZEN,
+    Q_THREADS_WANTING_DEVICE, Q_THREADS_OF_DEVICE, Q_THREADS_OF_DEPARTMENT,
     Q_COUNT
 };
 
