@@ -45,10 +45,7 @@ void server_commit(void)
             rc = store_commit(srv.store);
         struct outmsg *m = srv.held_head;
         srv.held_head = srv.held_tail = NULL;
-        size_t n = 0;
-        for (struct outmsg *x = m; x; x = x->next)
-            n++;
-        log_debug("commit: %s, %zu held messages released", rc ? "FAILED" : "ok", n);
+        size_t n = 0; /* counted while released: the held list can be long and cold */
         if (rc) {
             log_error("commit failed (%s): answering this iteration's writes with internal",
                       err_str(rc));
@@ -67,7 +64,9 @@ void server_commit(void)
                 conn_send_err(c, id, "internal", "the server could not commit the change", true);
             }
             m = next;
+            n++;
         }
+        log_debug("commit: %s, %zu held messages released", rc ? "FAILED" : "ok", n);
     }
     /* Safe point: no callback is running and nothing refers to dead
      * connections any more (the delivery index is dropped first). */
