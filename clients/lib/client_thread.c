@@ -9,7 +9,8 @@
  * |-----------|------------------------|----------------------------------------|
  * | meta      | "cursor", "server_key" | u64 / 32 bytes                         |
  * | group     | thread id              | mls_group_save()                       |
- * | kp        | hex(KeyPackageRef)     | u8 last_resort, mls_kp_save()          |
+ * | kp        | hex(KeyPackageRef)     | u8 KP_*, mls_kp_save(); time: made,    |
+ * |           |                        | or retired for KP_RETIRED              |
  * | msg       | thread "/" %020 number | MsgRecord (below); seq = number        |
  * | notice    | %020 inbox seq         | the notice's msgpack map               |
  * | pending   | thread id              | "" (external proposals to commit)      |
@@ -47,6 +48,17 @@
 #define SEND_TRIES 4
 #define MAX_KPS 64
 #define KP_LIFETIME (180u * 86400u)
+/* A retired last-resort KeyPackage keeps its private keys this long after
+ * its replacement was uploaded, for Welcomes from commits made with it
+ * before (RFC 9420 section 16.8: then it is deleted, for forward secrecy). */
+#define KP_RETIRED_GRACE (7u * 86400u)
+
+/* The first byte of a "kp" record. */
+enum {
+    KP_ORDINARY = 0, /* handed out once: deleted once a Welcome used it */
+    KP_LAST_RESORT = 1, /* the current last-resort package (reusable) */
+    KP_RETIRED = 2,  /* a last-resort package used or replaced */
+};
 
 static uint64_t now_s(void)
 {
@@ -228,7 +240,7 @@ static int kp_make(struct client_dev *d, bool last_resort, uint8_t **msg, size_t
         rc = ERR_NOMEM;
         goto out;
     }
-    val[0] = last_resort ? 1 : 0;
+    val[0] = last_resort ? KP_LAST_RESORT : KP_ORDINARY;
     memcpy(val + 1, saved, slen);
     sodium_bin2hex(ref_hex, 65, mls_kp_ref(kp), 32);
     if ((rc = client_state_put(d->st, "kp", ref_hex, NULL, 0, now, val, slen + 1)) != 0)
@@ -244,6 +256,112 @@ out:
         free(val);
     }
     mls_kp_free(kp);
+    return rc;
+}
+
+/* Rewrites the flag byte and time of stored KeyPackage ref. */
+static int kp_set_flag(struct client_dev *d, const char *ref, uint8_t flag, uint64_t time)
+{
+    uint8_t *v = NULL;
+    size_t len = 0;
+    int rc = client_state_get(d->st, "kp", ref, &v, &len);
+
+    if (rc == 0 && len < 2)
+        rc = ERR_MALFORMED;
+    if (rc == 0) {
+        v[0] = flag;
+        rc = client_state_put(d->st, "kp", ref, NULL, 0, time, v, len);
+    }
+    if (v) {
+        sodium_memzero(v, len);
+        free(v);
+    }
+    return rc;
+}
+
+/* A scan of the "kp" records (refs only: rows are changed after it). */
+struct kp_scan {
+    size_t n;
+    char refs[MAX_KPS][65];
+    uint8_t flags[MAX_KPS];
+    uint64_t times[MAX_KPS];
+};
+
+static int scan_row(const struct client_state_row *row, void *user)
+{
+    struct kp_scan *sc = user;
+
+    if (sc->n >= MAX_KPS || row->len < 1)
+        return 0;
+    snprintf(sc->refs[sc->n], sizeof(sc->refs[0]), "%s", row->k);
+    sc->flags[sc->n] = row->value[0];
+    sc->times[sc->n] = row->time;
+    sc->n++;
+    return 0;
+}
+
+/* After a new last-resort package (keep) was uploaded: every other
+ * last-resort record becomes KP_RETIRED as of now. */
+static int kp_retire_others(struct client_dev *d, const char *keep, uint64_t now)
+{
+    struct kp_scan *sc = calloc(1, sizeof(*sc));
+    int rc;
+
+    if (!sc)
+        return ERR_NOMEM;
+    rc = client_state_each(d->st, "kp", NULL, 0, scan_row, sc);
+    for (size_t i = 0; rc == 0 && i < sc->n; i++)
+        if (sc->flags[i] != KP_ORDINARY && strcmp(sc->refs[i], keep) != 0)
+            rc = kp_set_flag(d, sc->refs[i], KP_RETIRED, now);
+    free(sc);
+    return rc;
+}
+
+int client_thread_kp_prune(struct client_dev *d, uint64_t now, unsigned *pruned,
+                           bool *rotate)
+{
+    struct kp_scan *sc = calloc(1, sizeof(*sc));
+    bool current = false, current_expired = false;
+    unsigned n = 0;
+    int rc;
+
+    if (pruned)
+        *pruned = 0;
+    *rotate = false;
+    if (!sc)
+        return ERR_NOMEM;
+    rc = client_state_each(d->st, "kp", NULL, 0, scan_row, sc);
+    if (rc != 0)
+        goto out;
+    for (size_t i = 0; i < sc->n; i++) {
+        if (sc->flags[i] == KP_LAST_RESORT) {
+            current = true;
+            if (sc->times[i] + KP_LIFETIME <= now)
+                current_expired = true;
+        }
+    }
+    for (size_t i = 0; i < sc->n; i++) {
+        bool del = false;
+        if (sc->flags[i] == KP_ORDINARY)
+            del = sc->times[i] + KP_LIFETIME <= now; /* past its not_after */
+        else if (sc->flags[i] == KP_RETIRED)
+            /* only once a replacement is on the server */
+            del = current && sc->times[i] + KP_RETIRED_GRACE <= now;
+        else if (sc->flags[i] != KP_LAST_RESORT)
+            del = true; /* no such record: unusable */
+        if (del) {
+            if ((rc = client_state_del(d->st, "kp", sc->refs[i])) != 0)
+                goto out;
+            n++;
+        }
+    }
+    /* a used last-resort package (now retired), an expired or a missing one
+     * is replaced */
+    *rotate = !current || current_expired;
+    if (pruned)
+        *pruned = n;
+out:
+    free(sc);
     return rc;
 }
 
@@ -288,6 +406,9 @@ static int kp_upload(struct client_dev *d, unsigned n, bool last_resort)
     }
     if (rc != 0 && made < n && refs[made][0])
         (void)client_state_del(d->st, "kp", refs[made]);
+    /* the server retired the previous last-resort package */
+    if (rc == 0 && last_resort && made == 1)
+        rc = kp_retire_others(d, refs[0], now_s());
     return rc;
 }
 
@@ -300,8 +421,12 @@ int client_thread_kp_stock(struct client_dev *d, unsigned *uploaded)
     uint32_t id;
     int rc;
 
+    bool rotate = false;
+
     if (uploaded)
         *uploaded = 0;
+    if ((rc = client_thread_kp_prune(d, now_s(), NULL, &rotate)) != 0)
+        return rc;
     id = req(d, &e, "kp.count", 0);
     if ((rc = call(d, id, &e, &r)) != 0) {
         client_frame_free(&r);
@@ -319,7 +444,7 @@ int client_thread_kp_stock(struct client_dev *d, unsigned *uploaded)
         if (uploaded)
             *uploaded += n;
     }
-    if (!last) {
+    if (!last || rotate) {
         if ((rc = kp_upload(d, 1, true)) != 0)
             return rc;
         if (uploaded)
@@ -620,7 +745,7 @@ static int collect(const struct client_state_row *row, void *user)
         return 0; /* unreadable: skip it */
     c->kps[*c->n] = kp;
     snprintf(c->refs[*c->n], 65, "%s", row->k);
-    c->last[*c->n] = row->value[0] != 0;
+    c->last[*c->n] = row->value[0] == KP_LAST_RESORT;
     (*c->n)++;
     return 0;
 }
@@ -646,11 +771,22 @@ static int on_welcome(struct client_dev *d, const struct entry *e)
         set_err(d, "crypto", "welcome for %s: %s", e->thread, err_str(rc));
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        if (mls_kp_used(kps[i]) && !last[i])
-            (void)client_state_del(d->st, "kp", refs[i]);
     if ((rc = group_save(d, e->thread, g)) != 0)
         goto out;
+    /* RFC 9420 section 16.8: the KeyPackage's private keys go once the
+     * Welcome is processed (same state transaction as the group). A
+     * last-resort package is retired: replaced by the next kp_stock, kept
+     * KP_RETIRED_GRACE after that for Welcomes already under way. */
+    for (size_t i = 0; i < n; i++) {
+        if (!mls_kp_used(kps[i]))
+            continue;
+        if (last[i])
+            rc = kp_set_flag(d, refs[i], KP_RETIRED, now_s());
+        else
+            rc = client_state_del(d->st, "kp", refs[i]);
+        if (rc != 0)
+            goto out;
+    }
     /* proposals that arrived with the join are committed by the next pass */
     if (mls_group_pending_proposals(g, NULL) > 0)
         rc = mark_pending(d, e->thread, true);

@@ -76,6 +76,16 @@ int client_dev_server_key(struct client_dev *d);
  * *uploaded (may be NULL) gets how many were uploaded. */
 int client_thread_kp_stock(struct client_dev *d, unsigned *uploaded);
 
+/* Deletes the private parts of KeyPackages that can no longer be used:
+ * ordinary ones past their lifetime (the server no longer hands them out)
+ * and retired last-resort ones KP_RETIRED_GRACE after their replacement.
+ * (Ones a Welcome used are deleted when it is processed.) *pruned (may be
+ * NULL) gets how many; *rotate is true when the last-resort package was
+ * used, has expired or is missing, so a new one should be uploaded.
+ * client_thread_kp_stock() calls it first. */
+int client_thread_kp_prune(struct client_dev *d, uint64_t now, unsigned *pruned,
+                           bool *rotate);
+
 struct client_sync_stats {
     unsigned entries, apps, welcomes, handshakes, notices, failed, commits;
     unsigned refused; /* threads whose proposals this device would not commit */

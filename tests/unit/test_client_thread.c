@@ -400,6 +400,197 @@ static void engine(void **state)
     client_dev_free(d);
 }
 
+/* Stores kp in d's state as the stock does: flag byte, mls_kp_save(). */
+static void store_kp(struct client_dev *d, const struct mls_kp *kp, uint8_t flag, uint64_t t,
+                     char ref[65])
+{
+    uint8_t *saved = NULL, *val;
+    size_t sl = 0;
+
+    assert_int_equal(mls_kp_save(kp, &saved, &sl), 0);
+    val = malloc(sl + 1);
+    assert_non_null(val);
+    val[0] = flag;
+    memcpy(val + 1, saved, sl);
+    sodium_bin2hex(ref, 65, mls_kp_ref(kp), 32);
+    assert_int_equal(client_state_put(d->st, "kp", ref, NULL, 0, t, val, sl + 1), 0);
+    free(val);
+    free(saved);
+}
+
+/* The flag byte of stored KeyPackage ref, or -1 when it is gone. */
+static int kp_flag(struct client_dev *d, const char *ref)
+{
+    uint8_t *v = NULL;
+    size_t len = 0;
+    int rc = client_state_get(d->st, "kp", ref, &v, &len);
+    if (rc == ERR_NOT_FOUND)
+        return -1;
+    assert_int_equal(rc, 0);
+    assert_true(len > 1);
+    int f = v[0];
+    free(v);
+    return f;
+}
+
+/* Alice makes a new group adding kp; *w gets the Welcome (free()). */
+static void welcome_for(const struct who *alice, const struct mls_kp *kp, uint8_t **w,
+                        size_t *wl, struct mls_group **ga)
+{
+    struct mls_group_commit_opts o;
+    struct mls_group_commit_out co;
+    struct mls_extension_list ext = {0};
+    uint8_t server_seed[32], server_pub[32], *kpm = NULL, g[16];
+    size_t kpl = 0;
+    const uint8_t *kps[1];
+    size_t kpls[1];
+
+    randombytes_buf(server_seed, sizeof(server_seed));
+    randombytes_buf(g, sizeof(g));
+    assert_int_equal(keys_id_public(server_seed, server_pub), 0);
+    ext_server(server_pub, &ext);
+    assert_int_equal(mls_group_create(g, sizeof(g), alice->kp, &ext, 0, ga), 0);
+    mls_extension_list_free(&ext);
+    assert_int_equal(mls_kp_message(kp, &kpm, &kpl), 0);
+    kps[0] = kpm;
+    kpls[0] = kpl;
+    memset(&o, 0, sizeof(o));
+    o.add_kps = kps;
+    o.add_kp_lens = kpls;
+    o.n_add = 1;
+    o.tree_in_welcome = true;
+    assert_int_equal(mls_group_commit_create(*ga, &o, now, &co), 0);
+    assert_int_equal(mls_group_commit_confirm(*ga), 0);
+    *w = malloc(co.welcome_len);
+    assert_non_null(*w);
+    memcpy(*w, co.welcome, co.welcome_len);
+    *wl = co.welcome_len;
+    mls_group_commit_out_reset(&co);
+    free(kpm);
+}
+
+/* RFC 9420 section 16.8 on the device: a KeyPackage's private keys are
+ * deleted once a Welcome used them (a second Welcome for it fails cleanly);
+ * ordinary ones past their lifetime are pruned; a used last-resort package
+ * is retired, asks for a replacement and goes a grace period after one. */
+static void kp_forward_secrecy(void **state)
+{
+    (void)state;
+    struct who alice, bob;
+    struct client_dev *d = NULL;
+    struct mls_group *g1 = NULL, *g2 = NULL, *g3 = NULL;
+    struct mls_kp *old = NULL, *lr = NULL, *lr2 = NULL;
+    struct client_sync_stats s;
+    uint8_t ident[MLS_KP_MAX_IDENTITY], *w1 = NULL, *w2 = NULL, *w3 = NULL, *app = NULL;
+    size_t il, wl1 = 0, wl2 = 0, wl3 = 0, al = 0;
+    char ref[65], ref_old[65], ref_lr[65], ref_lr2[65];
+    uint64_t cursor = 0;
+    unsigned got = 0, pruned = 0;
+    bool rotate = true;
+
+    now = (uint64_t)time(NULL);
+    person(&alice, "alice@t.test");
+    person(&bob, "bob@t.test");
+    assert_int_equal(client_dev_open(NULL, dir, bob.id, bob.dev, "t.test", bob.seed, 1000, &d),
+                     0);
+    assert_int_equal(mls_kp_identity(bob.id, bob.pub, ident, sizeof(ident), &il), 0);
+    assert_int_equal(mls_kp_create(ident, il, bob.seed, now - 60, now + 86400, &old), 0);
+    assert_int_equal(mls_kp_create(ident, il, bob.seed, now - 60, now + 86400, &lr), 0);
+    assert_int_equal(mls_kp_create(ident, il, bob.seed, now - 60, now + 86400, &lr2), 0);
+    store_kp(d, bob.kp, 0, now, ref);
+    store_kp(d, old, 0, now - 181 * 86400ull, ref_old); /* made past the 180-day lifetime */
+    store_kp(d, lr, 1, now, ref_lr);
+
+    /* only the expired ordinary package goes; the last resort is current */
+    assert_int_equal(client_thread_kp_prune(d, now, &pruned, &rotate), 0);
+    assert_int_equal(pruned, 1);
+    assert_false(rotate);
+    assert_int_equal(kp_flag(d, ref_old), -1);
+    assert_int_equal(kp_flag(d, ref), 0);
+    assert_int_equal(kp_flag(d, ref_lr), 1);
+
+    /* a Welcome uses Bob's KeyPackage: its keys are gone after the join */
+    welcome_for(&alice, bob.kp, &w1, &wl1, &g1);
+    {
+        struct ent e[] = {{1, 0, "welcome", alice.id, alice.dev, w1, wl1}};
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(ingest(d, e, 1, &cursor, &got, &s), 0);
+    }
+    assert_int_equal(s.welcomes, 1);
+    assert_int_equal(s.failed, 0);
+    assert_int_equal(kp_flag(d, ref), -1);
+    assert_int_equal(kp_flag(d, ref_lr), 1);
+
+    /* a second Welcome for the same KeyPackage cannot be opened: recorded
+     * as a failure, the group from the first stays and still decrypts */
+    welcome_for(&alice, bob.kp, &w2, &wl2, &g2);
+    assert_int_equal(mls_group_encrypt(g1, (const uint8_t *)"still here", 10, NULL, 0, &app,
+                                       &al),
+                     0);
+    {
+        struct ent e[] = {{2, 0, "welcome", alice.id, alice.dev, w2, wl2},
+                          {3, 1, "app", alice.id, alice.dev, app, al}};
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(ingest(d, e, 2, &cursor, &got, &s), 0);
+    }
+    assert_int_equal(got, 2);
+    assert_int_equal(s.welcomes, 1);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.apps, 1);
+    {
+        uint8_t *v = NULL, *t = NULL;
+        size_t vl = 0, tl = 0;
+        assert_int_equal(client_state_get(d->st, "fail", "00000000000000000002", &v, &vl), 0);
+        free(v);
+        assert_int_equal(client_thread_message(d, THREAD, 1, &t, &tl), 0);
+        assert_int_equal(tl, 10);
+        assert_memory_equal(t, "still here", 10);
+        free(t);
+    }
+
+    /* a Welcome with the last-resort package: it is retired, not deleted
+     * (Welcomes made with it may still come), and a new one is wanted */
+    welcome_for(&alice, lr, &w3, &wl3, &g3);
+    {
+        struct ent e[] = {{4, 0, "welcome", alice.id, alice.dev, w3, wl3}};
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(ingest(d, e, 1, &cursor, &got, &s), 0);
+    }
+    assert_int_equal(s.failed, 0);
+    assert_int_equal(kp_flag(d, ref_lr), 2);
+    assert_int_equal(client_thread_kp_prune(d, now + 30 * 86400ull, &pruned, &rotate), 0);
+    assert_int_equal(pruned, 0); /* no replacement yet: kept */
+    assert_true(rotate);
+    /* the replacement is stored (as kp_stock's upload does): within the
+     * grace the retired one stays, after it its keys are deleted */
+    store_kp(d, lr2, 1, now, ref_lr2);
+    assert_int_equal(client_thread_kp_prune(d, now + 86400, &pruned, &rotate), 0);
+    assert_int_equal(pruned, 0);
+    assert_false(rotate);
+    assert_int_equal(client_thread_kp_prune(d, now + 8 * 86400ull, &pruned, &rotate), 0);
+    assert_int_equal(pruned, 1);
+    assert_false(rotate);
+    assert_int_equal(kp_flag(d, ref_lr), -1);
+    assert_int_equal(kp_flag(d, ref_lr2), 1);
+    /* the current last resort expires with its lifetime: replaced */
+    assert_int_equal(client_thread_kp_prune(d, now + 181 * 86400ull, &pruned, &rotate), 0);
+    assert_true(rotate);
+
+    free(w1);
+    free(w2);
+    free(w3);
+    free(app);
+    mls_group_free(g1);
+    mls_group_free(g2);
+    mls_group_free(g3);
+    mls_kp_free(old);
+    mls_kp_free(lr);
+    mls_kp_free(lr2);
+    mls_kp_free(alice.kp);
+    mls_kp_free(bob.kp);
+    client_dev_free(d);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -425,6 +616,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(engine, setup, teardown),
+        cmocka_unit_test_setup_teardown(kp_forward_secrecy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
