@@ -115,6 +115,34 @@ static uint32_t start(struct cli *cli, struct wire_enc *e, const char *op, uint3
     return id;
 }
 
+/* The two arguments of every signed request: the TBS and its signature. */
+static void kv_signed(struct wire_enc *e, const uint8_t *tbs, size_t tl, const uint8_t sig[64])
+{
+    wire_kv_bin(e, "tbs", tbs, tl);
+    wire_kv_bin(e, "sig", sig, 64);
+}
+
+/* Sends op {tbs, sig}; *out gets the answer as JSON (NULL on failure). */
+static int send_signed(struct cli *cli, const char *op, const uint8_t *tbs, size_t tl,
+                       const uint8_t sig[64], json_t **out)
+{
+    struct wire_enc e;
+    uint32_t id = start(cli, &e, op, 2);
+
+    kv_signed(&e, tbs, tl, sig);
+    return dev_call_json(cli, id, &e, op, out);
+}
+
+/* Prints answer j if st (its check) is 0; else drops it and returns st. */
+static int ok_or_drop(struct cli *cli, json_t *j, int st)
+{
+    if (st != 0) {
+        json_decref(j);
+        return st;
+    }
+    return cli_ok(cli, j);
+}
+
 /* op with string arguments kv = {key, value, ..., NULL} (NULL values left
  * out); prints the answer. */
 static int simple(struct cli *cli, const char *op, const char *const *kv)
@@ -242,9 +270,7 @@ int cmd_consent_grant(struct cli *cli)
     char gid[MSG_GRANT_GID_LEN + 1];
     uint8_t *tbs = NULL, sig[64];
     size_t tl = 0;
-    struct wire_enc e;
     json_t *j = NULL;
-    uint32_t id;
     int st;
 
     if ((st = dev_session(cli)) != 0)
@@ -258,18 +284,11 @@ int cmd_consent_grant(struct cli *cli)
                          client_args_get(&cli->args, "purpose"),
                          client_args_get(&cli->args, "expires"), &tbs, &tl, sig, gid)) != 0)
         return st;
-    id = start(cli, &e, "consent.grant", 2);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
-    st = dev_call_json(cli, id, &e, "consent.grant", &j);
+    st = send_signed(cli, "consent.grant", tbs, tl, sig, &j);
     if (st == 0)
         st = check_receipt(cli, j, tbs, tl, sig, gid);
     free(tbs);
-    if (st != 0) {
-        json_decref(j);
-        return st;
-    }
-    return cli_ok(cli, j);
+    return ok_or_drop(cli, j, st);
 }
 
 int cmd_consent_revoke(struct cli *cli)
@@ -277,9 +296,7 @@ int cmd_consent_revoke(struct cli *cli)
     const char *gid = cli->args.pos[0];
     uint8_t *tbs = NULL, sig[64];
     size_t tl = 0;
-    struct wire_enc e;
     json_t *j;
-    uint32_t id;
     int rc, st;
 
     if (!msg_grant_id_valid(gid))
@@ -290,11 +307,9 @@ int cmd_consent_revoke(struct cli *cli)
                                         (uint64_t)time(NULL), cli->dev->seed, &tbs, &tl, sig);
     if (rc != 0)
         return cli_fail(cli, err_str(rc), "cannot sign the revocation: %s", err_str(rc));
-    id = start(cli, &e, "consent.revoke", 2);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
+    st = send_signed(cli, "consent.revoke", tbs, tl, sig, &j);
     free(tbs);
-    if ((st = dev_call_json(cli, id, &e, "consent.revoke", &j)) != 0)
+    if (st != 0)
         return st;
     /* the removal the server now proposes is committed by this device */
     if ((rc = client_thread_sync(cli->dev, NULL)) != 0) {
@@ -546,8 +561,7 @@ int cmd_consent_approve(struct cli *cli)
         return st;
     id = start(cli, &e, "consent.approve", 3);
     wire_kv_str(&e, "request", rid);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
+    kv_signed(&e, tbs, tl, sig);
     st = dev_call_json(cli, id, &e, "consent.approve", &j);
     free(tbs);
     if (st != 0)
@@ -596,17 +610,12 @@ int cmd_invite_relative(struct cli *cli)
     wire_kv_str(&e, "citizen", citizen);
     wire_kv_str(&e, "name", bare);
     wire_kv_bool(&e, "child", client_args_get(&cli->args, "child") != NULL);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
+    kv_signed(&e, tbs, tl, sig);
     st = dev_call_json(cli, id, &e, "relative.invite", &j);
     if (st == 0)
         st = check_receipt(cli, j, tbs, tl, sig, gid);
     free(tbs);
-    if (st != 0) {
-        json_decref(j);
-        return st;
-    }
-    return cli_ok(cli, j);
+    return ok_or_drop(cli, j, st);
 }
 
 /* The server's clock (`ping`): signed registrations and break-glass
@@ -665,9 +674,7 @@ int cmd_proxy_register(struct cli *cli)
     char reg[MSG_GRANT_GID_LEN + 1];
     uint8_t *tbs = NULL, sig[64];
     size_t tl = 0;
-    struct wire_enc e;
     json_t *j = NULL;
-    uint32_t id;
     int rc, st;
 
     if (!msg_proxy_reg_basis_valid(basis))
@@ -696,18 +703,11 @@ int cmd_proxy_register(struct cli *cli)
         return cli_fail(cli, err_str(rc), "cannot sign the registration: %s", err_str(rc));
     }
     msg_proxy_reg_id(tbs, tl, sig, reg);
-    id = start(cli, &e, "proxy.register", 2);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
-    st = dev_call_json(cli, id, &e, "proxy.register", &j);
+    st = send_signed(cli, "proxy.register", tbs, tl, sig, &j);
     if (st == 0)
         st = check_reg_receipt(cli, j, tbs, tl, sig, reg);
     free(tbs);
-    if (st != 0) {
-        json_decref(j);
-        return st;
-    }
-    return cli_ok(cli, j);
+    return ok_or_drop(cli, j, st);
 }
 
 /* Signs a ProxyEndTBS for registration --registration on this (staff)
@@ -718,9 +718,7 @@ int cmd_proxy_end(struct cli *cli)
     const char *reg = client_args_get(&cli->args, "registration");
     uint8_t *tbs = NULL, sig[64];
     size_t tl = 0;
-    struct wire_enc e;
     json_t *j = NULL;
-    uint32_t id;
     int rc, st;
 
     if (!msg_proxy_reg_id_valid(reg))
@@ -746,11 +744,9 @@ int cmd_proxy_end(struct cli *cli)
         free(tbs);
         return cli_fail(cli, err_str(rc), "cannot sign the end: %s", err_str(rc));
     }
-    id = start(cli, &e, "proxy.end", 2);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
+    st = send_signed(cli, "proxy.end", tbs, tl, sig, &j);
     free(tbs);
-    if ((st = dev_call_json(cli, id, &e, "proxy.end", &j)) != 0)
+    if (st != 0)
         return st;
     return cli_ok(cli, j);
 }
@@ -765,10 +761,8 @@ int cmd_breakglass(struct cli *cli)
     char access[MSG_GRANT_GID_LEN + 1];
     uint8_t *tbs = NULL, sig[64];
     size_t tl = 0;
-    struct wire_enc e;
     unsigned long h = 4;
     json_t *j = NULL;
-    uint32_t id;
     int rc, st;
 
     if (hours) {
@@ -811,10 +805,7 @@ int cmd_breakglass(struct cli *cli)
         goto out;
     }
     msg_breakglass_id(tbs, tl, sig, access);
-    id = start(cli, &e, "breakglass.open", 2);
-    wire_kv_bin(&e, "tbs", tbs, tl);
-    wire_kv_bin(&e, "sig", sig, 64);
-    if ((st = dev_call_json(cli, id, &e, "breakglass.open", &j)) != 0)
+    if ((st = send_signed(cli, "breakglass.open", tbs, tl, sig, &j)) != 0)
         goto out;
     if (!json_string_value(json_object_get(j, "access")) ||
         strcmp(json_string_value(json_object_get(j, "access")), access) != 0) {
