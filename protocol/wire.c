@@ -581,6 +581,18 @@ void wire_enc_err(struct wire_enc *e, uint32_t id, const char *code, const char 
     wire_kv_str(e, "msg", msg);
 }
 
+void wire_enc_append(struct wire_enc *e, const struct wire_enc *values)
+{
+    if (e->err)
+        return;
+    if (values->err) {
+        e->err = values->err;
+        return;
+    }
+    if (values->sb.size)
+        chk(e, msgpack_sbuffer_write(&e->sb, values->sb.data, values->sb.size));
+}
+
 int wire_enc_finish(struct wire_enc *e, const uint8_t **data, size_t *len)
 {
     if (e->err)

@@ -158,6 +158,9 @@ void wire_kv_strn(struct wire_enc *e, const char *key, const char *s, size_t len
 void wire_kv_bin(struct wire_enc *e, const char *key, const uint8_t *p, size_t len);
 void wire_kv_uint(struct wire_enc *e, const char *key, uint64_t v);
 void wire_kv_bool(struct wire_enc *e, const char *key, bool v);
+/* Appends the bytes of values another builder encoded (e.g. the elements of
+ * an array whose length was known only after encoding them). */
+void wire_enc_append(struct wire_enc *e, const struct wire_enc *values);
 
 /* Returns 0 and the encoded bytes (owned by e, valid until the next call on
  * e or wire_enc_reset()), or ERR_NOMEM / ERR_INVALID if any step failed. */

@@ -84,7 +84,8 @@ struct page {
     uint64_t missed;
 };
 
-static void sync_dev(const char *device, uint64_t after, struct page *p)
+static void sync_page(const char *device, uint64_t after, uint32_t limit, struct page *p,
+                      bool *more)
 {
     struct wire_enc e;
     const uint8_t *out;
@@ -93,7 +94,7 @@ static void sync_dev(const char *device, uint64_t after, struct page *p)
     memset(p, 0, sizeof(*p));
     wire_enc_init(&e);
     wire_enc_ok(&e, 1, 3);
-    assert_int_equal(deliver_sync(device, "x@x.test", after, 500, NOW, &e), 0);
+    assert_int_equal(deliver_sync(device, "x@x.test", after, limit, NOW, &e), 0);
     assert_int_equal(wire_enc_finish(&e, &out, &olen), 0);
     assert_int_equal(wire_decode(out, olen, &m), 0);
     struct wire_array a, ms;
@@ -111,6 +112,8 @@ static void sync_dev(const char *device, uint64_t after, struct page *p)
             assert_true(p->seq[i] > p->seq[i - 1]);
     }
     p->n = a.n;
+    assert_true(p->n <= limit);
+    assert_int_equal(wire_get_bool(&m.body, "more", more), 0);
     assert_int_equal(wire_get_array(&m.body, "missed", &ms), 0);
     for (uint32_t i = 0; i < ms.n; i++) {
         struct wire_map x;
@@ -119,6 +122,13 @@ static void sync_dev(const char *device, uint64_t after, struct page *p)
     }
     wire_msg_free(&m);
     wire_enc_reset(&e);
+}
+
+static void sync_dev(const char *device, uint64_t after, struct page *p)
+{
+    bool more = true;
+    sync_page(device, after, 500, p, &more);
+    assert_false(more);
 }
 
 static bool has_seq(const struct page *p, uint64_t seq)
@@ -222,6 +232,26 @@ static void upgrade_then_cursors(void **state)
     assert_int_equal(p.n, 4); /* 5, 6, the notice 7, then 8 */
     assert_int_equal(p.kind[2], 'n');
     assert_int_equal(p.seq[3], 8);
+    /* the same four in pages: `more` until the last page, nothing skipped */
+    {
+        struct page q;
+        bool more = false;
+        uint64_t after = 0;
+        for (uint32_t k = 0; k < 4; k += 3) {
+            sync_page("dC", after, 3, &q, &more);
+            assert_int_equal(q.n, k == 0 ? 3 : 1);
+            assert_int_equal(more, k == 0);
+            for (uint32_t i = 0; i < q.n; i++)
+                assert_int_equal(q.seq[i], p.seq[k + i]);
+            after = q.seq[q.n - 1];
+        }
+        sync_page("dC", 0, 4, &q, &more); /* exactly the limit: no more */
+        assert_int_equal(q.n, 4);
+        assert_false(more);
+        sync_page("dC", p.seq[3], 4, &q, &more);
+        assert_int_equal(q.n, 0);
+        assert_false(more);
+    }
     sync_dev("dA", 0, &p);
     assert_int_equal(p.n, 0); /* its own */
     sync_dev("dR", 0, &p);

@@ -254,6 +254,53 @@ static void long_op_refused(void **state)
     wire_enc_reset(&e);
 }
 
+/* An array whose elements were encoded by another builder is byte for byte
+ * the array encoded in place; a failed builder's error is passed on. */
+static void append_equals_inline(void **state)
+{
+    (void)state;
+    struct wire_enc direct, outer, items;
+    const uint8_t *d1, *d2;
+    size_t l1, l2;
+    wire_enc_init(&direct);
+    wire_enc_ok(&direct, 9, 1);
+    wire_enc_key(&direct, "entries");
+    wire_enc_array(&direct, 2);
+    wire_enc_map(&direct, 1);
+    wire_kv_uint(&direct, "seq", 5);
+    wire_enc_map(&direct, 1);
+    wire_kv_bin(&direct, "data", (const uint8_t *)"\xff\x00", 2);
+    assert_int_equal(wire_enc_finish(&direct, &d1, &l1), 0);
+
+    wire_enc_init(&items);
+    wire_enc_map(&items, 1);
+    wire_kv_uint(&items, "seq", 5);
+    wire_enc_map(&items, 1);
+    wire_kv_bin(&items, "data", (const uint8_t *)"\xff\x00", 2);
+    wire_enc_init(&outer);
+    wire_enc_ok(&outer, 9, 1);
+    wire_enc_key(&outer, "entries");
+    wire_enc_array(&outer, 2);
+    wire_enc_append(&outer, &items);
+    assert_int_equal(wire_enc_finish(&outer, &d2, &l2), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(d1, d2, l1);
+
+    struct wire_msg m;
+    struct wire_array a;
+    assert_int_equal(wire_decode(d2, l2, &m), 0);
+    assert_int_equal(wire_get_array(&m.body, "entries", &a), 0);
+    assert_int_equal(a.n, 2);
+    wire_msg_free(&m);
+
+    items.err = ERR_NOMEM; /* as after a failed allocation */
+    wire_enc_append(&outer, &items);
+    assert_int_equal(wire_enc_finish(&outer, &d2, &l2), ERR_NOMEM);
+    wire_enc_reset(&items);
+    wire_enc_reset(&outer);
+    wire_enc_reset(&direct);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +311,7 @@ int main(void)
         cmocka_unit_test(total_limit),
         cmocka_unit_test(malformed_frames),
         cmocka_unit_test(long_op_refused),
+        cmocka_unit_test(append_equals_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
