@@ -166,8 +166,22 @@ void conn_enqueue(struct conn *c, struct outmsg *m)
     lws_callback_on_writable(c->wsi);
 }
 
+static int send_msg(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
+                    bool is_event, bool close_after);
+
 int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
               bool close_after)
+{
+    return send_msg(c, data, len, id, is_ok, false, close_after);
+}
+
+int conn_send_event(struct conn *c, const uint8_t *data, size_t len)
+{
+    return send_msg(c, data, len, 0, false, true, false);
+}
+
+static int send_msg(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
+                    bool is_event, bool close_after)
 {
     if (!c->wsi || c->killed)
         return 0;
@@ -179,6 +193,7 @@ int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool
     memset(m, 0, sizeof(*m));
     m->id = id;
     m->is_ok = is_ok;
+    m->is_event = is_event;
     m->close_after = close_after;
     m->len = len;
     memcpy(m->buf + LWS_PRE, data, len);

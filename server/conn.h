@@ -71,6 +71,9 @@ int conn_receive(struct conn *c, const uint8_t *in, size_t len, bool first, bool
  * killed). */
 int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
               bool close_after);
+/* Queues an event (as conn_send); one held for the COMMIT is dropped when
+ * the COMMIT fails, since what it tells of did not happen. */
+int conn_send_event(struct conn *c, const uint8_t *data, size_t len);
 /* Appends a held message to c's queue (after commit). */
 void conn_enqueue(struct conn *c, struct outmsg *m);
 /* Sends an error response {id, err:{code,msg}}. */

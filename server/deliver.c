@@ -150,7 +150,7 @@ static bool device_online(const char *device)
 static void send_pend(struct conn *c, void *ctx)
 {
     const struct pend *p = ctx;
-    (void)conn_send(c, p->data, p->len, 0, false, false);
+    (void)conn_send_event(c, p->data, p->len);
 }
 
 int deliver_event(const char *device, const uint8_t *data, size_t len)

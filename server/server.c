@@ -54,8 +54,10 @@ void server_commit(void)
         while (m) {
             struct outmsg *next = m->next;
             struct conn *c = m->conn;
-            if (rc == 0 || !m->is_ok) {
+            if (rc == 0 || (!m->is_ok && !m->is_event)) {
                 conn_enqueue(c, m);
+            } else if (m->is_event) {
+                free(m); /* it tells of a write that did not happen */
             } else {
                 /* The write did not happen: say so and close, since the
                  * session state (e.g. a login by enrollment) may be wrong. */

@@ -36,6 +36,7 @@ struct outmsg {
     struct conn *conn;   /* held list only */
     uint32_t id;         /* response id (held list: to turn into an error) */
     bool is_ok;          /* held: a successful response */
+    bool is_event;       /* held: an event (dropped when the commit fails) */
     bool close_after;    /* close the connection once this one is sent */
     size_t len;
     uint8_t buf[];       /* LWS_PRE + len */
@@ -74,7 +75,7 @@ extern struct server srv;
 
 /* Commits the iteration's transaction (if any) and releases the held
  * messages; on a failed commit turns held successes into `internal` errors
- * and closes their connections. Frees dead connections. */
+ * and closes their connections, and drops held events. Frees dead connections. */
 void server_commit(void);
 /* Timer work of the loop (at most once per clock second): grant expiry and
  * the delivery offline limit, inside the iteration's transaction. */
