@@ -369,17 +369,19 @@ int handle_thread_send(struct req *r)
         return -1;
     if (!thread_id_valid(id))
         return req_fail(r, "invalid", "'%s' is not a thread id", id);
-    int rc = thread_send(id, r->c->identity, r->c->device, msg, len, clock_now(), &seq,
-                         &devices, &code, why, sizeof(why));
+    uint64_t now = clock_now(); /* the message's time, also in the answer */
+    int rc = thread_send(id, r->c->identity, r->c->device, msg, len, now, &seq, &devices, &code,
+                         why, sizeof(why));
     if (rc == ERR_NOT_FOUND)
         return req_fail(r, "not_found", "no thread %s", id);
     if (rc == ERR_IO || rc == ERR_NOMEM || rc == ERR_INTERNAL || rc == ERR_LIMIT)
         return req_fail_err(r, rc, "thread.send");
     if (rc)
         return req_fail(r, code, "%s", why);
-    wire_enc_ok(r->out, r->id, 2);
+    wire_enc_ok(r->out, r->id, 3);
     wire_kv_uint(r->out, "message", seq);
     wire_kv_uint(r->out, "devices", devices);
+    wire_kv_uint(r->out, "time", now);
     return 0;
 }
 

@@ -1632,14 +1632,18 @@ int client_thread_send(struct client_dev *d, const char *thread, const uint8_t *
         client_frame_free(&r);
         return rc;
     }
+    /* the server's time of the message, as every other member sees it (not
+     * this device's clock) */
+    uint64_t sent_at = 0;
     if (wire_get_uint(&r.msg.body, "message", message) != 0 ||
-        wire_get_uint(&r.msg.body, "devices", devices) != 0) {
+        wire_get_uint(&r.msg.body, "devices", devices) != 0 ||
+        wire_get_uint(&r.msg.body, "time", &sent_at) != 0) {
         client_frame_free(&r);
-        set_err(d, "malformed", "thread.send: no message/devices in the answer");
+        set_err(d, "malformed", "thread.send: no message/devices/time in the answer");
         return ERR_MALFORMED;
     }
     client_frame_free(&r);
-    rc = msg_store(d, thread, *message, now_s(), d->id, d->device, text, len, NULL);
+    rc = msg_store(d, thread, *message, sent_at, d->id, d->device, text, len, NULL);
     if (rc != 0)
         return rc;
     if (*devices > 0 && wait_ms > 0)

@@ -311,6 +311,14 @@ check "\"vera@$D\" not in [m[\"id\"] for m in d[\"members\"]]" "Vera left when t
 say ella "After the visit"
 readt vera
 lacks_text "After the visit" "Vera must not read after the expiry"
+# the sender's own copy carries the server's time (3 h ahead now), as the others see it
+readt ella
+check "abs([m[\"time\"] for m in d[\"messages\"] if m.get(\"text\") == \"After the visit\"][0] - (__import__(\"time\").time() + 10800)) < 900" \
+    "Ella's own message is stored with the server's time, not her device's"
+T_OWN=$(jv '[m["time"] for m in d["messages"] if m.get("text") == "After the visit"][0]')
+readt lise
+check "[m[\"time\"] for m in d[\"messages\"] if m.get(\"text\") == \"After the visit\"] == [$T_OWN]" \
+    "Lise sees the same time for Ella's message"
 
 # --- Sofie is unassigned from home care: she leaves the thread
 as admin 0 admin unassign --staff sofie --department home-care
