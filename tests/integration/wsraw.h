@@ -260,6 +260,10 @@ static int wsc_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* WSI_DESTROY too: a connection lws drops without CLOSED (seen: a
+         * plain client refused by a TLS server) must not leave c->wsi
+         * dangling for wsc_free() */
         if (c) {
             c->state = WSC_CLOSED;
             c->wsi = NULL;
