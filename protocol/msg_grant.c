@@ -287,25 +287,36 @@ static int get_str(struct tls_reader *r, char *dst, size_t cap)
     return 0;
 }
 
+/* The head every TBS decoder shares: the size limit, version 1 and (nonce
+ * non-NULL) the 16-byte nonce; r is left after them. */
+static int read_head(struct tls_reader *r, const uint8_t *buf, size_t len, uint16_t *version,
+                     uint8_t nonce[MSG_GRANT_NONCE_LEN])
+{
+    const uint8_t *n;
+    int rc;
+    if (len > MSG_GRANT_TBS_MAX)
+        return ERR_TOO_BIG;
+    tls_reader_init(r, buf, len);
+    if ((rc = tls_read_u16(r, version)))
+        return rc;
+    if (*version != MSG_GRANT_VERSION)
+        return ERR_UNSUPPORTED;
+    if (!nonce)
+        return 0;
+    if ((rc = tls_read_fixed(r, MSG_GRANT_NONCE_LEN, &n)))
+        return rc;
+    memcpy(nonce, n, MSG_GRANT_NONCE_LEN);
+    return 0;
+}
+
 int msg_grant_decode(const uint8_t *buf, size_t len, struct msg_grant *g)
 {
     struct tls_reader r;
-    const uint8_t *nonce;
     int rc;
 
     memset(g, 0, sizeof(*g));
-    if (len > MSG_GRANT_TBS_MAX)
-        return ERR_TOO_BIG;
-    tls_reader_init(&r, buf, len);
-    if ((rc = tls_read_u16(&r, &g->version)))
+    if ((rc = read_head(&r, buf, len, &g->version, g->nonce)))
         goto out;
-    if (g->version != MSG_GRANT_VERSION) {
-        rc = ERR_UNSUPPORTED;
-        goto out;
-    }
-    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
-        goto out;
-    memcpy(g->nonce, nonce, MSG_GRANT_NONCE_LEN);
     if ((rc = get_str(&r, g->citizen, sizeof(g->citizen))) ||
         (rc = get_str(&r, g->grantee, sizeof(g->grantee))) ||
         (rc = get_str(&r, g->scope, sizeof(g->scope))) ||
@@ -508,15 +519,8 @@ int msg_revocation_decode(const uint8_t *buf, size_t len, struct msg_revocation 
     int rc;
 
     memset(v, 0, sizeof(*v));
-    if (len > MSG_GRANT_TBS_MAX)
-        return ERR_TOO_BIG;
-    tls_reader_init(&r, buf, len);
-    if ((rc = tls_read_u16(&r, &v->version)))
+    if ((rc = read_head(&r, buf, len, &v->version, NULL)))
         goto out;
-    if (v->version != MSG_GRANT_VERSION) {
-        rc = ERR_UNSUPPORTED;
-        goto out;
-    }
     if ((rc = get_str(&r, v->grant, sizeof(v->grant))) ||
         (rc = get_str(&r, v->revoker, sizeof(v->revoker))) ||
         (rc = get_str(&r, v->revoker_device, sizeof(v->revoker_device))) ||
@@ -606,22 +610,11 @@ int msg_proxy_reg_encode(const struct msg_proxy_reg *p, uint8_t **out, size_t *l
 int msg_proxy_reg_decode(const uint8_t *buf, size_t len, struct msg_proxy_reg *p)
 {
     struct tls_reader r;
-    const uint8_t *nonce;
     int rc;
 
     memset(p, 0, sizeof(*p));
-    if (len > MSG_GRANT_TBS_MAX)
-        return ERR_TOO_BIG;
-    tls_reader_init(&r, buf, len);
-    if ((rc = tls_read_u16(&r, &p->version)))
+    if ((rc = read_head(&r, buf, len, &p->version, p->nonce)))
         goto out;
-    if (p->version != MSG_GRANT_VERSION) {
-        rc = ERR_UNSUPPORTED;
-        goto out;
-    }
-    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
-        goto out;
-    memcpy(p->nonce, nonce, MSG_GRANT_NONCE_LEN);
     if ((rc = get_str(&r, p->citizen, sizeof(p->citizen))) ||
         (rc = get_str(&r, p->proxy, sizeof(p->proxy))) ||
         (rc = get_str(&r, p->basis, sizeof(p->basis))) ||
@@ -720,22 +713,11 @@ int msg_proxy_end_encode(const struct msg_proxy_end *p, uint8_t **out, size_t *l
 int msg_proxy_end_decode(const uint8_t *buf, size_t len, struct msg_proxy_end *p)
 {
     struct tls_reader r;
-    const uint8_t *nonce;
     int rc;
 
     memset(p, 0, sizeof(*p));
-    if (len > MSG_GRANT_TBS_MAX)
-        return ERR_TOO_BIG;
-    tls_reader_init(&r, buf, len);
-    if ((rc = tls_read_u16(&r, &p->version)))
+    if ((rc = read_head(&r, buf, len, &p->version, p->nonce)))
         goto out;
-    if (p->version != MSG_GRANT_VERSION) {
-        rc = ERR_UNSUPPORTED;
-        goto out;
-    }
-    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
-        goto out;
-    memcpy(p->nonce, nonce, MSG_GRANT_NONCE_LEN);
     if ((rc = get_str(&r, p->registration, sizeof(p->registration))) ||
         (rc = get_str(&r, p->citizen, sizeof(p->citizen))) ||
         (rc = get_str(&r, p->proxy, sizeof(p->proxy))) ||
@@ -828,22 +810,11 @@ int msg_breakglass_encode(const struct msg_breakglass *b, uint8_t **out, size_t 
 int msg_breakglass_decode(const uint8_t *buf, size_t len, struct msg_breakglass *b)
 {
     struct tls_reader r;
-    const uint8_t *nonce;
     int rc;
 
     memset(b, 0, sizeof(*b));
-    if (len > MSG_GRANT_TBS_MAX)
-        return ERR_TOO_BIG;
-    tls_reader_init(&r, buf, len);
-    if ((rc = tls_read_u16(&r, &b->version)))
+    if ((rc = read_head(&r, buf, len, &b->version, b->nonce)))
         goto out;
-    if (b->version != MSG_GRANT_VERSION) {
-        rc = ERR_UNSUPPORTED;
-        goto out;
-    }
-    if ((rc = tls_read_fixed(&r, MSG_GRANT_NONCE_LEN, &nonce)))
-        goto out;
-    memcpy(b->nonce, nonce, MSG_GRANT_NONCE_LEN);
     if ((rc = get_str(&r, b->citizen, sizeof(b->citizen))) ||
         (rc = get_str(&r, b->thread, sizeof(b->thread))) ||
         (rc = get_str(&r, b->staff, sizeof(b->staff))) ||
