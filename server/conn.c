@@ -29,6 +29,8 @@
 
 static uint64_t next_serial = 1;
 static struct conn *unauth_head, *unauth_tail;
+/* Connections that queued output this iteration (conn_flush_all). */
+static struct conn *flush_head;
 
 /* Seconds of a clock that never jumps (not the shiftable test clock: an
  * idle limit is about the peer's real silence). */
@@ -125,6 +127,14 @@ void conn_free(struct conn *c)
 {
     if (!c)
         return;
+    if (c->on_flush) { /* not reached from server_commit(): it flushes first */
+        for (struct conn **pp = &flush_head; *pp; pp = &(*pp)->fnext) {
+            if (*pp == c) {
+                *pp = c->fnext;
+                break;
+            }
+        }
+    }
     free_queue(c);
     free(c->rx);
     free(c);
@@ -163,7 +173,11 @@ void conn_enqueue(struct conn *c, struct outmsg *m)
         c->q_head = m;
     c->q_tail = m;
     c->q_bytes += m->len;
-    lws_callback_on_writable(c->wsi);
+    if (!c->on_flush) {
+        c->on_flush = true;
+        c->fnext = flush_head;
+        flush_head = c;
+    }
 }
 
 static int send_msg(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
@@ -252,54 +266,132 @@ void conn_end_session(struct conn *c, const char *reason)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
 }
 
-/* Most messages one WRITEABLE callback sends (and bytes, roughly): enough
- * to empty a fan-out's queue in one loop iteration, small enough that one
- * busy connection does not hold up the others. */
-#define WRITE_BATCH_MSGS 64
-#define WRITE_BATCH_BYTES (256u * 1024u)
+/* Bytes (payload + frame headers) one write call carries when several
+ * queued messages go out together: lws_issue_raw() hands at most
+ * rx_buffer_size + LWS_PRE + 4 bytes (ws.c: 64 KiB) to the socket per call
+ * and copies the rest into its own buffer, so a batch stays under that. */
+#define RAW_BATCH_BYTES (64u * 1024u)
+/* Bytes one connection may write per call of write_queue(): enough to empty
+ * a fan-out's queue in one go, small enough that one busy connection does
+ * not hold up the others. */
+#define WRITE_BUDGET_BYTES (256u * 1024u)
+
+static uint8_t raw_batch[LWS_PRE + RAW_BATCH_BYTES];
+
+/* RFC 6455 5.2 header of an unmasked, final binary frame of len bytes. */
+static size_t frame_header(uint8_t *p, size_t len)
+{
+    p[0] = 0x82;
+    if (len < 126) {
+        p[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len < 65536) {
+        p[1] = 126;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Takes m off the head of c's queue (the caller frees it). */
+static struct outmsg *pop_head(struct conn *c)
+{
+    struct outmsg *m = c->q_head;
+    c->q_head = m->next;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    c->q_bytes -= m->len;
+    return m;
+}
+
+/* Writes queued messages while lws has nothing of ours left over from a
+ * short write (lws_partial_buffered(): no syscall) and the budget lasts.
+ * One message goes out with lws_write(BINARY) from its own buffer; two or
+ * more that fit RAW_BATCH_BYTES are framed here, side by side, and go out
+ * as one raw write (one send() and one TCP segment train instead of one
+ * per message). lws keeps what the socket did not take and asks for
+ * WRITEABLE itself. Returns -1 when the write failed. */
+static int write_queue(struct conn *c)
+{
+    size_t budget = 0;
+    while (c->q_head && !c->closing && budget < WRITE_BUDGET_BYTES &&
+           !lws_partial_buffered(c->wsi)) {
+        struct outmsg *m = c->q_head;
+        size_t total = 0, k = 0;
+        for (struct outmsg *x = m; x && !x->close_after; x = x->next) {
+            size_t need = x->len + 10;
+            if (total + need > RAW_BATCH_BYTES)
+                break;
+            total += need;
+            k++;
+        }
+        int n;
+        if (k < 2) {
+            m = pop_head(c);
+            bool close_after = m->close_after;
+            budget += m->len;
+            n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
+            free(m);
+            if (close_after)
+                c->closing = true;
+        } else {
+            uint8_t *p = raw_batch + LWS_PRE;
+            size_t off = 0;
+            for (size_t i = 0; i < k; i++) {
+                m = pop_head(c);
+                off += frame_header(p + off, m->len);
+                memcpy(p + off, m->buf + LWS_PRE, m->len);
+                off += m->len;
+                free(m);
+            }
+            budget += off;
+            n = lws_write(c->wsi, p, off, LWS_WRITE_RAW);
+        }
+        if (n < 0) {
+            log_warn("conn %llu %s: write failed", (unsigned long long)c->serial, c->peer);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int conn_writeable(struct conn *c)
 {
     if (c->killed)
         return -1;
-    if (!c->q_head) {
-        if (c->closing) {
-            lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-            return -1;
-        }
-        return 0;
+    if (write_queue(c) < 0)
+        return -1;
+    if (!c->q_head && c->closing) {
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+        return -1;
     }
-    /* Several queued messages per callback while the socket takes them
-     * whole (lws_send_pipe_choked() is false): one message per callback
-     * cost an event-loop iteration, and so a group commit's fsync, per
-     * queued message. A write the kernel takes only in part is kept by lws
-     * and makes the pipe choked, so we stop there and wait for the next
-     * WRITEABLE. */
-    size_t sent = 0, bytes = 0;
-    while (c->q_head) {
-        if (sent && (sent >= WRITE_BATCH_MSGS || bytes >= WRITE_BATCH_BYTES ||
-                     lws_send_pipe_choked(c->wsi)))
-            break;
-        struct outmsg *m = c->q_head;
-        c->q_head = m->next;
-        if (!c->q_head)
-            c->q_tail = NULL;
-        c->q_bytes -= m->len;
-        bytes += m->len;
-        sent++;
-        int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
-        bool close_after = m->close_after;
-        free(m);
-        if (n < 0) {
-            log_warn("conn %llu %s: write failed", (unsigned long long)c->serial, c->peer);
-            return -1;
-        }
-        if (close_after)
-            c->closing = true;
-    }
-    if (c->q_head || c->closing)
+    if (c->q_head)
         lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+void conn_flush_all(void)
+{
+    while (flush_head) {
+        struct conn *c = flush_head;
+        flush_head = c->fnext;
+        c->fnext = NULL;
+        c->on_flush = false;
+        if (!c->wsi || c->killed)
+            continue;
+        if (write_queue(c) < 0) {
+            kill_conn(c, "write failed");
+            continue;
+        }
+        /* the rest (and a close after the last message) from WRITEABLE */
+        if (c->q_head || c->closing)
+            lws_callback_on_writable(c->wsi);
+    }
 }
 
 void conn_idle_sweep(void)

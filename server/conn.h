@@ -28,6 +28,8 @@ struct conn {
     /* outbound: sent in order from WRITEABLE */
     struct outmsg *q_head, *q_tail;
     size_t q_bytes;
+    struct conn *fnext;         /* on the flush list (conn.c) */
+    bool on_flush;
     bool ignore_input;          /* answered with a fatal error or session ended:
                                    further input is dropped until the close */
     bool closing;               /* a close_after message was sent: close when
@@ -85,5 +87,11 @@ void conn_end_session(struct conn *c, const char *reason);
  * the socket takes them whole). Returns -1 to
  * close the connection. */
 int conn_writeable(struct conn *c);
+/* Writes what this iteration queued, on every connection that queued
+ * something, at once (outside any callback; server_commit() calls it after
+ * the held answers are released). Several queued messages go out as one
+ * write of consecutive WebSocket frames; what the socket does not take
+ * waits for WRITEABLE. */
+void conn_flush_all(void);
 
 #endif

@@ -70,6 +70,7 @@ void server_commit(void)
         }
         log_debug("commit: %s, %zu held messages released", rc ? "FAILED" : "ok", n);
     }
+    conn_flush_all();
     /* Safe point: no callback is running and nothing refers to dead
      * connections any more (the delivery index is dropped first). */
     deliver_iteration_end();

@@ -11,9 +11,10 @@
  * the handler's answer is queued with conn_send(); while a write
  * transaction is open, everything queued is *held* on srv.held → after
  * lws_service() returns, main calls server_commit(): COMMIT, then the held
- * messages move to their connections' outbound queues and
- * lws_callback_on_writable() is requested → LWS_CALLBACK_SERVER_WRITEABLE
- * sends one message per callback (conn_writeable()).
+ * messages move to their connections' outbound queues → conn_flush_all()
+ * writes each connection's queue at once, several messages per send() as
+ * consecutive WebSocket frames; what the socket does not take goes out
+ * from LWS_CALLBACK_SERVER_WRITEABLE (conn_writeable()).
  */
 #ifndef SAMMEN_SERVER_H
 #define SAMMEN_SERVER_H

@@ -2,8 +2,9 @@
  * ws.c: libwebsockets glue. protocols[0] catches HTTP and WebSocket
  * upgrades without our subprotocol (refused); protocols[1] is "sammen.v1".
  * The callback only translates lws events into conn_* calls: it never
- * frees a conn (CLOSED detaches it; server_commit() frees it later) and
- * sends only from SERVER_WRITEABLE.
+ * frees a conn (CLOSED detaches it; server_commit() frees it later). It
+ * writes from SERVER_WRITEABLE; the rest of the writing happens in
+ * conn_flush_all(), at the end of each loop iteration, outside callbacks.
  */
 #include "ws.h"
 
