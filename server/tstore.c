@@ -4,7 +4,11 @@
  */
 #include "tstore.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "log.h"
@@ -295,6 +299,59 @@ static const char *const sql[Q_COUNT] = {
 static sqlite3 *db;
 static sqlite3_stmt *q[Q_COUNT];
 
+/* Statement profile (HACKING.md): with SAMMEN_STMT_PROFILE=FILE in the
+ * environment, the time spent in sqlite3_step() is summed per statement and
+ * written to FILE when the store closes. Off by default (one branch). */
+static bool prof_on;
+static const char *prof_path;
+static uint64_t prof_ns[Q_COUNT], prof_steps[Q_COUNT];
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int step(sqlite3_stmt *s)
+{
+    if (!prof_on)
+        return sqlite3_step(s);
+    uint64_t t0 = mono_ns();
+    int rc = sqlite3_step(s);
+    uint64_t dt = mono_ns() - t0;
+    for (int i = 0; i < Q_COUNT; i++) {
+        if (q[i] == s) {
+            prof_ns[i] += dt;
+            prof_steps[i]++;
+            break;
+        }
+    }
+    return rc;
+}
+
+static void prof_write(void)
+{
+    if (!prof_on)
+        return;
+    FILE *f = fopen(prof_path, "w");
+    if (!f) {
+        log_warn("tstore: cannot write the statement profile to %s", prof_path);
+        return;
+    }
+    fprintf(f, "# statement  total_us  steps  us_per_step  sql\n");
+    for (int i = 0; i < Q_COUNT; i++) {
+        if (!prof_steps[i])
+            continue;
+        fprintf(f, "%d %.0f %llu %.2f %s\n", i, (double)prof_ns[i] / 1e3,
+                (unsigned long long)prof_steps[i],
+                (double)prof_ns[i] / 1e3 / (double)prof_steps[i], sql[i]);
+    }
+    if (fclose(f) != 0)
+        log_warn("tstore: cannot write the statement profile to %s", prof_path);
+}
+
 static int fail(const char *what, int rc)
 {
     log_error("tstore: %s: %s (%d)", what, db ? sqlite3_errmsg(db) : "?", rc);
@@ -305,6 +362,10 @@ int tstore_open(struct store *st)
 {
     tstore_close();
     db = store_db(st);
+    prof_path = getenv("SAMMEN_STMT_PROFILE");
+    prof_on = prof_path && prof_path[0];
+    memset(prof_ns, 0, sizeof(prof_ns));
+    memset(prof_steps, 0, sizeof(prof_steps));
     for (int i = 0; i < Q_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);
         if (rc != SQLITE_OK) {
@@ -318,6 +379,8 @@ int tstore_open(struct store *st)
 
 void tstore_close(void)
 {
+    if (db)
+        prof_write();
     for (int i = 0; i < Q_COUNT; i++) {
         sqlite3_finalize(q[i]);
         q[i] = NULL;
@@ -353,7 +416,7 @@ int tq_u64(sqlite3_stmt *s, int i, uint64_t v)
 
 int tq_run(sqlite3_stmt *s)
 {
-    int rc = sqlite3_step(s);
+    int rc = step(s);
     int ext = sqlite3_extended_errcode(db);
     sqlite3_reset(s);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -369,7 +432,7 @@ int tq_run(sqlite3_stmt *s)
 
 int tq_row(sqlite3_stmt *s)
 {
-    int rc = sqlite3_step(s);
+    int rc = step(s);
     if (rc == SQLITE_ROW)
         return 0;
     sqlite3_reset(s);
