@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "server.h"
+#include "hot.h"
 #include "tstore.h"
 
 #define DEV_MAX 32
@@ -516,30 +517,20 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
                            const char *sender_device, uint64_t epoch, const uint8_t *data,
                            size_t len, uint64_t now, uint64_t *seq_out, uint32_t *targets_out)
 {
-    static char devs[MEMBERS_MAX][DEV_MAX];
     uint32_t n = 0;
     uint64_t seq = 0;
     int rc;
 
-    /* the roster first (the member statement is not kept open while the
-     * inbox statements run) */
-    sqlite3_stmt *s = tq(Q_MEMBER_EACH);
-    rc = tq_text(s, 1, thread);
-    while (!rc && (rc = tq_row(s)) == 0) {
-        char dev[DEV_MAX];
-        tq_col_text(s, 0, dev, sizeof(dev));
-        if (sqlite3_column_int(s, 4) != 0 || strcmp(dev, sender_device) == 0)
-            continue;
-        if (n == MEMBERS_MAX) {
-            tq_done(s);
-            return ERR_LIMIT;
-        }
-        memcpy(devs[n++], dev, DEV_MAX);
-    }
-    if (rc != ERR_NOT_FOUND)
-        return rc ? rc : ERR_INTERNAL;
+    /* the roster from memory (hot.c); it stays valid while this message is
+     * stored, since nothing here writes threads or thread_members */
+    const struct hot_thread *h;
+    rc = hot_get(thread, &h);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < h->n; i++)
+        n += !h->m[i].removing && strcmp(h->m[i].device, sender_device) != 0;
 
-    s = tq(Q_THREAD_NEXT_SEQ);
+    sqlite3_stmt *s = tq(Q_THREAD_NEXT_SEQ);
     rc = tq_text(s, 1, thread);
     if (!rc)
         rc = tq_row(s);
@@ -567,8 +558,12 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (!rc) rc = tq_u64(s, 9, n);
     if (!rc) rc = tq_u64(s, 10, gseq);
     if (!rc) rc = tq_run(s);
-    for (uint32_t i = 0; !rc && i < n; i++)
-        rc = push_entry(devs[i], gseq, thread, seq, kind, sender, sender_device, now, data, len);
+    for (uint32_t i = 0; !rc && i < h->n; i++) {
+        const struct hot_member *m = &h->m[i];
+        if (!m->removing && strcmp(m->device, sender_device) != 0)
+            rc = push_entry(m->device, gseq, thread, seq, kind, sender, sender_device, now, data,
+                            len);
+    }
     if (rc)
         return rc;
     if (seq_out)

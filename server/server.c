@@ -24,6 +24,7 @@
 #include "consent.h"
 #include "deliver.h"
 #include "err.h"
+#include "hot.h"
 #include "keyfile.h"
 #include "log.h"
 #include "thread.h"
@@ -413,6 +414,7 @@ int server_cmd_run(void)
 out:
     server_commit();
     thread_cache_clear();
+    hot_clear();
     deliver_shutdown();
     tstore_close();
     store_close(srv.store);

@@ -333,6 +333,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *s[S_COUNT];
     bool in_txn;
+    uint64_t rollbacks; /* store_rollbacks() */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -622,10 +623,16 @@ int store_commit(struct store *st)
     return 0;
 }
 
+uint64_t store_rollbacks(const struct store *st)
+{
+    return st->rollbacks;
+}
+
 void store_rollback(struct store *st)
 {
     if (!st->in_txn)
         return;
+    st->rollbacks++;
     /* after a failed COMMIT SQLite may already have rolled back */
     if (!sqlite3_get_autocommit(st->db))
         (void)run(st, use(st, S_ROLLBACK), "rollback");
@@ -644,6 +651,7 @@ int store_release(struct store *st)
 
 void store_rollback_to(struct store *st)
 {
+    st->rollbacks++;
     if (run(st, use(st, S_ROLLBACK_TO), "rollback to") == 0)
         (void)run(st, use(st, S_RELEASE), "release");
 }

@@ -53,6 +53,10 @@ void store_rollback(struct store *st);
 int store_savepoint(struct store *st);
 int store_release(struct store *st);
 void store_rollback_to(struct store *st);
+/* How many rollbacks (whole or to the savepoint) there have been: caches
+ * of rows (tstore_roster_gen) change generation with it, since a rollback
+ * reverts rows silently. */
+uint64_t store_rollbacks(const struct store *st);
 
 /* meta: small key/value settings (domain, created). */
 int store_meta_get(struct store *st, const char *key, char *buf, size_t cap);

@@ -23,6 +23,7 @@
 #include "mls_tree.h"
 #include "server.h"
 #include "tls.h"
+#include "hot.h"
 #include "tstore.h"
 
 #define GROUP_ID_LEN 16
@@ -1079,28 +1080,20 @@ int thread_send(const char *thread, const char *identity, const char *device,
     size_t gid_len;
     uint64_t epoch;
     int rc;
-    /* the hot path: two primary-key lookups, no follower */
-    sqlite3_stmt *s = tq(Q_MEMBER_GET);
-    rc = tq_text(s, 1, thread);
-    if (!rc) rc = tq_text(s, 2, device);
-    if (!rc) rc = tq_row(s);
+    /* the hot path: the thread's state from memory (hot.c), no follower */
+    const struct hot_thread *h;
+    rc = hot_get(thread, &h);
     if (rc == ERR_NOT_FOUND)
         FAIL("denied", "device %s is not a member of %s", device, thread);
     if (rc)
         goto out;
-    bool removing = sqlite3_column_int(s, 3) != 0;
-    tq_done(s);
-    if (removing)
+    const struct hot_member *me = hot_member(h, device);
+    if (!me)
+        FAIL("denied", "device %s is not a member of %s", device, thread);
+    if (me->removing)
         FAIL("denied", "device %s is being removed from %s", device, thread);
-    s = tq(Q_THREAD_HOT);
-    rc = tq_text(s, 1, thread);
-    if (!rc)
-        rc = tq_row(s);
-    if (rc)
-        goto out;
-    t.epoch = tq_col_u64(s, 0);
-    t.removal_pending = tq_col_u64(s, 1) != 0;
-    tq_done(s);
+    t.epoch = h->epoch;
+    t.removal_pending = h->removal_pending;
     if (t.removal_pending)
         FAIL("state", "a removal is pending in %s: commit it first", thread);
     rc = peek_epoch(msg, len, &wf, &gid, &gid_len, &epoch);

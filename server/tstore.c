@@ -297,6 +297,7 @@ static const char *const sql[Q_COUNT] = {
 };
 
 static sqlite3 *db;
+static struct store *store;
 static sqlite3_stmt *q[Q_COUNT];
 
 /* Statement profile (HACKING.md): with SAMMEN_STMT_PROFILE=FILE in the
@@ -305,6 +306,34 @@ static sqlite3_stmt *q[Q_COUNT];
 static bool prof_on;
 static const char *prof_path;
 static uint64_t prof_ns[Q_COUNT], prof_steps[Q_COUNT];
+
+/* tstore_roster_gen(): bumped by SQLite's update hook for every row
+ * written to `threads` or `thread_members` (by any statement or trigger on
+ * this connection); see tstore_roster_gen() for the rest */
+static uint64_t roster_gen = 1;
+
+static void roster_hook(void *ctx, int op, const char *db_name, const char *table,
+                        sqlite3_int64 rowid)
+{
+    (void)ctx;
+    (void)op;
+    (void)db_name;
+    (void)rowid;
+    if (strcmp(table, "thread_members") == 0 || strcmp(table, "threads") == 0)
+        roster_gen++;
+}
+
+static uint64_t seen_rollbacks;
+
+uint64_t tstore_roster_gen(void)
+{
+    uint64_t rb = store ? store_rollbacks(store) : 0;
+    if (rb != seen_rollbacks) {
+        seen_rollbacks = rb;
+        roster_gen++;
+    }
+    return roster_gen;
+}
 
 static uint64_t mono_ns(void)
 {
@@ -362,10 +391,14 @@ int tstore_open(struct store *st)
 {
     tstore_close();
     db = store_db(st);
+    store = st;
+    seen_rollbacks = store_rollbacks(st);
     prof_path = getenv("SAMMEN_STMT_PROFILE");
     prof_on = prof_path && prof_path[0];
     memset(prof_ns, 0, sizeof(prof_ns));
     memset(prof_steps, 0, sizeof(prof_steps));
+    roster_gen++;
+    (void)sqlite3_update_hook(db, roster_hook, NULL);
     for (int i = 0; i < Q_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);
         if (rc != SQLITE_OK) {
@@ -379,13 +412,17 @@ int tstore_open(struct store *st)
 
 void tstore_close(void)
 {
-    if (db)
+    if (db) {
         prof_write();
+        (void)sqlite3_update_hook(db, NULL, NULL);
+    }
+    roster_gen++;
     for (int i = 0; i < Q_COUNT; i++) {
         sqlite3_finalize(q[i]);
         q[i] = NULL;
     }
     db = NULL;
+    store = NULL;
 }
 
 sqlite3_stmt *tq(enum tq i)

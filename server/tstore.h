@@ -79,4 +79,12 @@ uint64_t tq_col_u64(sqlite3_stmt *s, int i);
 /* Rows changed by the last tq_run. */
 int tq_changes(void);
 
+/* The roster generation: changes whenever a row of `threads` or
+ * `thread_members` is written on the store's connection (SQLite's update
+ * hook: any statement, trigger or test), after every rollback (which
+ * reverts rows without telling the hook: store_rollbacks()), and when the
+ * store opens or closes; it never goes back. Caches of those tables
+ * (hot.c) are valid while it is unchanged. */
+uint64_t tstore_roster_gen(void);
+
 #endif

@@ -1,0 +1,50 @@
+/*
+ * hot.h: what sending to a thread needs of it, kept in memory between
+ * messages: its epoch, whether a removal is pending, and its members'
+ * devices (with the removal mark). thread.send read them from the store on
+ * every message (three statements, ~12 µs; PERFORMANCE.md).
+ *
+ * An entry is valid while tstore_roster_gen() is unchanged: any row written
+ * to `threads` or `thread_members` changes it, and so does every rollback
+ * (tstore.h). A stale entry is read again on next use, so a
+ * membership change, a commit of a new epoch or a rolled-back request is
+ * seen by the very next message. The cache holds at most HOT_MAX threads;
+ * when full it starts over.
+ */
+#ifndef SAMMEN_HOT_H
+#define SAMMEN_HOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "thread.h"
+
+#define HOT_DEV_MAX 32
+#define HOT_MAX 8192
+#define HOT_MEMBERS_MAX 4096
+
+struct hot_member {
+    char device[HOT_DEV_MAX];
+    bool removing;
+};
+
+struct hot_thread {
+    char id[THREAD_ID_MAX];
+    uint64_t gen;          /* tstore_roster_gen() when read */
+    uint64_t epoch;
+    bool removal_pending;
+    uint32_t n;            /* members, in leaf order */
+    uint32_t cap;
+    struct hot_member *m;
+};
+
+/* thread's entry (read from the store if needed): 0, ERR_NOT_FOUND (no
+ * such thread), ERR_NOMEM, ERR_LIMIT (more than HOT_MEMBERS_MAX members),
+ * ERR_IO. *out stays valid until the next hot_get() or hot_clear(). */
+int hot_get(const char *thread, const struct hot_thread **out);
+/* device's place in h, or NULL if it is not a member. */
+const struct hot_member *hot_member(const struct hot_thread *h, const char *device);
+/* Frees every entry (shutdown, tests). */
+void hot_clear(void);
+
+#endif
