@@ -154,15 +154,17 @@ static void send_pend(struct conn *c, void *ctx)
     (void)conn_send_event(c, p->data, p->len);
 }
 
-int deliver_event(const char *device, const uint8_t *data, size_t len)
+/* Queues an event for device's connections (released by deliver_flush). */
+static int pend_add(const char *device, const uint8_t *data, size_t len)
 {
-    if (!device_online(device))
-        return 0;
+    size_t dl = strlen(device);
+    if (dl >= DEV_MAX)
+        return ERR_INVALID;
     struct pend *p = malloc(sizeof(*p) + len);
     if (!p)
         return ERR_NOMEM;
     p->next = NULL;
-    snprintf(p->device, sizeof(p->device), "%s", device);
+    memcpy(p->device, device, dl + 1);
     p->len = len;
     memcpy(p->data, data, len);
     if (pend_tail)
@@ -171,6 +173,13 @@ int deliver_event(const char *device, const uint8_t *data, size_t len)
         pend_head = p;
     pend_tail = p;
     return 0;
+}
+
+int deliver_event(const char *device, const uint8_t *data, size_t len)
+{
+    if (!device_online(device))
+        return 0;
+    return pend_add(device, data, len);
 }
 
 void deliver_flush(void)
@@ -454,6 +463,18 @@ static void put_entry(struct wire_enc *e, uint64_t seq, const char *thread, uint
     wire_kv_bin(e, "data", data, len);
 }
 
+/* Encodes the `entry` event of one stored entry into e (initialised by the
+ * caller, which resets it). */
+static int encode_entry(struct wire_enc *e, uint64_t seq, const char *thread, uint64_t message,
+                        const char *kind, const char *sender, const char *sender_device,
+                        uint64_t time, const uint8_t *data, size_t len, const uint8_t **out,
+                        size_t *olen)
+{
+    wire_enc_event(e, "entry", 8);
+    put_entry(e, seq, thread, message, kind, sender, sender_device, time, data, len);
+    return wire_enc_finish(e, out, olen);
+}
+
 static int push_entry(const char *device, uint64_t seq, const char *thread, uint64_t message,
                       const char *kind, const char *sender, const char *sender_device,
                       uint64_t time, const uint8_t *data, size_t len)
@@ -464,9 +485,8 @@ static int push_entry(const char *device, uint64_t seq, const char *thread, uint
     const uint8_t *out;
     size_t olen;
     wire_enc_init(&e);
-    wire_enc_event(&e, "entry", 8);
-    put_entry(&e, seq, thread, message, kind, sender, sender_device, time, data, len);
-    int rc = wire_enc_finish(&e, &out, &olen);
+    int rc = encode_entry(&e, seq, thread, message, kind, sender, sender_device, time, data, len,
+                          &out, &olen);
     if (!rc)
         rc = deliver_event(device, out, olen);
     wire_enc_reset(&e);
@@ -558,12 +578,26 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (!rc) rc = tq_u64(s, 9, n);
     if (!rc) rc = tq_u64(s, 10, gseq);
     if (!rc) rc = tq_run(s);
+    /* the entry is the same for every recipient (the entry seq is the
+     * message's gseq): encoded once, when someone is online to get it */
+    struct wire_enc e;
+    const uint8_t *out = NULL;
+    size_t olen = 0;
+    bool encoded = false;
+    wire_enc_init(&e);
     for (uint32_t i = 0; !rc && i < h->n; i++) {
         const struct hot_member *m = &h->m[i];
-        if (!m->removing && strcmp(m->device, sender_device) != 0)
-            rc = push_entry(m->device, gseq, thread, seq, kind, sender, sender_device, now, data,
-                            len);
+        if (m->removing || strcmp(m->device, sender_device) == 0 || !device_online(m->device))
+            continue;
+        if (!encoded) {
+            rc = encode_entry(&e, gseq, thread, seq, kind, sender, sender_device, now, data, len,
+                              &out, &olen);
+            encoded = true;
+        }
+        if (!rc)
+            rc = pend_add(m->device, out, olen);
     }
+    wire_enc_reset(&e);
     if (rc)
         return rc;
     if (seq_out)
