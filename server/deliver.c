@@ -550,14 +550,7 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     for (uint32_t i = 0; i < h->n; i++)
         n += !h->m[i].removing && strcmp(h->m[i].device, sender_device) != 0;
 
-    sqlite3_stmt *s = tq(Q_THREAD_NEXT_SEQ);
-    rc = tq_text(s, 1, thread);
-    if (!rc)
-        rc = tq_row(s);
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_NOT_FOUND : rc;
-    seq = tq_col_u64(s, 0);
-    tq_done(s);
+    seq = h->last_seq + 1;
 
     /* one row, one entry seq; the recipients read it through their
      * membership windows (no inbox row per device) */
@@ -565,7 +558,7 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     rc = next_gseq(&gseq);
     if (rc)
         return rc;
-    s = tq(Q_MSG_ADD);
+    sqlite3_stmt *s = tq(Q_MSG_ADD);
     rc = tq_text(s, 1, thread);
     if (!rc) rc = tq_u64(s, 2, seq);
     if (!rc) rc = tq_text(s, 3, kind);
@@ -578,6 +571,8 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (!rc) rc = tq_u64(s, 9, n);
     if (!rc) rc = tq_u64(s, 10, gseq);
     if (!rc) rc = tq_run(s);
+    if (!rc)
+        hot_seq_used(h, seq);
     /* the entry is the same for every recipient (the entry seq is the
      * message's gseq): encoded once, when someone is online to get it */
     struct wire_enc e;

@@ -47,6 +47,7 @@ static int fill(struct hot_thread *h)
         return rc;
     h->epoch = tq_col_u64(s, 0);
     h->removal_pending = tq_col_u64(s, 1) != 0;
+    h->last_seq = tq_col_u64(s, 2);
     tq_done(s);
     h->n = 0;
     s = tq(Q_MEMBER_EACH);
@@ -124,6 +125,14 @@ int hot_get(const char *thread, const struct hot_thread **out)
     }
     *out = h;
     return 0;
+}
+
+void hot_seq_used(const struct hot_thread *h, uint64_t seq)
+{
+    /* the table owns its entries; callers get them read-only */
+    struct hot_thread *w = (struct hot_thread *)(uintptr_t)h;
+    if (seq > w->last_seq)
+        w->last_seq = seq;
 }
 
 const struct hot_member *hot_member(const struct hot_thread *h, const char *device)

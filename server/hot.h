@@ -33,6 +33,7 @@ struct hot_thread {
     uint64_t gen;          /* tstore_roster_gen() when read */
     uint64_t epoch;
     bool removal_pending;
+    uint64_t last_seq;     /* the thread's last message seq (hot_seq_used) */
     uint32_t n;            /* members, in leaf order */
     uint32_t cap;
     struct hot_member *m;
@@ -42,6 +43,10 @@ struct hot_thread {
  * such thread), ERR_NOMEM, ERR_LIMIT (more than HOT_MEMBERS_MAX members),
  * ERR_IO. *out stays valid until the next hot_get() or hot_clear(). */
 int hot_get(const char *thread, const struct hot_thread **out);
+/* Records that seq (h->last_seq + 1) was stored for h's thread: the next
+ * message gets the one after. (Stored messages do not make the entry
+ * stale; a rollback does, and the count is read again from the store.) */
+void hot_seq_used(const struct hot_thread *h, uint64_t seq);
 /* device's place in h, or NULL if it is not a member. */
 const struct hot_member *hot_member(const struct hot_thread *h, const char *device);
 /* Frees every entry (shutdown, tests). */

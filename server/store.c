@@ -267,6 +267,35 @@ static const char *const migrations[] = {
      * grant of that kind instead of the citizen's */
     "CREATE INDEX grants_grantee_name ON grants(grantee_name, grantee_kind);"
     "CREATE INDEX breakglass_staff ON breakglass(staff);",
+    /* 6 -> 7: a thread's last message seq is max(seq) of its messages (the
+     * primary key's index answers it in one seek; rows are never deleted),
+     * so the counter table goes: the server keeps the next seq in memory
+     * (hot.c) instead of an upsert per message. The window triggers read
+     * the same max. */
+    "DROP TRIGGER member_window_open;"
+    "DROP TRIGGER member_window_close;"
+    "DROP TRIGGER member_window_reopen;"
+    "DROP TRIGGER member_window_end;"
+    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
+    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
+    "  FROM (SELECT coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
+    "  AS last) s; END;"
+    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
+    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
+    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
+    "  VALUES(new.thread, new.device,"
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)); END;"
+    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = old.thread), 0)"
+    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;"
+    "DROP TABLE thread_seqs;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -101,12 +101,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_THREAD_ADD] = "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch,"
                      " group_info) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [Q_THREAD_GET] = "SELECT citizen, kind, title, epoch, removal_pending,"
-                     " coalesce((SELECT last FROM thread_seqs WHERE thread = id), last_seq),"
+                     " coalesce((SELECT max(seq) FROM messages WHERE thread = id), 0),"
                      " coalesce(latest_gi, group_info) FROM threads WHERE id = ?1",
     [Q_THREAD_SET_EPOCH] = "UPDATE threads SET epoch = ?2 WHERE id = ?1",
     [Q_THREAD_SET_REMOVAL] = "UPDATE threads SET removal_pending = ?2 WHERE id = ?1",
-    [Q_THREAD_NEXT_SEQ] = "INSERT INTO thread_seqs(thread, last) VALUES(?1, 1)"
-                          " ON CONFLICT(thread) DO UPDATE SET last = last + 1 RETURNING last",
     [Q_THREAD_EACH] = "SELECT id, citizen, kind, title, epoch FROM threads ORDER BY created, id",
     [Q_THREAD_EACH_CITIZEN] = "SELECT id FROM threads WHERE citizen = ?1 ORDER BY id",
     [Q_THREAD_SET_GI] = "UPDATE threads SET latest_gi = ?2 WHERE id = ?1",
@@ -262,7 +260,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_THREADS_OF_IDENTITY] = "SELECT DISTINCT m.thread, t.citizen FROM thread_members m"
                               " JOIN threads t ON t.id = m.thread WHERE m.identity = ?1",
     /* thread.send's read: no blobs */
-    [Q_THREAD_HOT] = "SELECT epoch, removal_pending FROM threads WHERE id = ?1",
+    [Q_THREAD_HOT] = "SELECT epoch, removal_pending,"
+                     " coalesce((SELECT max(seq) FROM messages WHERE thread = ?1), 0)"
+                     " FROM threads WHERE id = ?1",
     /* threads identity ?1 may be entitled to or is in */
     [Q_THREADS_CANDIDATE] = THREADS_CANDIDATE_SQL " ORDER BY created, id",
     /* the candidates a device's new KeyPackages can matter to: those it is

@@ -4,8 +4,9 @@
  * tstore statement or by any other SQL on the connection — is seen by the
  * next hot_get(); a request rolled back to its savepoint and a transaction
  * rolled back leave no trace; storing messages does not make the entry
- * stale; a thread that does not exist takes no place; more threads than
- * the cache holds are all still answered right. */
+ * stale but advances its last seq (a rolled-back message's seq is handed
+ * out again); a thread that does not exist takes no place; more threads
+ * than the cache holds are all still answered right. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -157,6 +158,8 @@ static void follows_the_store(void **state)
                                             (const uint8_t *)"c1", 2, NOW, &seq, &targets),
                      0);
     assert_int_equal(targets, 1); /* dC */
+    assert_int_equal(seq, 1);
+    assert_int_equal(h->last_seq, 1);
     assert_int_equal(deliver_before_commit(), 0);
     assert_int_equal(store_commit(st), 0);
     const struct hot_thread *h2;
@@ -185,6 +188,35 @@ static void rollbacks_leave_no_trace(void **state)
     expect("dA dB", 9, false);
     store_rollback(st);
     expect("dA dB", 3, false);
+    /* a message rolled back with its request: its seq is handed out again */
+    const struct hot_thread *h;
+    uint64_t seq = 0;
+    uint32_t targets = 0;
+    assert_int_equal(store_begin(st), 0);
+    assert_int_equal(store_savepoint(st), 0);
+    assert_int_equal(deliver_thread_message(T, "app", "a@x.test", "dA", 3,
+                                            (const uint8_t *)"c1", 2, NOW, &seq, &targets),
+                     0);
+    assert_int_equal(seq, 1);
+    assert_int_equal(store_release(st), 0);
+    assert_int_equal(store_savepoint(st), 0);
+    assert_int_equal(deliver_thread_message(T, "app", "a@x.test", "dA", 3,
+                                            (const uint8_t *)"c2", 2, NOW, &seq, &targets),
+                     0);
+    assert_int_equal(seq, 2);
+    store_rollback_to(st);
+    assert_int_equal(hot_get(T, &h), 0);
+    assert_int_equal(h->last_seq, 1);
+    assert_int_equal(store_savepoint(st), 0);
+    assert_int_equal(deliver_thread_message(T, "app", "a@x.test", "dA", 3,
+                                            (const uint8_t *)"c3", 2, NOW, &seq, &targets),
+                     0);
+    assert_int_equal(seq, 2);
+    assert_int_equal(store_release(st), 0);
+    deliver_discard();
+    store_rollback(st);
+    assert_int_equal(hot_get(T, &h), 0);
+    assert_int_equal(h->last_seq, 0);
 }
 
 static void unknown_and_many_threads(void **state)

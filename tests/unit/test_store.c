@@ -298,6 +298,70 @@ static void signed_ledger_migration(void **state)
     store_close(st);
 }
 
+/* 6 -> 7: the per-thread counter table goes; the membership windows still
+ * open and close at the thread's last message seq, now max(seq) */
+static void seq_counter_migration(void **state)
+{
+    (void)state;
+    struct store *st;
+    char p6[160];
+    snprintf(p6, sizeof(p6), "%s/upgrade6.db", dir);
+    assert_int_equal(store_open_upto(p6, true, 6, &st), 0);
+    sqlite3 *db = store_db(st);
+    assert_int_equal(sql_rc(db, "INSERT INTO threads(id, citizen, kind, title, creator, created,"
+                                " epoch, group_info) VALUES('t_1', 'c@x.test', 'care', 't',"
+                                " 'c@x.test', 1, 1, x'00');"
+                                "INSERT INTO thread_members(thread, device, identity, leaf, basis,"
+                                " joined, joined_seq) VALUES('t_1', 'dA', 'a@x.test', 0, 'c', 1, 0);"
+                                "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, gseq) VALUES"
+                                " ('t_1', 1, 'app', 'a@x.test', 'dA', 1, 1, x'01', 0, 1),"
+                                " ('t_1', 2, 'app', 'a@x.test', 'dA', 1, 1, x'02', 0, 2),"
+                                " ('t_1', 3, 'app', 'a@x.test', 'dA', 1, 1, x'03', 0, 3);"
+                                "INSERT INTO thread_seqs(thread, last) VALUES('t_1', 3);"),
+                     SQLITE_OK);
+    store_close(st);
+
+    assert_int_equal(store_open(p6, false, &st), 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(st, &v), 0);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    db = store_db(st);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'thread_seqs'"),
+                     0);
+    /* a device added now gets what comes after message 3 */
+    assert_int_equal(sql_rc(db, "INSERT INTO thread_members(thread, device, identity, leaf,"
+                                " basis, joined, joined_seq) VALUES('t_1', 'dB', 'b@x.test', 1,"
+                                " 'g', 2, 3)"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT after_seq FROM member_windows WHERE device = 'dB'"
+                                 " AND upto_seq IS NULL"),
+                     3);
+    assert_int_equal(sql_rc(db, "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, gseq) VALUES"
+                                " ('t_1', 4, 'app', 'a@x.test', 'dA', 1, 1, x'04', 1, 4)"),
+                     SQLITE_OK);
+    /* its removal is marked after message 4: its window ends there */
+    assert_int_equal(sql_rc(db, "UPDATE thread_members SET removing = 1 WHERE device = 'dB'"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT upto_seq FROM member_windows WHERE device = 'dB'"), 4);
+    /* reopened, then deleted after message 5 */
+    assert_int_equal(sql_rc(db, "UPDATE thread_members SET removing = 0 WHERE device = 'dB'"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM member_windows WHERE device = 'dB'"
+                                 " AND after_seq = 4 AND upto_seq IS NULL"),
+                     1);
+    assert_int_equal(sql_rc(db, "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, gseq) VALUES"
+                                " ('t_1', 5, 'app', 'a@x.test', 'dA', 1, 1, x'05', 1, 5);"
+                                "DELETE FROM thread_members WHERE device = 'dB'"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT upto_seq FROM member_windows WHERE device = 'dB'"
+                                 " AND after_seq = 4"),
+                     5);
+    store_close(st);
+}
+
 static void clock_shifts(void **state)
 {
     (void)state;
@@ -320,6 +384,7 @@ int main(void)
         cmocka_unit_test(codes),
         cmocka_unit_test(clock_shifts),
         cmocka_unit_test(signed_ledger_migration),
+        cmocka_unit_test(seq_counter_migration),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
