@@ -327,6 +327,9 @@ int server_cmd_run(void)
                   srv.cfg.data, srv.cfg.data);
     if (rc)
         log_fatal("cannot open the database %s: %s", path, err_str(rc));
+    rc = store_checkpoint_in_background(srv.store, path);
+    if (rc)
+        log_fatal("cannot start the database checkpointer: %s", err_str(rc));
     rc = store_meta_get(srv.store, "domain", srv.domain, sizeof(srv.domain));
     if (rc)
         log_fatal("the database has no domain (%s); was init interrupted?", err_str(rc));

@@ -8,6 +8,8 @@
  */
 #include "store.h"
 
+#include <pthread.h>
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,11 +360,22 @@ static const char *const stmt_sql[S_COUNT] = {
                      " ORDER BY seq",
 };
 
+/* The background checkpointer (store_checkpoint_in_background). */
+struct ckpt {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *db;       /* its own connection, used only by the thread */
+    bool want, stop;   /* under mu */
+    uint64_t passes;   /* checkpoints run (under mu) */
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *s[S_COUNT];
     bool in_txn;
     uint64_t rollbacks; /* store_rollbacks() */
+    struct ckpt *ck;    /* NULL: SQLite checkpoints in COMMIT (tests, tools) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -596,10 +609,125 @@ out:
     return err;
 }
 
+/* ------------------------------------------------------ checkpoints */
+
+/* WAL pages after which the checkpointer copies the WAL back into the
+ * database file (SQLite's own default is 1000, run inside the COMMIT that
+ * crosses it). */
+#define CKPT_PAGES 2000
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct ckpt *ck = arg;
+    if (pages >= CKPT_PAGES && pthread_mutex_lock(&ck->mu) == 0) {
+        ck->want = true;
+        (void)pthread_cond_signal(&ck->cv);
+        (void)pthread_mutex_unlock(&ck->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct ckpt *ck = arg;
+    for (;;) {
+        if (pthread_mutex_lock(&ck->mu) != 0)
+            break;
+        while (!ck->want && !ck->stop)
+            (void)pthread_cond_wait(&ck->cv, &ck->mu);
+        bool stop = ck->stop;
+        ck->want = false;
+        (void)pthread_mutex_unlock(&ck->mu);
+        if (stop)
+            break;
+        /* PASSIVE: copies what no reader still needs and never blocks the
+         * writer; the writer starts the WAL over once a pass is complete */
+        int frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(ck->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                           &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("store: checkpoint: %s (the WAL keeps the data; retried at the next "
+                     "%d pages)",
+                     sqlite3_errstr(rc), CKPT_PAGES);
+        if (rc == SQLITE_OK && pthread_mutex_lock(&ck->mu) == 0) {
+            ck->passes++;
+            (void)pthread_mutex_unlock(&ck->mu);
+        }
+    }
+    return NULL;
+}
+
+uint64_t store_checkpoints(struct store *st)
+{
+    uint64_t n = 0;
+    if (st->ck && pthread_mutex_lock(&st->ck->mu) == 0) {
+        n = st->ck->passes;
+        (void)pthread_mutex_unlock(&st->ck->mu);
+    }
+    return n;
+}
+
+static void ckpt_stop(struct store *st)
+{
+    struct ckpt *ck = st->ck;
+    if (!ck)
+        return;
+    (void)sqlite3_wal_hook(st->db, NULL, NULL);
+    if (pthread_mutex_lock(&ck->mu) == 0) {
+        ck->stop = true;
+        (void)pthread_cond_signal(&ck->cv);
+        (void)pthread_mutex_unlock(&ck->mu);
+    }
+    (void)pthread_join(ck->thread, NULL);
+    (void)sqlite3_close(ck->db);
+    (void)pthread_cond_destroy(&ck->cv);
+    (void)pthread_mutex_destroy(&ck->mu);
+    free(ck);
+    st->ck = NULL;
+    (void)sqlite3_wal_autocheckpoint(st->db, 1000);
+}
+
+int store_checkpoint_in_background(struct store *st, const char *path)
+{
+    if (st->ck)
+        return 0;
+    struct ckpt *ck = calloc(1, sizeof(*ck));
+    if (!ck)
+        return ERR_NOMEM;
+    if (pthread_mutex_init(&ck->mu, NULL) != 0) {
+        free(ck);
+        return ERR_NOMEM;
+    }
+    if (pthread_cond_init(&ck->cv, NULL) != 0) {
+        (void)pthread_mutex_destroy(&ck->mu);
+        free(ck);
+        return ERR_NOMEM;
+    }
+    int rc = sqlite3_open_v2(path, &ck->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(ck->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK || pthread_create(&ck->thread, NULL, ckpt_main, ck) != 0) {
+        log_error("store: cannot start the checkpointer: %s",
+                  rc != SQLITE_OK ? sqlite3_errstr(rc) : "no thread");
+        (void)sqlite3_close(ck->db);
+        (void)pthread_cond_destroy(&ck->cv);
+        (void)pthread_mutex_destroy(&ck->mu);
+        free(ck);
+        return ERR_IO;
+    }
+    st->ck = ck;
+    /* replaces SQLite's automatic checkpoint in COMMIT */
+    (void)sqlite3_wal_hook(st->db, wal_hook, ck);
+    return 0;
+}
+
 void store_close(struct store *st)
 {
     if (!st)
         return;
+    ckpt_stop(st);
     if (st->in_txn)
         store_rollback(st);
     for (int i = 0; i < S_COUNT; i++)

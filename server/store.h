@@ -40,6 +40,14 @@ int store_open(const char *path, bool create, struct store **out);
 int store_open_upto(const char *path, bool create, int version, struct store **out);
 /* Rolls back an open transaction, finalizes statements, closes. NULL ok. */
 void store_close(struct store *st);
+/* Moves WAL checkpoints out of COMMIT into a thread of their own with its
+ * own connection to path (the server's run; tests and tools keep SQLite's
+ * automatic checkpoint). Copying the WAL back into the database file and
+ * syncing it then no longer stalls the event loop; durability is the
+ * WAL's, as before. store_close() stops it. 0 or ERR_IO / ERR_NOMEM. */
+int store_checkpoint_in_background(struct store *st, const char *path);
+/* Background checkpoints completed so far (0 without the checkpointer). */
+uint64_t store_checkpoints(struct store *st);
 /* The handle, for tests and audit verification. */
 struct sqlite3 *store_db(struct store *st);
 /* The schema version the file is at. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -362,6 +363,46 @@ static void seq_counter_migration(void **state)
     store_close(st);
 }
 
+/* The server's checkpointer: COMMITs past CKPT_PAGES of WAL wake it, it
+ * copies the WAL back into the database file on its own connection, the
+ * writer carries on meanwhile, and everything reads back after a reopen. */
+static void background_checkpoint(void **state)
+{
+    (void)state;
+    struct store *st;
+    char pc[160];
+    snprintf(pc, sizeof(pc), "%s/ckpt.db", dir);
+    assert_int_equal(store_open(pc, true, &st), 0);
+    assert_int_equal(store_checkpoint_in_background(st, pc), 0);
+    assert_int_equal(store_checkpoints(st), 0);
+    sqlite3 *db = store_db(st);
+    assert_int_equal(sql_rc(db, "CREATE TABLE scratch(k INTEGER PRIMARY KEY, v BLOB)"), SQLITE_OK);
+    struct stat before;
+    assert_int_equal(stat(pc, &before), 0);
+    /* 40 commits of 100 rows of 2 KiB: ~8 MiB, about 2,000 pages per 10 commits */
+    for (int c = 0; c < 40; c++) {
+        assert_int_equal(store_begin(st), 0);
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)"
+                 " INSERT INTO scratch(k, v) SELECT %d * 100 + i, randomblob(2048) FROM n",
+                 c);
+        assert_int_equal(sql_rc(db, sql), SQLITE_OK);
+        assert_int_equal(store_commit(st), 0);
+    }
+    for (int i = 0; i < 200 && store_checkpoints(st) == 0; i++)
+        usleep(50 * 1000);
+    assert_true(store_checkpoints(st) >= 1);
+    struct stat after;
+    assert_int_equal(stat(pc, &after), 0);
+    assert_true(after.st_size > before.st_size + 4 * 1024 * 1024); /* copied into the file */
+    store_close(st);
+    assert_int_equal(store_open(pc, false, &st), 0);
+    assert_int_equal(sql_int(store_db(st), "SELECT count(*) FROM scratch"), 4000);
+    assert_int_equal(store_checkpoints(st), 0); /* off unless started */
+    store_close(st);
+}
+
 static void clock_shifts(void **state)
 {
     (void)state;
@@ -385,6 +426,7 @@ int main(void)
         cmocka_unit_test(clock_shifts),
         cmocka_unit_test(signed_ledger_migration),
         cmocka_unit_test(seq_counter_migration),
+        cmocka_unit_test(background_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
