@@ -51,6 +51,8 @@ struct touch {
 static struct touch *touches;
 static size_t ntouch, touchcap;
 
+static void cache_free(void);
+
 /* Logged-in connections by device id: an open-addressing table built at
  * most once per loop iteration (deliver_iteration_end() drops it), so
  * fan-out costs O(1) per target device instead of a walk over every
@@ -112,6 +114,7 @@ void deliver_shutdown(void)
     free(touches);
     touches = NULL;
     ntouch = touchcap = 0;
+    cache_free();
     gseq_loaded = gseq_dirty = false;
     v2_rows = V2_UNKNOWN;
     gseq_last = 0;
@@ -306,6 +309,366 @@ static void count_message(const struct win *w, size_t nw, uint64_t seq, uint64_t
     }
 }
 
+/* ---- the acknowledgement path's caches -------------------------------------- */
+
+/* What the ack path used to read from the store again and again is kept in
+ * memory (PERFORMANCE.md "The acknowledgement path (session 3)"):
+ *  - per device: its cursor, a mirror of delivery_cursors (every move is
+ *    still written at once, so the cache never holds what the store does
+ *    not), and the threads where it has windows;
+ *  - per thread: its windows (cursors come from the device entries) and
+ *    its pending messages (ciphertext kept), read incrementally: only the
+ *    rows after the last entry seq already listed.
+ * Windows and device thread lists are valid while tstore_windows_gen() is
+ * unchanged: every write to member_windows (the thread_members triggers
+ * included) bumps it. Everything is forgotten (cache_epoch) when a
+ * savepoint or the transaction was rolled back (store_rollbacks() moved),
+ * since the store then went back to a state the caches may have passed,
+ * and at shutdown; the offline limit forgets a thread's pending
+ * list when it drops data. Entries are allocated once and reused; a table
+ * that reaches its maximum is emptied. */
+
+struct pmsg {
+    uint64_t seq, gseq, targets, undeliverable;
+    char device[DEV_MAX];
+    bool app;
+};
+
+struct dev_ent {
+    char device[DEV_MAX]; /* the key: first member (ctab) */
+    uint64_t epoch;
+    bool has_cursor, has_threads;
+    uint64_t cursor;
+    uint64_t threads_gen;
+    char (*threads)[THREAD_MAX];
+    size_t nthreads, tcap;
+};
+
+struct thr_ent {
+    char thread[THREAD_MAX]; /* the key: first member (ctab) */
+    uint64_t epoch;
+    bool has_wins, has_pend;
+    uint64_t wins_gen;
+    struct win *w;
+    size_t nw, wcap;
+    uint64_t pend_after; /* every pending message up to this gseq is in pm */
+    struct pmsg *pm;
+    size_t np, pcap;
+};
+
+#define DEV_CACHE_MAX (1u << 20)
+#define THR_CACHE_MAX (1u << 18)
+#define PEND_CACHE_MAX 4096 /* a longer pending list is read again per settle */
+
+/* Open addressing over pointers to entries whose first member is the key */
+struct ctab {
+    void **slot;
+    size_t cap, n;
+};
+
+static struct ctab devs_c, thrs_c;
+static uint64_t cache_epoch = 1;
+static uint64_t seen_rollbacks; /* store_rollbacks() when last looked at */
+
+/* A rollback (of a failed request's savepoint or of the transaction) may
+ * have reverted rows the caches hold: everything is forgotten then. */
+static void cache_check(void)
+{
+    uint64_t rb = srv.store ? store_rollbacks(srv.store) : 0;
+    if (rb != seen_rollbacks) {
+        seen_rollbacks = rb;
+        cache_epoch++;
+    }
+}
+
+static void *ctab_find(const struct ctab *t, const char *key)
+{
+    if (!t->cap)
+        return NULL;
+    for (size_t i = dev_hash(key) & (t->cap - 1); t->slot[i]; i = (i + 1) & (t->cap - 1))
+        if (strcmp((const char *)t->slot[i], key) == 0)
+            return t->slot[i];
+    return NULL;
+}
+
+static void ctab_place(void **slot, size_t cap, void *e)
+{
+    size_t i = dev_hash((const char *)e) & (cap - 1);
+    while (slot[i])
+        i = (i + 1) & (cap - 1);
+    slot[i] = e;
+}
+
+static void dev_ent_free(void *p)
+{
+    struct dev_ent *d = p;
+    free(d->threads);
+    free(d);
+}
+
+static void thr_ent_free(void *p)
+{
+    struct thr_ent *t = p;
+    free(t->w);
+    free(t->pm);
+    free(t);
+}
+
+static void ctab_free(struct ctab *t, void (*fr)(void *))
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i])
+            fr(t->slot[i]);
+    free(t->slot);
+    t->slot = NULL;
+    t->cap = t->n = 0;
+}
+
+/* Adds e (not yet in t): 0 or ERR_NOMEM (e not added). At max entries the
+ * table is emptied first. */
+static int ctab_add(struct ctab *t, void *e, size_t max, void (*fr)(void *))
+{
+    if (t->n >= max)
+        ctab_free(t, fr);
+    if (2 * (t->n + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 256;
+        void **s = calloc(cap, sizeof(*s));
+        if (!s)
+            return ERR_NOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slot[i])
+                ctab_place(s, cap, t->slot[i]);
+        free(t->slot);
+        t->slot = s;
+        t->cap = cap;
+    }
+    ctab_place(t->slot, t->cap, e);
+    t->n++;
+    return 0;
+}
+
+/* The device's entry (created), NULL if device is too long or memory is
+ * short (callers then read the store). */
+static struct dev_ent *dev_get(const char *device)
+{
+    if (strlen(device) >= DEV_MAX)
+        return NULL;
+    cache_check();
+    struct dev_ent *d = ctab_find(&devs_c, device);
+    if (!d) {
+        d = calloc(1, sizeof(*d));
+        if (!d)
+            return NULL;
+        memcpy(d->device, device, strlen(device) + 1);
+        d->epoch = cache_epoch;
+        if (ctab_add(&devs_c, d, DEV_CACHE_MAX, dev_ent_free) != 0) {
+            free(d);
+            return NULL;
+        }
+    }
+    if (d->epoch != cache_epoch) {
+        d->epoch = cache_epoch;
+        d->has_cursor = d->has_threads = false;
+    }
+    return d;
+}
+
+static struct thr_ent *thr_get(const char *thread)
+{
+    if (strlen(thread) >= THREAD_MAX)
+        return NULL;
+    cache_check();
+    struct thr_ent *t = ctab_find(&thrs_c, thread);
+    if (!t) {
+        t = calloc(1, sizeof(*t));
+        if (!t)
+            return NULL;
+        memcpy(t->thread, thread, strlen(thread) + 1);
+        t->epoch = cache_epoch;
+        if (ctab_add(&thrs_c, t, THR_CACHE_MAX, thr_ent_free) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    if (t->epoch != cache_epoch) {
+        t->epoch = cache_epoch;
+        t->has_wins = t->has_pend = false;
+    }
+    return t;
+}
+
+/* Forgets every cached value (O(1): entries are reset when next used). */
+
+static void cache_free(void)
+{
+    ctab_free(&devs_c, dev_ent_free);
+    ctab_free(&thrs_c, thr_ent_free);
+    cache_epoch++;
+}
+
+/* The device's cursor: the entry seq it acknowledged last (0: none). */
+static int cursor_get(const char *device, uint64_t *cursor)
+{
+    struct dev_ent *d = dev_get(device);
+    if (d && d->has_cursor) {
+        *cursor = d->cursor;
+        return 0;
+    }
+    sqlite3_stmt *s = tq(Q_CURSOR_GET);
+    int rc = tq_text(s, 1, device);
+    if (!rc)
+        rc = tq_row(s);
+    *cursor = 0;
+    if (rc && rc != ERR_NOT_FOUND)
+        return rc;
+    if (!rc) {
+        *cursor = tq_col_u64(s, 0);
+        tq_done(s);
+    }
+    if (d) {
+        d->cursor = *cursor;
+        d->has_cursor = true;
+    }
+    return 0;
+}
+
+/* Moves the device's cursor to `to` (above its current one) in the store
+ * and in the cache. */
+static int cursor_put(const char *device, uint64_t to)
+{
+    sqlite3_stmt *s = tq(Q_CURSOR_PUT);
+    int rc = tq_text(s, 1, device);
+    if (!rc) rc = tq_u64(s, 2, to);
+    if (!rc) rc = tq_run(s);
+    struct dev_ent *d = rc ? NULL : dev_get(device);
+    if (d && d->has_cursor && d->cursor < to)
+        d->cursor = to; /* the store keeps the max of the two */
+    return rc;
+}
+
+/* The threads where the device has windows (once per window): *out stays
+ * valid until the next dev_get / cursor call. */
+static int dev_threads(const char *device, struct dev_ent **out)
+{
+    struct dev_ent *d = dev_get(device);
+    if (!d)
+        return ERR_NOMEM;
+    uint64_t gen = tstore_windows_gen();
+    if (d->has_threads && d->threads_gen == gen) {
+        *out = d;
+        return 0;
+    }
+    d->has_threads = false;
+    d->nthreads = 0;
+    sqlite3_stmt *s = tq(Q_WIN_OF_DEVICE);
+    int rc = tq_text(s, 1, device);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (d->nthreads == d->tcap) {
+            size_t nc = d->tcap ? 2 * d->tcap : 4;
+            char(*g)[THREAD_MAX] = realloc(d->threads, nc * sizeof(*g));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            d->threads = g;
+            d->tcap = nc;
+        }
+        tq_col_text(s, 0, d->threads[d->nthreads], THREAD_MAX);
+        d->nthreads++;
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc ? rc : ERR_INTERNAL;
+    d->threads_gen = gen;
+    d->has_threads = true;
+    *out = d;
+    return 0;
+}
+
+/* The thread's windows (cursors not filled in) */
+static int thr_windows(struct thr_ent *t)
+{
+    uint64_t gen = tstore_windows_gen();
+    if (t->has_wins && t->wins_gen == gen)
+        return 0;
+    t->has_wins = false;
+    t->nw = 0;
+    sqlite3_stmt *s = tq(Q_WIN_ONLY);
+    int rc = tq_text(s, 1, t->thread);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (t->nw == t->wcap) {
+            size_t nc = t->wcap ? 2 * t->wcap : 16;
+            struct win *g = realloc(t->w, nc * sizeof(*g));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            t->w = g;
+            t->wcap = nc;
+        }
+        struct win *w = &t->w[t->nw++];
+        tq_col_text(s, 0, w->device, sizeof(w->device));
+        w->after = tq_col_u64(s, 1);
+        w->open = sqlite3_column_int(s, 2) != 0;
+        w->upto = tq_col_u64(s, 3);
+        w->cursor = 0;
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc ? rc : ERR_INTERNAL;
+    t->wins_gen = gen;
+    t->has_wins = true;
+    return 0;
+}
+
+/* Brings the thread's pending list up to date: the messages stored since
+ * it was read last (all of them the first time). */
+static int thr_pending(struct thr_ent *t)
+{
+    if (!t->has_pend) {
+        t->np = 0;
+        t->pend_after = 0;
+    }
+    t->has_pend = false; /* until the read below completes */
+    sqlite3_stmt *s = tq(Q_MSG_PENDING);
+    int rc = tq_text(s, 1, t->thread);
+    if (!rc) rc = tq_u64(s, 2, t->pend_after);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        if (t->np == t->pcap) {
+            size_t nc = t->pcap ? 2 * t->pcap : 32;
+            struct pmsg *g = realloc(t->pm, nc * sizeof(*g));
+            if (!g) {
+                tq_done(s);
+                rc = ERR_NOMEM;
+                break;
+            }
+            t->pm = g;
+            t->pcap = nc;
+        }
+        struct pmsg *p = &t->pm[t->np++];
+        p->seq = tq_col_u64(s, 0);
+        p->gseq = tq_col_u64(s, 1);
+        tq_col_text(s, 2, p->device, sizeof(p->device));
+        const unsigned char *kind = sqlite3_column_text(s, 3);
+        p->app = kind && strcmp((const char *)kind, "app") == 0;
+        p->targets = tq_col_u64(s, 4);
+        p->undeliverable = tq_col_u64(s, 5);
+        t->pend_after = p->gseq; /* rows come in gseq order */
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc ? rc : ERR_INTERNAL;
+    t->has_pend = true;
+    return 0;
+}
+
+/* The offline limit dropped data of thread: its pending list is read again */
+static void thr_forget_pending(const char *thread)
+{
+    struct thr_ent *t = ctab_find(&thrs_c, thread);
+    if (t)
+        t->has_pend = false;
+}
+
 int deliver_delivered_to(const char *thread, uint64_t seq, uint64_t *delivered)
 {
     sqlite3_stmt *s = tq(Q_MSG_GET);
@@ -340,83 +703,143 @@ static int touch_cmp(const void *a, const void *b)
     return strcmp(((const struct touch *)a)->thread, ((const struct touch *)b)->thread);
 }
 
-/* Settles one thread after this transaction's acks (t[0..n): its touches):
- * one `delivered` event per application message some ack covered, with
- * the count of recipients that have it; the ciphertext of messages every
- * recipient has is dropped (one write per message); closed windows with
- * nothing pending left are deleted. */
+/* Whether touch k's ack covered a pending message of this thread meant for
+ * its device (in one of the device's windows, not sent by it): the test
+ * the store's EXISTS made per window before the caches. */
+static bool touch_real(const struct touch *k, const struct win *w, size_t nw,
+                       const struct pmsg *pm, size_t np)
+{
+    for (size_t j = 0; j < nw; j++) {
+        if (strcmp(w[j].device, k->device) != 0)
+            continue;
+        for (size_t i = 0; i < np && pm[i].gseq <= k->to; i++)
+            if (k->from < pm[i].gseq && win_covers(&w[j], pm[i].seq, pm[i].device))
+                return true;
+    }
+    return false;
+}
+
+/* Drops the data of pm[a..b) (complete, each with count `have`, seqs
+ * rising and no other pending message between): one statement. The rows
+ * changed must be exactly those, else the cache disagrees with the store
+ * and the transaction is refused. */
+static int drop_run(const char *thread, const struct pmsg *pm, size_t a, size_t b, uint64_t have)
+{
+    sqlite3_stmt *s = tq(Q_MSG_COMPLETE_RANGE);
+    int rc = tq_text(s, 1, thread);
+    if (!rc) rc = tq_u64(s, 2, pm[a].seq);
+    if (!rc) rc = tq_u64(s, 3, pm[b - 1].seq);
+    if (!rc) rc = tq_u64(s, 4, have);
+    if (!rc) rc = tq_run(s);
+    if (!rc && (size_t)tq_changes() != b - a) {
+        log_error("delivery: thread %s messages %llu..%llu: %d rows pending, %zu expected",
+                  thread, (unsigned long long)pm[a].seq, (unsigned long long)pm[b - 1].seq,
+                  tq_changes(), b - a);
+        rc = ERR_INTERNAL;
+    }
+    return rc;
+}
+
+/* Settles one thread after this transaction's acks (t[0..n): the acks of
+ * devices with windows in it): one `delivered` event per application
+ * message some ack covered, with the count of recipients that have it; the
+ * ciphertext of messages every recipient has is dropped (one write per run
+ * of consecutive complete messages); closed windows with nothing pending
+ * left are deleted. Only acks that covered a pending message of the
+ * device's windows count; a thread none of them did is left alone. */
 static int settle_thread(const struct touch *t, size_t n)
 {
     const char *thread = t[0].thread;
-    struct pmsg {
-        uint64_t seq, gseq, targets, undeliverable;
-        char device[DEV_MAX];
-        bool app;
-    } *pm = NULL;
-    size_t np = 0, pcap = 0;
-    struct win *w = NULL;
-    size_t nw = 0;
-    int rc = load_windows(thread, &w, &nw);
+    struct thr_ent *te = thr_get(thread);
+    if (!te)
+        return ERR_NOMEM;
+    int rc = thr_windows(te);
+    if (!rc)
+        rc = thr_pending(te);
     if (rc)
         return rc;
-    sqlite3_stmt *s = tq(Q_MSG_PENDING);
-    rc = tq_text(s, 1, thread);
-    while (!rc && (rc = tq_row(s)) == 0) {
-        if (np == pcap) {
-            size_t nc = pcap ? 2 * pcap : 32;
-            struct pmsg *g = realloc(pm, nc * sizeof(*pm));
-            if (!g) {
-                tq_done(s);
-                rc = ERR_NOMEM;
-                break;
-            }
-            pm = g;
-            pcap = nc;
-        }
-        pm[np].seq = tq_col_u64(s, 0);
-        pm[np].gseq = tq_col_u64(s, 1);
-        tq_col_text(s, 2, pm[np].device, sizeof(pm[np].device));
-        const unsigned char *kind = sqlite3_column_text(s, 3);
-        pm[np].app = kind && strcmp((const char *)kind, "app") == 0;
-        pm[np].targets = tq_col_u64(s, 4);
-        pm[np].undeliverable = tq_col_u64(s, 5);
-        np++;
+    struct win *w = te->w;
+    struct pmsg *pm = te->pm;
+    size_t nw = te->nw, np = te->np;
+    bool *real = NULL, *drop = NULL;
+    uint64_t *have = NULL;
+    bool any = false;
+    if (np == 0)
+        return 0;
+    real = calloc(n, sizeof(*real));
+    drop = calloc(np, sizeof(*drop));
+    have = calloc(np, sizeof(*have));
+    if (!real || !drop || !have) {
+        rc = ERR_NOMEM;
+        goto out;
     }
-    if (rc == ERR_NOT_FOUND)
-        rc = 0;
-    bool dropped = false;
+    for (size_t i = 0; !rc && i < nw; i++)
+        rc = cursor_get(w[i].device, &w[i].cursor);
+    for (size_t k = 0; !rc && k < n; k++)
+        any |= real[k] = touch_real(&t[k], w, nw, pm, np);
+    if (rc || !any)
+        goto out;
+    size_t ndrop = 0;
     for (size_t i = 0; !rc && i < np; i++) {
-        uint64_t have, lag;
-        count_message(w, nw, pm[i].seq, pm[i].gseq, pm[i].device, &have, &lag);
+        uint64_t lag;
+        count_message(w, nw, pm[i].seq, pm[i].gseq, pm[i].device, &have[i], &lag);
         if (lag == 0) {
-            s = tq(Q_MSG_COMPLETE);
-            rc = tq_text(s, 1, thread);
-            if (!rc) rc = tq_u64(s, 2, pm[i].seq);
-            if (!rc) rc = tq_u64(s, 3, 0);
-            if (!rc) rc = tq_u64(s, 4, have);
-            if (!rc) rc = tq_run(s);
-            dropped = true;
+            drop[i] = true;
+            ndrop++;
         }
         bool told = !pm[i].app;
         for (size_t k = 0; !rc && !told && k < n; k++) {
-            if (t[k].from < pm[i].gseq && pm[i].gseq <= t[k].to &&
+            if (real[k] && t[k].from < pm[i].gseq && pm[i].gseq <= t[k].to &&
                 strcmp(t[k].device, pm[i].device) != 0) {
-                rc = tell_delivered(thread, pm[i].seq, have, pm[i].targets, pm[i].device);
+                rc = tell_delivered(thread, pm[i].seq, have[i], pm[i].targets, pm[i].device);
                 told = true;
             }
         }
     }
+    if (rc || ndrop == 0)
+        goto out;
+    /* runs of consecutive complete messages with one count; the list is in
+     * gseq order, which is seq order when seqs rise along it (else one
+     * message per statement) */
+    bool rising = true;
+    for (size_t i = 1; i < np; i++)
+        rising &= pm[i].seq > pm[i - 1].seq;
+    for (size_t a = 0, b; !rc && a < np; a = b) {
+        b = a + 1;
+        if (!drop[a])
+            continue;
+        while (rising && b < np && drop[b] && have[b] == have[a])
+            b++;
+        rc = drop_run(thread, pm, a, b, have[a]);
+    }
+    if (rc)
+        goto out;
+    size_t keep = 0;
+    for (size_t i = 0; i < np; i++)
+        if (!drop[i])
+            pm[keep++] = pm[i];
+    te->np = keep;
+    if (keep > PEND_CACHE_MAX) { /* read in full next time rather than kept */
+        free(te->pm);
+        te->pm = NULL;
+        te->np = te->pcap = 0;
+        te->has_pend = false;
+    }
     bool closed = false;
     for (size_t i = 0; i < nw; i++)
         closed |= !w[i].open;
-    if (!rc && dropped && closed) {
-        s = tq(Q_WIN_SWEEP);
+    if (closed) {
+        sqlite3_stmt *s = tq(Q_WIN_SWEEP);
         rc = tq_text(s, 1, thread);
         if (!rc)
             rc = tq_run(s);
     }
-    free(pm);
-    free(w);
+out:
+    if (rc)
+        te->has_pend = false; /* some drops may have happened */
+    free(real);
+    free(drop);
+    free(have);
     return rc;
 }
 
@@ -629,23 +1052,6 @@ int deliver_notice(const char *device, const char *thread, const char *type, uin
 }
 
 /* ---- sync / ack ------------------------------------------------------------ */
-
-/* The device's cursor: the entry seq it acknowledged last (0: none). */
-static int cursor_get(const char *device, uint64_t *cursor)
-{
-    sqlite3_stmt *s = tq(Q_CURSOR_GET);
-    int rc = tq_text(s, 1, device);
-    if (!rc)
-        rc = tq_row(s);
-    *cursor = 0;
-    if (rc == ERR_NOT_FOUND)
-        return 0;
-    if (rc)
-        return rc;
-    *cursor = tq_col_u64(s, 0);
-    tq_done(s);
-    return 0;
-}
 
 int deliver_unread(const char *device, const char *thread, uint64_t *unread)
 {
@@ -927,25 +1333,14 @@ int deliver_ack(const char *device, uint64_t seq)
     to = seq < gseq_last ? seq : gseq_last;
     if (to <= cursor)
         return 0;
-    sqlite3_stmt *s = tq(Q_ACK_THREADS);
-    rc = tq_text(s, 1, device);
-    if (!rc) rc = tq_u64(s, 2, cursor);
-    if (!rc) rc = tq_u64(s, 3, to);
-    while (!rc && (rc = tq_row(s)) == 0) {
-        char thread[THREAD_MAX];
-        tq_col_text(s, 0, thread, sizeof(thread));
-        rc = touch_add(thread, device, cursor, to);
-        if (rc)
-            tq_done(s);
-    }
-    if (rc == ERR_NOT_FOUND)
-        rc = 0;
-    if (!rc) {
-        s = tq(Q_CURSOR_PUT);
-        rc = tq_text(s, 1, device);
-        if (!rc) rc = tq_u64(s, 2, to);
-        if (!rc) rc = tq_run(s);
-    }
+    /* every thread where the device has a window is noted; settle_thread
+     * leaves alone those where the ack covered nothing pending for it */
+    struct dev_ent *d;
+    rc = dev_threads(device, &d);
+    for (size_t i = 0; !rc && i < d->nthreads; i++)
+        rc = touch_add(d->threads[i], device, cursor, to);
+    if (!rc)
+        rc = cursor_put(device, to);
     return rc;
 }
 
@@ -979,6 +1374,7 @@ static int expire_message(const char *thread, uint64_t seq, uint64_t gseq,
     for (size_t k = 0; k < nw; k++)
         closed |= !w[k].open;
     free(w);
+    thr_forget_pending(thread);
     sqlite3_stmt *s = tq(Q_MSG_COMPLETE);
     if (!rc) rc = tq_text(s, 1, thread);
     if (!rc) rc = tq_u64(s, 2, seq);

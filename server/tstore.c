@@ -158,24 +158,17 @@ static const char *const sql[Q_COUNT] = {
     [Q_CURSOR_GET] = "SELECT acked FROM delivery_cursors WHERE device = ?1",
     [Q_CURSOR_PUT] = "INSERT INTO delivery_cursors(device, acked) VALUES(?1, ?2)"
                      " ON CONFLICT(device) DO UPDATE SET acked = max(acked, excluded.acked)",
-    /* Threads with pending messages newly covered by device ?1's cursor
-     * moving from ?2 to ?3 */
-    /* (a thread appears once per window of the device in it, usually
-     * once; no DISTINCT, which cost a temporary b-tree per ack) */
-    [Q_ACK_THREADS] = "SELECT w.thread FROM member_windows w WHERE w.device = ?1 AND EXISTS"
-                      " (SELECT 1 FROM messages m WHERE m.thread = w.thread"
-                      " AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
-                      " AND m.gseq > ?2 AND m.gseq <= ?3 AND m.seq > w.after_seq"
-                      " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq) AND m.device != ?1)",
     /* A thread's windows with their devices' cursors */
     [Q_WIN_OF_THREAD] = "SELECT w.device, w.after_seq, w.upto_seq IS NULL,"
                         " coalesce(w.upto_seq, 0), coalesce(c.acked, 0)"
                         " FROM member_windows w LEFT JOIN delivery_cursors c"
                         " ON c.device = w.device WHERE w.thread = ?1",
-    /* A thread's messages whose ciphertext is still kept, in order */
+    /* A thread's messages whose ciphertext is still kept, in order, after
+     * entry seq ?2 (0: all; deliver.c reads only what is new since its
+     * cached list) */
     [Q_MSG_PENDING] = "SELECT seq, gseq, device, kind, targets, undeliverable FROM messages"
                       " WHERE thread = ?1 AND data IS NOT NULL AND gseq IS NOT NULL"
-                      " ORDER BY gseq",
+                      " AND gseq > ?2 ORDER BY gseq",
     /* Every target has it (or is counted undeliverable ?3): drop the data */
     [Q_MSG_COMPLETE] = "UPDATE messages SET data = NULL, undeliverable = undeliverable + ?3,"
                        " acked = ?4 WHERE thread = ?1 AND seq = ?2",
@@ -292,6 +285,18 @@ static const char *const sql[Q_COUNT] = {
     [Q_THREADS_OF_DEPARTMENT] = "SELECT id FROM threads WHERE citizen IN (SELECT citizen FROM"
                                 " grants WHERE grantee_kind = 2 AND grantee_name = ?1)"
                                 " ORDER BY created, id",
+    /* A thread's windows without cursors (deliver.c caches them per thread
+     * and takes the cursors from its cursor cache) */
+    [Q_WIN_ONLY] = "SELECT device, after_seq, upto_seq IS NULL, coalesce(upto_seq, 0)"
+                   " FROM member_windows WHERE thread = ?1",
+    /* The threads where device ?1 has a window (once per window) */
+    [Q_WIN_OF_DEVICE] = "SELECT thread FROM member_windows WHERE device = ?1",
+    /* Messages ?2..?3 of thread ?1, every one complete with the same count
+     * ?4: the data of those still pending dropped in one statement (the
+     * caller checks the number of rows changed against its list) */
+    [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE thread = ?1"
+                             " AND seq >= ?2 AND seq <= ?3 AND data IS NOT NULL"
+                             " AND gseq IS NOT NULL",
     [Q_THREAD_FOLLOWER] = "SELECT follower, group_info FROM threads WHERE id = ?1",
     [Q_THREAD_SET_FOLLOWER] = "UPDATE threads SET follower = ?2 WHERE id = ?1",
 };
@@ -311,6 +316,8 @@ static uint64_t prof_ns[Q_COUNT], prof_steps[Q_COUNT];
  * written to `threads` or `thread_members` (by any statement or trigger on
  * this connection); see tstore_roster_gen() for the rest */
 static uint64_t roster_gen = 1;
+/* tstore_windows_gen(): the same for `member_windows` (deliver.c) */
+static uint64_t windows_gen = 1;
 
 static void roster_hook(void *ctx, int op, const char *db_name, const char *table,
                         sqlite3_int64 rowid)
@@ -321,6 +328,8 @@ static void roster_hook(void *ctx, int op, const char *db_name, const char *tabl
     (void)rowid;
     if (strcmp(table, "thread_members") == 0 || strcmp(table, "threads") == 0)
         roster_gen++;
+    else if (strcmp(table, "member_windows") == 0)
+        windows_gen++;
 }
 
 static uint64_t seen_rollbacks;
@@ -333,6 +342,11 @@ uint64_t tstore_roster_gen(void)
         roster_gen++;
     }
     return roster_gen;
+}
+
+uint64_t tstore_windows_gen(void)
+{
+    return windows_gen;
 }
 
 static uint64_t mono_ns(void)
@@ -398,6 +412,7 @@ int tstore_open(struct store *st)
     memset(prof_ns, 0, sizeof(prof_ns));
     memset(prof_steps, 0, sizeof(prof_steps));
     roster_gen++;
+    windows_gen++;
     (void)sqlite3_update_hook(db, roster_hook, NULL);
     for (int i = 0; i < Q_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);
@@ -417,6 +432,7 @@ void tstore_close(void)
         (void)sqlite3_update_hook(db, NULL, NULL);
     }
     roster_gen++;
+    windows_gen++;
     for (int i = 0; i < Q_COUNT; i++) {
         sqlite3_finalize(q[i]);
         q[i] = NULL;

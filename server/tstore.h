@@ -35,7 +35,7 @@ enum tq {
     Q_PROP_GET, Q_PROP_PUT, Q_PROP_DEL, Q_PROP_BASIS,
     Q_HS_ADD, Q_HS_EACH,
     Q_MSG_ADD, Q_MSG_GET, Q_MSG_ACK_UPTO, Q_MSG_DROP_DATA, Q_MSG_EXPIRED_DUE, Q_MSG_UNDELIVERABLE,
-    Q_GSEQ_GET, Q_GSEQ_PUT, Q_CURSOR_GET, Q_CURSOR_PUT, Q_ACK_THREADS, Q_WIN_OF_THREAD,
+    Q_GSEQ_GET, Q_GSEQ_PUT, Q_CURSOR_GET, Q_CURSOR_PUT, Q_WIN_OF_THREAD,
     Q_MSG_PENDING, Q_MSG_COMPLETE, Q_WIN_SWEEP, Q_UNREAD,
     Q_INBOX_ADD, Q_INBOX_PAGE, Q_MSG_DROP_ACKED,
     Q_INBOX_V2_ANY, Q_INBOX_DEL_UPTO, Q_INBOX_OF_MESSAGE, Q_INBOX_DEL_MESSAGE,
@@ -51,6 +51,8 @@ enum tq {
     /* schema 4: signed proxy registrations / ends, break-glass listing */
     Q_PREG_ADD, Q_PREG_EACH_CITIZEN, Q_PEND_ADD, Q_BG_EACH_CITIZEN,
     Q_THREADS_WANTING_DEVICE, Q_THREADS_OF_DEVICE, Q_THREADS_OF_DEPARTMENT,
+    /* the acknowledgement path's caches (deliver.c) */
+    Q_WIN_ONLY, Q_WIN_OF_DEVICE, Q_MSG_COMPLETE_RANGE,
     Q_COUNT
 };
 
@@ -78,6 +80,13 @@ void tq_col_text(sqlite3_stmt *s, int i, char *buf, size_t cap);
 uint64_t tq_col_u64(sqlite3_stmt *s, int i);
 /* Rows changed by the last tq_run. */
 int tq_changes(void);
+/* The windows generation: changes whenever a row of `member_windows` is
+ * written on the store's connection (the same update hook; the triggers on
+ * thread_members included) and when the store opens or closes, so that
+ * deliver.c's window caches notice a membership change however it was
+ * made. Rollbacks do not change it: deliver.c watches store_rollbacks()
+ * for all its caches. */
+uint64_t tstore_windows_gen(void);
 
 /* The roster generation: changes whenever a row of `threads` or
  * `thread_members` is written on the store's connection (SQLite's update
