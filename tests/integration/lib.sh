@@ -5,15 +5,22 @@
 #   it_init DOMAIN        temp root $IT_DIR, `init --json` -> $IT_ADMIN_CODE
 #   it_start              start, wait for "listening on" -> $IT_URL, $IT_PID
 #   it_stop [SIGNAL]      signal (default TERM) and wait; status in $IT_STATUS
-#   it_cleanup            kill, remove $IT_DIR (installed as an EXIT trap)
+#   it_cleanup            kill, remove $IT_DIR (installed as an EXIT trap: it runs
+#                         on exit, `fail`, and SIGTERM/SIGINT of the script)
 #   json FILE EXPR        print a value from a JSON file with python3:
 #                         EXPR is Python on `d`, e.g. 'd["id"]'
 #   fail MSG              print and exit 1
+# A server dies with the script even when no trap can run (SIGKILL, e.g. a
+# timeout's): it_start runs it under `setpriv --pdeathsig KILL` when
+# util-linux has it, so a crashed test never leaves a server listening.
 set -u
 BIN=${SAMMEN_BIN_DIR:?SAMMEN_BIN_DIR must point at build/bin}
 SERVER="$BIN/sammen-server"
 SAMMEN="$BIN/sammen"
 IT_PID=""
+# run the server with a parent-death signal (setpriv execs it: $! is the server)
+DIE_WITH_US=()
+if setpriv --pdeathsig KILL true 2>/dev/null; then DIE_WITH_US=(setpriv --pdeathsig KILL); fi
 # the system python starts several times faster than a version-manager shim
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
 
@@ -52,7 +59,7 @@ it_init() {
 it_start() {
     local before=0 i port
     [ -f "$IT_DIR/server.log" ] && before=$(wc -c <"$IT_DIR/server.log")
-    "$SERVER" --data "$IT_DIR/data" --listen 127.0.0.1:0 "$@" </dev/null \
+    ${DIE_WITH_US[@]+"${DIE_WITH_US[@]}"} "$SERVER" --data "$IT_DIR/data" --listen 127.0.0.1:0 "$@" </dev/null \
         >>"$IT_DIR/server.log" 2>&1 &
     IT_PID=$!
     for i in $(seq 1 200); do

@@ -3,7 +3,8 @@
  * included by test_frames.c and test_server_*.c; not a test itself):
  *   - tsrv_*: init a fresh data directory with the real sammen-server
  *     (init --json), start it on 127.0.0.1:0 and read the port from its
- *     "listening on" line, stop it with a signal;
+ *     "listening on" line, stop it with a signal; a server dies with the
+ *     test process (tsrv_die_with_parent), however that ends;
  *   - wsc_*: a raw libwebsockets client that sends arbitrary frames (text,
  *     fragmented, oversized, garbage) and collects what comes back;
  *   - small msgpack helpers on protocol/wire.h.
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,6 +92,19 @@ static WSRAW_UNUSED int tsrv_init(struct tsrv *s, const char *domain)
     return 0;
 }
 
+/* In a forked child before exec: SIGKILL when the test process dies. A
+ * test that crashes (assert, sanitizer abort, signal) runs no cleanup, and
+ * a server left running keeps ctest's output pipe open, so ctest would wait
+ * for the test's timeout instead of reporting the crash. The death signal
+ * survives exec; it fires when the thread that forked exits (tests fork from
+ * their main thread). If the parent died before the prctl, the child was
+ * already reparented: getppid() no longer matches and it exits. */
+static WSRAW_UNUSED void tsrv_die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127);
+}
+
 /* Starts the server (extra: NULL-terminated extra arguments) and waits for
  * its "listening on 127.0.0.1:PORT" line. */
 static WSRAW_UNUSED int tsrv_start(struct tsrv *s, const char *const *extra)
@@ -107,10 +122,12 @@ static WSRAW_UNUSED int tsrv_start(struct tsrv *s, const char *const *extra)
     for (int i = 0; extra && extra[i] && a < 30; i++)
         argv[a++] = extra[i];
     argv[a] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        tsrv_die_with_parent(parent);
         dup2(fds[1], 1);
         if (s->stderr_path) {
             int fd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +34,19 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* In a forked child before exec: SIGKILL when the test process dies. A
+ * test that crashes (assert, sanitizer abort, signal) runs no cleanup; a
+ * server left behind would keep running and, with ctest's output pipe
+ * inherited, make ctest wait for the test's timeout. The death signal
+ * survives exec and fires when the forking thread exits (tests fork from
+ * their main thread). A parent that died before the prctl has already
+ * orphaned the child: getppid() differs, and it exits. */
+static void die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127);
 }
 
 /* Waits for pid to exit within ms. Returns its decoded status or -2 on
@@ -62,7 +76,7 @@ int testserver_init(struct testserver *ts, const char *domain, bool test_clock)
     int pipefd[2] = {-1, -1};
     char out[8192];
     size_t len = 0;
-    pid_t pid;
+    pid_t pid, parent;
     int rc = -1, st;
     json_t *doc = NULL;
 
@@ -81,10 +95,12 @@ int testserver_init(struct testserver *ts, const char *domain, bool test_clock)
     snprintf(ts->log, sizeof(ts->log), "%s/server.log", ts->dir);
     if (pipe(pipefd) != 0)
         goto out;
+    parent = getpid();
     pid = fork();
     if (pid < 0)
         goto out;
     if (pid == 0) {
+        die_with_parent(parent);
         int logfd = open(ts->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(pipefd[1], 1);
         if (logfd >= 0)
@@ -193,10 +209,12 @@ int testserver_start_args(struct testserver *ts, const char *const *extra_args)
     for (size_t i = 0; extra_args && extra_args[i] && argc < 30; i++)
         argv[argc++] = extra_args[i];
     argv[argc] = NULL;
+    pid_t parent = getpid();
     pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        die_with_parent(parent);
         int logfd = open(ts->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         int nullfd = open("/dev/null", O_RDONLY);
         if (logfd < 0 || nullfd < 0)

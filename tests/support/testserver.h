@@ -11,8 +11,9 @@
  *
  * The binary is $SAMMEN_BIN_DIR/sammen-server (SAMMEN_BIN_DIR from the
  * environment, else the build tree's bin/). Its stdout and stderr go to
- * ts.log (appended across restarts). Every wait is bounded; a failure
- * prints why on stderr and returns -1.
+ * ts.log (appended across restarts). The server dies with the test process
+ * (PR_SET_PDEATHSIG), so a crashed test leaves none behind. Every wait is
+ * bounded; a failure prints why on stderr and returns -1.
  */
 #ifndef SAMMEN_TESTSERVER_H
 #define SAMMEN_TESTSERVER_H
