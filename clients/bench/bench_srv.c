@@ -10,12 +10,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench_net.h"
 #include "err.h"
+
+/* In a forked child: die with the bench (SIGKILL when it exits, however
+ * it ends), and at once if it already ended before the prctl. A bench that
+ * crashed used to leave its spawned server running. */
+static void die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127);
+}
 
 static void sleep_ms(long ms)
 {
@@ -39,6 +49,7 @@ int bench_srv_init(const char *bin_dir, const char *data_dir, const char *domain
         return ERR_TOO_BIG;
     if (pipe(pfd) != 0)
         return ERR_IO;
+    pid_t parent = getpid();
     pid = fork();
     if (pid < 0) {
         close(pfd[0]);
@@ -46,6 +57,7 @@ int bench_srv_init(const char *bin_dir, const char *data_dir, const char *domain
         return ERR_IO;
     }
     if (pid == 0) {
+        die_with_parent(parent);
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
@@ -103,12 +115,14 @@ int bench_srv_start(const char *bin_dir, const char *data_dir, const char *log_p
     for (int i = 0; argv_extra && argv_extra[i] && n < 62; i++)
         argv[n++] = argv_extra[i];
     argv[n] = NULL;
+    pid_t parent = getpid();
     pid = fork();
     if (pid < 0) {
         close(fd);
         return ERR_IO;
     }
     if (pid == 0) {
+        die_with_parent(parent);
         int nul = open("/dev/null", O_RDONLY);
         if (nul >= 0)
             dup2(nul, 0);
