@@ -351,6 +351,7 @@ struct thr_ent {
     uint64_t wins_gen;
     struct win *w;
     size_t nw, wcap;
+    bool pend_dirty;     /* messages were stored in the thread since pm was read */
     uint64_t pend_after; /* every pending message up to this gseq is in pm */
     struct pmsg *pm;
     size_t np, pcap;
@@ -658,7 +659,52 @@ static int thr_pending(struct thr_ent *t)
     if (rc != ERR_NOT_FOUND)
         return rc ? rc : ERR_INTERNAL;
     t->has_pend = true;
+    t->pend_dirty = false;
     return 0;
+}
+
+/* The threads that got messages since the last call (the rows the update
+ * hook saw inserted) must read their pending lists again; the others'
+ * are complete. Called before an ack picks its threads and before the
+ * settles (one lookup per stored message, each once). */
+static void note_inserts(void)
+{
+    const int64_t *rowids;
+    bool all;
+    size_t n = tstore_message_inserts(&rowids, &all);
+    for (size_t i = 0; !all && i < n; i++) {
+        char thread[THREAD_MAX];
+        sqlite3_stmt *s = tq(Q_MSG_THREAD_OF_ROWID);
+        int rc = tq_u64(s, 1, (uint64_t)rowids[i]);
+        if (!rc)
+            rc = tq_row(s);
+        if (rc == ERR_NOT_FOUND)
+            continue; /* rolled back */
+        if (rc) {
+            all = true;
+            break;
+        }
+        tq_col_text(s, 0, thread, sizeof(thread));
+        tq_done(s);
+        struct thr_ent *t = ctab_find(&thrs_c, thread);
+        if (t)
+            t->pend_dirty = true;
+    }
+    if (all)
+        for (size_t i = 0; i < thrs_c.cap; i++)
+            if (thrs_c.slot[i])
+                ((struct thr_ent *)thrs_c.slot[i])->pend_dirty = true;
+    tstore_message_inserts_clear();
+}
+
+/* Whether settling thread now would find nothing pending: its list is
+ * read, no message was stored in it since (note_inserts first), and it is
+ * empty. */
+static bool thr_idle(const char *thread)
+{
+    cache_check();
+    const struct thr_ent *t = ctab_find(&thrs_c, thread);
+    return t && t->epoch == cache_epoch && t->has_pend && !t->pend_dirty && t->np == 0;
 }
 
 /* The offline limit dropped data of thread: its pending list is read again */
@@ -754,7 +800,7 @@ static int settle_thread(const struct touch *t, size_t n)
     if (!te)
         return ERR_NOMEM;
     int rc = thr_windows(te);
-    if (!rc)
+    if (!rc && (!te->has_pend || te->pend_dirty))
         rc = thr_pending(te);
     if (rc)
         return rc;
@@ -846,6 +892,7 @@ out:
 int deliver_before_commit(void)
 {
     int rc = 0;
+    note_inserts();
     if (ntouch) {
         qsort(touches, ntouch, sizeof(*touches), touch_cmp);
         for (size_t i = 0, j; !rc && i < ntouch; i = j) {
@@ -1299,8 +1346,11 @@ static int touch_add(const char *thread, const char *device, uint64_t from, uint
         touchcap = nc;
     }
     struct touch *t = &touches[ntouch++];
-    snprintf(t->thread, sizeof(t->thread), "%s", thread);
-    snprintf(t->device, sizeof(t->device), "%s", device);
+    size_t nt = strnlen(thread, sizeof(t->thread) - 1), nd = strnlen(device, sizeof(t->device) - 1);
+    memcpy(t->thread, thread, nt);
+    t->thread[nt] = 0;
+    memcpy(t->device, device, nd);
+    t->device[nd] = 0;
     t->from = from;
     t->to = to;
     return 0;
@@ -1333,12 +1383,15 @@ int deliver_ack(const char *device, uint64_t seq)
     to = seq < gseq_last ? seq : gseq_last;
     if (to <= cursor)
         return 0;
-    /* every thread where the device has a window is noted; settle_thread
-     * leaves alone those where the ack covered nothing pending for it */
+    /* every thread where the device has a window and something may be
+     * pending is noted; settle_thread leaves alone those where the ack
+     * covered nothing pending for it */
     struct dev_ent *d;
+    note_inserts();
     rc = dev_threads(device, &d);
     for (size_t i = 0; !rc && i < d->nthreads; i++)
-        rc = touch_add(d->threads[i], device, cursor, to);
+        if (!thr_idle(d->threads[i]))
+            rc = touch_add(d->threads[i], device, cursor, to);
     if (!rc)
         rc = cursor_put(device, to);
     return rc;

@@ -294,6 +294,7 @@ static const char *const sql[Q_COUNT] = {
     /* Messages ?2..?3 of thread ?1, every one complete with the same count
      * ?4: the data of those still pending dropped in one statement (the
      * caller checks the number of rows changed against its list) */
+    [Q_MSG_THREAD_OF_ROWID] = "SELECT thread FROM messages WHERE rowid = ?1",
     [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE thread = ?1"
                              " AND seq >= ?2 AND seq <= ?3 AND data IS NOT NULL"
                              " AND gseq IS NOT NULL",
@@ -318,6 +319,11 @@ static uint64_t prof_ns[Q_COUNT], prof_steps[Q_COUNT];
 static uint64_t roster_gen = 1;
 /* tstore_windows_gen(): the same for `member_windows` (deliver.c) */
 static uint64_t windows_gen = 1;
+/* tstore_message_inserts(): rowids of the rows inserted into `messages` */
+#define INSERTS_MAX 65536
+static int64_t inserts[INSERTS_MAX];
+static size_t n_inserts;
+static bool inserts_lost = true; /* more than INSERTS_MAX, or not watched */
 
 static void roster_hook(void *ctx, int op, const char *db_name, const char *table,
                         sqlite3_int64 rowid)
@@ -330,6 +336,25 @@ static void roster_hook(void *ctx, int op, const char *db_name, const char *tabl
         roster_gen++;
     else if (strcmp(table, "member_windows") == 0)
         windows_gen++;
+    else if (op == SQLITE_INSERT && strcmp(table, "messages") == 0) {
+        if (n_inserts < INSERTS_MAX)
+            inserts[n_inserts++] = rowid;
+        else
+            inserts_lost = true;
+    }
+}
+
+size_t tstore_message_inserts(const int64_t **rowids, bool *all)
+{
+    *rowids = inserts;
+    *all = inserts_lost;
+    return n_inserts;
+}
+
+void tstore_message_inserts_clear(void)
+{
+    n_inserts = 0;
+    inserts_lost = false;
 }
 
 static uint64_t seen_rollbacks;
@@ -413,6 +438,8 @@ int tstore_open(struct store *st)
     memset(prof_steps, 0, sizeof(prof_steps));
     roster_gen++;
     windows_gen++;
+    n_inserts = 0;
+    inserts_lost = true;
     (void)sqlite3_update_hook(db, roster_hook, NULL);
     for (int i = 0; i < Q_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);
