@@ -34,6 +34,7 @@ struct cfg {
     uint64_t kp_claims_per_minute;
     uint64_t thread_cache;
     uint64_t unauth_timeout;
+    uint64_t commit_delay_us;
     /* derived by cfg_validate() */
     char host[256];
     uint16_t port;

@@ -20,3 +20,11 @@ int64_t clock_offset(void)
 {
     return offset;
 }
+
+uint64_t mono_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

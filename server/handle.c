@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "deliver.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "thread.h"
@@ -268,9 +269,12 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
     r.args = &m.body;
     r.out = &out;
     if (op->write) {
+        if (!store_in_txn(srv.store))
+            srv.txn_began_us = mono_us();
         rc = store_begin(srv.store);
         if (!rc)
             rc = store_savepoint(srv.store);
+        srv.txn_writes++;
         if (rc) {
             conn_send_err(c, m.id, "internal", "the server could not start a transaction",
                           false);

@@ -70,6 +70,10 @@ struct server {
     uint8_t key_pk[32];
     char server_cred[300];      /* "server@" + domain: MLS external sender */
     uint64_t last_sweep;        /* clock_now() of the last expiry sweep */
+    /* group commit (server_commit_due): write requests in the open
+     * transaction, in the last committed one, and when it began */
+    uint32_t txn_writes, last_txn_writes;
+    uint64_t txn_began_us;
 };
 
 extern struct server srv;
@@ -78,6 +82,9 @@ extern struct server srv;
  * messages; on a failed commit turns held successes into `internal` errors
  * and closes their connections, and drops held events. Frees dead connections. */
 void server_commit(void);
+/* Whether the loop should call server_commit() now (group commit, see
+ * server.c); if not, the loop is woken when the wait is over. */
+bool server_commit_due(void);
 /* Timer work of the loop (at most once per clock second): grant expiry and
  * the delivery offline limit, inside the iteration's transaction. */
 void server_sweep(void);

@@ -137,6 +137,28 @@ static const lws_retry_bo_t no_validity = {
 #define WS_KA_INTERVAL 15
 #define WS_KA_PROBES 4
 
+static uv_timer_t wake;
+static bool wake_ok;
+
+static void wake_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void wake_closed(uv_handle_t *h)
+{
+    (void)h;
+    wake_ok = false;
+}
+
+void ws_wake_in(uint64_t us)
+{
+    if (!wake_ok)
+        return;
+    uint64_t ms = (us + 999) / 1000; /* libuv timers have 1 ms resolution */
+    (void)uv_timer_start(&wake, wake_cb, ms ? ms : 1, 0);
+}
+
 int ws_service(void)
 {
     (void)uv_run(&loop, UV_RUN_ONCE);
@@ -157,6 +179,12 @@ int ws_start(uint16_t *port)
         return ERR_IO;
     }
     tick_ok = true;
+    if (uv_timer_init(&loop, &wake) != 0) {
+        log_error("cannot create the event loop's timer");
+        ws_stop();
+        return ERR_IO;
+    }
+    wake_ok = true;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -202,6 +230,10 @@ int ws_start(uint16_t *port)
 
 void ws_stop(void)
 {
+    if (wake_ok && !uv_is_closing((uv_handle_t *)&wake)) {
+        (void)uv_timer_stop(&wake);
+        uv_close((uv_handle_t *)&wake, wake_closed);
+    }
     if (tick_ok && !uv_is_closing((uv_handle_t *)&tick)) {
         (void)uv_timer_stop(&tick);
         uv_close((uv_handle_t *)&tick, tick_closed);

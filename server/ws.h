@@ -16,5 +16,8 @@ void ws_stop(void);
 /* One event-loop iteration: waits for activity (or lws_cancel_service())
  * and runs the callbacks due. Returns 0, or -1 when the loop failed. */
 int ws_service(void);
+/* Makes the next ws_service() return within us microseconds even if no
+ * socket is active. */
+void ws_wake_in(uint64_t us);
 
 #endif
