@@ -21,10 +21,15 @@ int64_t clock_offset(void)
     return offset;
 }
 
-uint64_t mono_us(void)
+uint64_t mono_ns(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
         return 0;
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mono_us(void)
+{
+    return mono_ns() / 1000u;
 }

@@ -15,8 +15,10 @@ uint64_t clock_now(void);
 void clock_shift(int64_t seconds);
 /* The current offset in seconds. */
 int64_t clock_offset(void);
-/* Microseconds of a clock that never jumps and is never shifted (for
- * durations: the group commit's wait). */
+/* Nanoseconds / microseconds of a clock that never jumps and is never
+ * shifted (for durations: idle limits, the group commit's wait, the
+ * statement profile). */
+uint64_t mono_ns(void);
 uint64_t mono_us(void);
 
 #endif

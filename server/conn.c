@@ -20,8 +20,8 @@
 #include "lws_inc.h"
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "handle.h"
 #include "log.h"
@@ -32,14 +32,11 @@ static struct conn *unauth_head, *unauth_tail;
 /* Connections that queued output this iteration (conn_flush_all). */
 static struct conn *flush_head;
 
-/* Seconds of a clock that never jumps (not the shiftable test clock: an
+/* Seconds of the clock that never jumps (not the shiftable test clock: an
  * idle limit is about the peer's real silence). */
 static uint64_t mono_now(void)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec;
+    return mono_ns() / 1000000000u;
 }
 
 static void unauth_unlink(struct conn *c)

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "deliver.h"
 #include "clock.h"
+#include "deliver.h"
 #include "err.h"
 #include "log.h"
 #include "thread.h"

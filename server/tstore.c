@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 
@@ -291,10 +291,11 @@ static const char *const sql[Q_COUNT] = {
                    " FROM member_windows WHERE thread = ?1",
     /* The threads where device ?1 has a window (once per window) */
     [Q_WIN_OF_DEVICE] = "SELECT thread FROM member_windows WHERE device = ?1",
+    /* The thread of a row just inserted into messages (row_hook's list) */
+    [Q_MSG_THREAD_OF_ROWID] = "SELECT thread FROM messages WHERE rowid = ?1",
     /* Messages ?2..?3 of thread ?1, every one complete with the same count
      * ?4: the data of those still pending dropped in one statement (the
      * caller checks the number of rows changed against its list) */
-    [Q_MSG_THREAD_OF_ROWID] = "SELECT thread FROM messages WHERE rowid = ?1",
     [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE thread = ?1"
                              " AND seq >= ?2 AND seq <= ?3 AND data IS NOT NULL"
                              " AND gseq IS NOT NULL",
@@ -313,7 +314,7 @@ static bool prof_on;
 static const char *prof_path;
 static uint64_t prof_ns[Q_COUNT], prof_steps[Q_COUNT];
 
-/* tstore_roster_gen(): bumped by SQLite's update hook for every row
+/* tstore_roster_gen(): bumped by SQLite's update hook (row_hook) for every row
  * written to `threads` or `thread_members` (by any statement or trigger on
  * this connection); see tstore_roster_gen() for the rest */
 static uint64_t roster_gen = 1;
@@ -325,7 +326,7 @@ static int64_t inserts[INSERTS_MAX];
 static size_t n_inserts;
 static bool inserts_lost = true; /* more than INSERTS_MAX, or not watched */
 
-static void roster_hook(void *ctx, int op, const char *db_name, const char *table,
+static void row_hook(void *ctx, int op, const char *db_name, const char *table,
                         sqlite3_int64 rowid)
 {
     (void)ctx;
@@ -372,14 +373,6 @@ uint64_t tstore_roster_gen(void)
 uint64_t tstore_windows_gen(void)
 {
     return windows_gen;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int step(sqlite3_stmt *s)
@@ -440,7 +433,7 @@ int tstore_open(struct store *st)
     windows_gen++;
     n_inserts = 0;
     inserts_lost = true;
-    (void)sqlite3_update_hook(db, roster_hook, NULL);
+    (void)sqlite3_update_hook(db, row_hook, NULL);
     for (int i = 0; i < Q_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);
         if (rc != SQLITE_OK) {
