@@ -35,6 +35,7 @@ struct cfg {
     uint64_t thread_cache;
     uint64_t unauth_timeout;
     uint64_t commit_delay_us;
+    uint64_t settle_ms;
     /* derived by cfg_validate() */
     char host[256];
     uint16_t port;

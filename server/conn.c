@@ -88,6 +88,104 @@ struct conn *conn_new(struct lws *wsi)
     return c;
 }
 
+/* ---- logged-in connections by device ---- */
+
+static struct conn **dev_tab; /* chains through conn.dnext */
+static size_t dev_cap, dev_n;
+
+static size_t dev_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static void dev_unlink(struct conn *c)
+{
+    if (!c->on_dev)
+        return;
+    for (struct conn **pp = &dev_tab[dev_hash(c->device) & (dev_cap - 1)]; *pp;
+         pp = &(*pp)->dnext) {
+        if (*pp == c) {
+            *pp = c->dnext;
+            break;
+        }
+    }
+    c->dnext = NULL;
+    c->on_dev = false;
+    dev_n--;
+    if (dev_n == 0) { /* the last one gone (shutdown, tests): give the table back */
+        free(dev_tab);
+        dev_tab = NULL;
+        dev_cap = 0;
+    }
+}
+
+/* Grows the table to keep chains short; a failed growth keeps the old
+ * table (longer chains, same answers). False only when there is none. */
+static bool dev_grow(void)
+{
+    if (dev_tab && dev_n < dev_cap)
+        return true;
+    size_t cap = dev_cap ? 2 * dev_cap : 256;
+    struct conn **t = calloc(cap, sizeof(*t));
+    if (!t)
+        return dev_tab != NULL;
+    for (size_t i = 0; i < dev_cap; i++) {
+        struct conn *c = dev_tab[i];
+        while (c) {
+            struct conn *next = c->dnext;
+            size_t h = dev_hash(c->device) & (cap - 1);
+            c->dnext = t[h];
+            t[h] = c;
+            c = next;
+        }
+    }
+    free(dev_tab);
+    dev_tab = t;
+    dev_cap = cap;
+    return true;
+}
+
+void conn_logout(struct conn *c)
+{
+    dev_unlink(c);
+    c->authed = false;
+}
+
+void conn_login(struct conn *c, const char *identity, const char *device, const char *role)
+{
+    dev_unlink(c);
+    c->authed = true;
+    snprintf(c->identity, sizeof(c->identity), "%s", identity);
+    snprintf(c->device, sizeof(c->device), "%s", device);
+    snprintf(c->role, sizeof(c->role), "%s", role);
+    if (!dev_grow()) {
+        /* no table and no memory for one: the connection works, but pushes
+         * miss it until a later login; it fetches with sync */
+        log_warn("conn %llu %s: not indexed for pushes (out of memory)",
+                 (unsigned long long)c->serial, c->peer);
+        return;
+    }
+    size_t h = dev_hash(c->device) & (dev_cap - 1);
+    c->dnext = dev_tab[h];
+    dev_tab[h] = c;
+    c->on_dev = true;
+    dev_n++;
+}
+
+void conn_each_device(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx)
+{
+    if (!dev_tab)
+        return;
+    for (struct conn *c = dev_tab[dev_hash(device) & (dev_cap - 1)], *next; c; c = next) {
+        next = c->dnext; /* fn may end c's session */
+        if (c->authed && c->wsi && !c->killed && strcmp(c->device, device) == 0)
+            fn(c, ctx);
+    }
+}
+
 static void free_queue(struct conn *c)
 {
     struct outmsg *m = c->q_head;
@@ -110,8 +208,8 @@ void conn_detach(struct conn *c)
         }
     }
     unauth_unlink(c);
+    conn_logout(c);
     c->wsi = NULL;
-    c->authed = false;
     free_queue(c);
     free(c->rx);
     c->rx = NULL;
@@ -124,6 +222,7 @@ void conn_free(struct conn *c)
 {
     if (!c)
         return;
+    dev_unlink(c); /* detached ones are unlinked already */
     if (c->on_flush) { /* not reached from server_commit(): it flushes first */
         for (struct conn **pp = &flush_head; *pp; pp = &(*pp)->fnext) {
             if (*pp == c) {
@@ -143,7 +242,7 @@ static void kill_conn(struct conn *c, const char *why)
         return;
     log_warn("conn %llu %s: closing: %s", (unsigned long long)c->serial, c->peer, why);
     c->killed = true;
-    c->authed = false;
+    conn_logout(c);
     free_queue(c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     /* the WRITEABLE callback closes a killed conn at once; on the libuv
@@ -245,7 +344,7 @@ void conn_end_session(struct conn *c, const char *reason)
         return;
     log_info("conn %llu %s: session %s/%s ended: %s", (unsigned long long)c->serial, c->peer,
              c->identity, c->device, reason);
-    c->authed = false;
+    conn_logout(c);
     c->ignore_input = true;
     struct wire_enc e;
     const uint8_t *data;

@@ -36,7 +36,9 @@ struct conn {
                                    the queue is empty */
     bool killed;                /* overflow or unsafe: closed without flushing */
     /* login */
-    bool authed;
+    bool authed;                /* set and cleared only by conn_login / conn.c */
+    struct conn *dnext;         /* chain in the by-device index (conn.c) */
+    bool on_dev;
     char identity[STORE_ID_MAX];
     char device[32];
     char role[16];
@@ -58,6 +60,15 @@ void conn_detach(struct conn *c);
  * max_connections for ever). Cost: O(connections closed or logged in
  * since the last sweep), not O(connections). Call about once a second. */
 void conn_idle_sweep(void);
+/* Marks c logged in as identity/device (role) and indexes it by device.
+ * A connection already logged in is re-indexed. */
+void conn_login(struct conn *c, const char *identity, const char *device, const char *role);
+/* Ends c's login (session ended, killed, closed, device revoked). */
+void conn_logout(struct conn *c);
+/* Calls fn for every live, logged-in connection of device: O(1) expected
+ * (a hash of the logged-in connections by device, kept at login and at
+ * the end of the session), whatever the number of connections. */
+void conn_each_device(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx);
 /* Frees a detached conn (its queues and buffers). NULL ok. */
 void conn_free(struct conn *c);
 

@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include "accesslog.h"
+#include "clock.h"
 #include "conn.h"
 #include "err.h"
 #include "log.h"
 #include "server.h"
 #include "hot.h"
 #include "tstore.h"
+#include "ws.h"
 
 #define DEV_MAX 32
 #define THREAD_MAX 40 /* "t_" + 32 hex + NUL */
@@ -39,9 +41,12 @@ static bool gseq_loaded, gseq_dirty;
  * up once; none are ever added, so "none" stays true until shutdown. */
 static enum { V2_UNKNOWN, V2_SOME, V2_NONE } v2_rows;
 
-/* Acks of this transaction that moved a device's cursor over pending
- * messages of a thread: settled once per thread in deliver_before_commit
- * (counts, `delivered` events, ciphertext drops). */
+/* Acks that moved a device's cursor over pending messages of a thread
+ * since the last settle: settled once per thread in deliver_before_commit
+ * (counts, `delivered` events, ciphertext drops), at most every
+ * cfg.settle_ms, so that a sender gets one `delivered` per message for the
+ * acks of that time and a drop covers more messages. The acks themselves
+ * (cursors) are written at once; what waits is only their consequences. */
 struct touch {
     char thread[THREAD_MAX];
     char device[DEV_MAX];
@@ -50,19 +55,9 @@ struct touch {
 
 static struct touch *touches;
 static size_t ntouch, touchcap;
+static uint64_t last_settle_us; /* mono_us() of the last settle */
 
 static void cache_free(void);
-
-/* Logged-in connections by device id: an open-addressing table built at
- * most once per loop iteration (deliver_iteration_end() drops it), so
- * fan-out costs O(1) per target device instead of a walk over every
- * connection. A connection that logs in later in the same iteration is
- * missed by pushes until the next one; it fetches with sync anyway. Entries
- * are re-checked (wsi, authed, device) on use; detached connections are
- * freed only after the iteration ends, so the pointers stay valid. */
-static struct conn **idx;
-static size_t idx_cap;
-static bool idx_valid;
 
 static size_t dev_hash(const char *s)
 {
@@ -72,70 +67,16 @@ static size_t dev_hash(const char *s)
     return (size_t)h;
 }
 
-static void idx_build(void)
-{
-    size_t n = 0, cap = 64;
-    for (struct conn *c = srv.conns; c; c = c->next)
-        n += c->authed && c->wsi;
-    while (cap < 2 * n + 2)
-        cap *= 2;
-    if (cap != idx_cap) {
-        struct conn **g = realloc(idx, cap * sizeof(*g));
-        if (!g) {
-            idx_valid = false; /* fall back to walking the list */
-            return;
-        }
-        idx = g;
-        idx_cap = cap;
-    }
-    memset(idx, 0, idx_cap * sizeof(*idx));
-    for (struct conn *c = srv.conns; c; c = c->next) {
-        if (!c->authed || !c->wsi)
-            continue;
-        size_t i = dev_hash(c->device) & (idx_cap - 1);
-        while (idx[i])
-            i = (i + 1) & (idx_cap - 1);
-        idx[i] = c;
-    }
-    idx_valid = true;
-}
-
-void deliver_iteration_end(void)
-{
-    idx_valid = false;
-}
-
 void deliver_shutdown(void)
 {
-    free(idx);
-    idx = NULL;
-    idx_cap = 0;
-    idx_valid = false;
     free(touches);
     touches = NULL;
     ntouch = touchcap = 0;
+    last_settle_us = 0;
     cache_free();
     gseq_loaded = gseq_dirty = false;
     v2_rows = V2_UNKNOWN;
     gseq_last = 0;
-}
-
-/* Calls fn for every live, logged-in connection of device. */
-static void each_conn(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx)
-{
-    if (!idx_valid)
-        idx_build();
-    if (!idx_valid) {
-        for (struct conn *c = srv.conns; c; c = c->next)
-            if (c->authed && c->wsi && strcmp(c->device, device) == 0)
-                fn(c, ctx);
-        return;
-    }
-    for (size_t i = dev_hash(device) & (idx_cap - 1); idx[i]; i = (i + 1) & (idx_cap - 1)) {
-        struct conn *c = idx[i];
-        if (c->authed && c->wsi && strcmp(c->device, device) == 0)
-            fn(c, ctx);
-    }
 }
 
 static void mark_online(struct conn *c, void *ctx)
@@ -147,7 +88,7 @@ static void mark_online(struct conn *c, void *ctx)
 static bool device_online(const char *device)
 {
     bool on = false;
-    each_conn(device, mark_online, &on);
+    conn_each_device(device, mark_online, &on);
     return on;
 }
 
@@ -191,7 +132,7 @@ void deliver_flush(void)
     pend_head = pend_tail = NULL;
     while (p) {
         struct pend *next = p->next;
-        each_conn(p->device, send_pend, p);
+        conn_each_device(p->device, send_pend, p);
         free(p);
         p = next;
     }
@@ -339,6 +280,8 @@ struct dev_ent {
     uint64_t epoch;
     bool has_cursor, has_threads;
     uint64_t cursor;
+    uint64_t inbox_empty_gen; /* tstore_inbox_gen() when the device was seen
+                                 to have no inbox rows left; 0: not known */
     uint64_t threads_gen;
     char (*threads)[THREAD_MAX];
     size_t nthreads, tcap;
@@ -470,6 +413,7 @@ static struct dev_ent *dev_get(const char *device)
     if (d->epoch != cache_epoch) {
         d->epoch = cache_epoch;
         d->has_cursor = d->has_threads = false;
+        d->inbox_empty_gen = 0;
     }
     return d;
 }
@@ -889,11 +833,33 @@ out:
     return rc;
 }
 
+/* Whether the acks noted since the last settle should be settled now; if
+ * not, when (µs from now). */
+static bool settle_due(uint64_t *in_us)
+{
+    uint64_t every = srv.cfg.settle_ms * 1000, now = mono_us();
+    *in_us = 0;
+    if (!every || srv.stop || srv.stopping || now - last_settle_us >= every)
+        return true;
+    *in_us = last_settle_us + every - now;
+    return false;
+}
+
+bool deliver_settle_due(void)
+{
+    uint64_t in_us;
+    return ntouch && settle_due(&in_us);
+}
+
 int deliver_before_commit(void)
 {
     int rc = 0;
+    uint64_t in_us;
     note_inserts();
-    if (ntouch) {
+    if (ntouch && !settle_due(&in_us))
+        ws_wake_in(in_us); /* the loop then opens a transaction to settle */
+    else if (ntouch) {
+        last_settle_us = mono_us();
         qsort(touches, ntouch, sizeof(*touches), touch_cmp);
         for (size_t i = 0, j; !rc && i < ntouch; i = j) {
             for (j = i + 1; j < ntouch && strcmp(touches[j].thread, touches[i].thread) == 0; j++)
@@ -1356,6 +1322,36 @@ static int touch_add(const char *thread, const char *device, uint64_t from, uint
     return 0;
 }
 
+/* Deletes the device's inbox rows (welcomes, notices) up to seq. Most acks
+ * find none: once the device is seen to have no rows left, that is
+ * remembered until a row is inserted into `inbox` (tstore_inbox_gen()) or
+ * a rollback (the cache epoch). */
+static int inbox_ack(const char *device, uint64_t seq)
+{
+    struct dev_ent *d = dev_get(device);
+    uint64_t gen = tstore_inbox_gen();
+    if (d && d->inbox_empty_gen == gen)
+        return 0;
+    sqlite3_stmt *s = tq(Q_INBOX_DEL_UPTO);
+    int rc = tq_text(s, 1, device);
+    if (!rc) rc = tq_u64(s, 2, seq);
+    if (!rc) rc = tq_run(s);
+    if (rc || !d)
+        return rc;
+    s = tq(Q_INBOX_DEVICE_ANY);
+    rc = tq_text(s, 1, device);
+    if (!rc)
+        rc = tq_row(s);
+    if (rc == 0) {
+        tq_done(s); /* rows after seq are left */
+        return 0;
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    d->inbox_empty_gen = gen;
+    return 0;
+}
+
 int deliver_ack(const char *device, uint64_t seq)
 {
     /* The device's cursor moves to seq: one row write per ack however many
@@ -1370,12 +1366,8 @@ int deliver_ack(const char *device, uint64_t seq)
     int rc = v2_rows_check();
     if (!rc && v2_rows == V2_SOME)
         rc = ack_v2_rows(device, seq);
-    if (!rc) {
-        sqlite3_stmt *s = tq(Q_INBOX_DEL_UPTO);
-        rc = tq_text(s, 1, device);
-        if (!rc) rc = tq_u64(s, 2, seq);
-        if (!rc) rc = tq_run(s);
-    }
+    if (!rc)
+        rc = inbox_ack(device, seq);
     if (!rc) rc = gseq_load();
     if (!rc) rc = cursor_get(device, &cursor);
     if (rc)

@@ -83,14 +83,16 @@ int deliver_event(const char *device, const uint8_t *data, size_t len);
  * request, before server_commit) / drops them (failed request). */
 void deliver_flush(void);
 void deliver_discard(void);
-/* Settles the threads this transaction's acks touched (counts,
- * `delivered` events, ciphertext drops) and writes the entry sequence
- * counter (call inside the transaction, right before COMMIT;
- * server_commit does). 0 or ERR_*. */
+/* Settles the threads the acks since the last settle touched (counts,
+ * `delivered` events, ciphertext drops) when cfg.settle_ms has passed since
+ * the last settle (else asks the loop to wake when it has), and writes the
+ * entry sequence counter. Call inside the transaction, right before COMMIT
+ * (server_commit does). 0 or ERR_*. */
 int deliver_before_commit(void);
-/* End of a loop iteration (server_commit): forget the connection index. */
-void deliver_iteration_end(void);
-/* Frees the index (shutdown). */
+/* Whether acks wait to be settled and their time has come: the loop then
+ * opens a transaction (server.c) so that deliver_before_commit runs. */
+bool deliver_settle_due(void);
+/* Frees the caches (shutdown). */
 void deliver_shutdown(void);
 
 #endif

@@ -274,7 +274,8 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
         rc = store_begin(srv.store);
         if (!rc)
             rc = store_savepoint(srv.store);
-        srv.txn_writes++;
+        if (!rc)
+            srv.txn_writes++;
         if (rc) {
             conn_send_err(c, m.id, "internal", "the server could not start a transaction",
                           false);

@@ -154,10 +154,7 @@ int handle_login(struct req *r)
     rc = store_device_touch(srv.store, device, now);
     if (rc)
         return req_fail_err(r, rc, "device");
-    c->authed = true;
-    snprintf(c->identity, sizeof(c->identity), "%s", id);
-    snprintf(c->device, sizeof(c->device), "%s", device);
-    snprintf(c->role, sizeof(c->role), "%s", role);
+    conn_login(c, id, device, role);
     log_info("conn %llu %s: logged in as %s/%s (%s)", (unsigned long long)c->serial, c->peer, id,
              device, role);
     wire_enc_ok(r->out, r->id, 3);
@@ -255,10 +252,7 @@ int handle_enroll(struct req *r)
     if (rc)
         return req_fail_err(r, rc, "device");
 
-    c->authed = true;
-    snprintf(c->identity, sizeof(c->identity), "%s", sc.identity);
-    snprintf(c->device, sizeof(c->device), "%s", dev);
-    snprintf(c->role, sizeof(c->role), "%s", role);
+    conn_login(c, sc.identity, dev, role);
     log_info("conn %llu %s: %s: %s/%s (%s)", (unsigned long long)c->serial, c->peer, action,
              sc.identity, dev, role);
     wire_enc_ok(r->out, r->id, 4);

@@ -127,7 +127,7 @@ int handle_device_revoke(struct req *r)
      * it revoked itself, ends after this response */
     bool own = strcmp(dev, r->c->device) == 0;
     if (own)
-        r->c->authed = false; /* nothing else runs as a revoked device */
+        conn_logout(r->c); /* nothing else runs as a revoked device */
     handle_end_device_sessions(dev, "revoked");
     r->end_own_session = own;
     wire_enc_ok(r->out, r->id, 1);

@@ -95,8 +95,7 @@ void server_commit(void)
     }
     conn_flush_all();
     /* Safe point: no callback is running and nothing refers to dead
-     * connections any more (the delivery index is dropped first). */
-    deliver_iteration_end();
+     * connections any more. */
     while (srv.dead) {
         struct conn *c = srv.dead;
         srv.dead = c->next;
@@ -417,10 +416,14 @@ int server_cmd_run(void)
         if (ws_service() < 0)
             break;
         server_sweep();
+        if (!store_in_txn(srv.store) && deliver_settle_due()) {
+            if (store_begin(srv.store) == 0)
+                srv.txn_began_us = mono_us();
+            else
+                log_error("cannot open a transaction to settle acknowledgements");
+        }
         if (server_commit_due())
             server_commit();
-        else
-            deliver_iteration_end(); /* logins of this iteration get pushes */
     }
 
     /* Drain: refuse new connections, commit and send what was answered,

@@ -296,6 +296,8 @@ static const char *const sql[Q_COUNT] = {
     /* Messages ?2..?3 of thread ?1, every one complete with the same count
      * ?4: the data of those still pending dropped in one statement (the
      * caller checks the number of rows changed against its list) */
+    /* Whether device ?1 has inbox rows left (after an ack's delete) */
+    [Q_INBOX_DEVICE_ANY] = "SELECT 1 FROM inbox WHERE device = ?1 LIMIT 1",
     [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE thread = ?1"
                              " AND seq >= ?2 AND seq <= ?3 AND data IS NOT NULL"
                              " AND gseq IS NOT NULL",
@@ -320,6 +322,8 @@ static uint64_t prof_ns[Q_COUNT], prof_steps[Q_COUNT];
 static uint64_t roster_gen = 1;
 /* tstore_windows_gen(): the same for `member_windows` (deliver.c) */
 static uint64_t windows_gen = 1;
+/* tstore_inbox_gen(): bumped by every row inserted into `inbox` */
+static uint64_t inbox_gen = 1;
 /* tstore_message_inserts(): rowids of the rows inserted into `messages` */
 #define INSERTS_MAX 65536
 static int64_t inserts[INSERTS_MAX];
@@ -337,6 +341,8 @@ static void row_hook(void *ctx, int op, const char *db_name, const char *table,
         roster_gen++;
     else if (strcmp(table, "member_windows") == 0)
         windows_gen++;
+    else if (op == SQLITE_INSERT && strcmp(table, "inbox") == 0)
+        inbox_gen++;
     else if (op == SQLITE_INSERT && strcmp(table, "messages") == 0) {
         if (n_inserts < INSERTS_MAX)
             inserts[n_inserts++] = rowid;
@@ -368,6 +374,11 @@ uint64_t tstore_roster_gen(void)
         roster_gen++;
     }
     return roster_gen;
+}
+
+uint64_t tstore_inbox_gen(void)
+{
+    return inbox_gen;
 }
 
 uint64_t tstore_windows_gen(void)
@@ -431,6 +442,7 @@ int tstore_open(struct store *st)
     memset(prof_steps, 0, sizeof(prof_steps));
     roster_gen++;
     windows_gen++;
+    inbox_gen++;
     n_inserts = 0;
     inserts_lost = true;
     (void)sqlite3_update_hook(db, row_hook, NULL);
@@ -453,6 +465,7 @@ void tstore_close(void)
     }
     roster_gen++;
     windows_gen++;
+    inbox_gen++;
     for (int i = 0; i < Q_COUNT; i++) {
         sqlite3_finalize(q[i]);
         q[i] = NULL;

@@ -54,6 +54,7 @@ enum tq {
     Q_THREADS_WANTING_DEVICE, Q_THREADS_OF_DEVICE, Q_THREADS_OF_DEPARTMENT,
     /* the acknowledgement path's caches (deliver.c) */
     Q_WIN_ONLY, Q_WIN_OF_DEVICE, Q_MSG_COMPLETE_RANGE, Q_MSG_THREAD_OF_ROWID,
+    Q_INBOX_DEVICE_ANY,
     Q_COUNT
 };
 
@@ -88,6 +89,10 @@ int tq_changes(void);
  * made. Rollbacks do not change it: deliver.c watches store_rollbacks()
  * for all its caches. */
 uint64_t tstore_windows_gen(void);
+/* Bumped by every row inserted into `inbox` on the server's connection (a
+ * rollback does not bring it back: rollbacks are seen by
+ * store_rollbacks()). */
+uint64_t tstore_inbox_gen(void);
 /* The rowids of the rows inserted into `messages` on the store's
  * connection (the same hook) since tstore_message_inserts_clear(); *all is
  * true when they are not all known (more than fit, or since the store

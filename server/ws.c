@@ -156,7 +156,12 @@ void ws_wake_in(uint64_t us)
     if (!wake_ok)
         return;
     uint64_t ms = (us + 999) / 1000; /* libuv timers have 1 ms resolution */
-    (void)uv_timer_start(&wake, wake_cb, ms ? ms : 1, 0);
+    if (!ms)
+        ms = 1;
+    /* several callers (group commit, settling): the earliest wake stands */
+    if (uv_is_active((uv_handle_t *)&wake) && uv_timer_get_due_in(&wake) <= ms)
+        return;
+    (void)uv_timer_start(&wake, wake_cb, ms, 0);
 }
 
 int ws_service(void)

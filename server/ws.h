@@ -17,7 +17,7 @@ void ws_stop(void);
  * and runs the callbacks due. Returns 0, or -1 when the loop failed. */
 int ws_service(void);
 /* Makes the next ws_service() return within us microseconds even if no
- * socket is active. */
+ * socket is active (an earlier wake already asked for stands). */
 void ws_wake_in(uint64_t us);
 
 #endif

@@ -536,11 +536,149 @@ static void ack_caches(void **state)
     close_store(st);
 }
 
+/* Settling on an interval (cfg.settle_ms): an ack is stored at once and
+ * thread.status counts it at once, but the drop of the ciphertext (and the
+ * sender's `delivered` event) waits until settle_ms has passed since the
+ * last settle; the loop is then told to open a transaction
+ * (deliver_settle_due) and the next COMMIT settles everything noted. */
+static void settle_interval(void **state)
+{
+    (void)state;
+    struct store *st;
+    uint32_t targets = 0;
+    open_store(&st);
+    srv.cfg.settle_ms = 1000;
+    sqlite3 *db = store_db(st);
+    exec_ok(db,
+            "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch, group_info)"
+            " VALUES('" T "', 'a@x.test', 'care', 't', 'a@x.test', 1, 1, x'00');"
+            "INSERT INTO thread_members(thread, device, identity, leaf, basis, joined,"
+            " joined_seq) VALUES('" T "', 'dA', 'a@x.test', 0, 'citizen', 1, 0),"
+            " ('" T "', 'dB', 'b@x.test', 1, 'g', 1, 0), ('" T "', 'dC', 'c@x.test', 2, 'g', 1, 0)");
+    begin();
+    assert_int_equal(send_msg("dA", "m1", NOW, &targets), 1);
+    assert_int_equal(send_msg("dA", "m2", NOW, &targets), 2);
+    commit();
+    assert_false(deliver_settle_due()); /* nothing noted */
+
+    /* the first settle after a quiet time is at once */
+    begin();
+    assert_int_equal(deliver_ack("dB", gseq_of(db, 1)), 0);
+    commit();
+    assert_false(deliver_settle_due());
+    assert_int_equal(data_kept(db, 1), 1);
+    assert_int_equal(delivered(1), 1);
+
+    /* the next acks within the interval wait: stored and counted, not settled */
+    begin();
+    assert_int_equal(deliver_ack("dC", gseq_of(db, 1)), 0);
+    commit();
+    begin();
+    assert_int_equal(deliver_ack("dB", gseq_of(db, 2)), 0);
+    commit();
+    assert_int_equal(int_of(db, "SELECT acked FROM delivery_cursors WHERE device = 'dC'"),
+                     (int64_t)gseq_of(db, 1));
+    assert_int_equal(delivered(1), 2);
+    assert_int_equal(delivered(2), 1);
+    assert_int_equal(data_kept(db, 1), 1);
+    assert_false(deliver_settle_due());
+
+    /* once the interval is over the loop is asked for a transaction, and
+     * its COMMIT settles both acks: message 1 complete, message 2 not */
+    usleep(1100 * 1000);
+    assert_true(deliver_settle_due());
+    begin();
+    commit();
+    assert_false(deliver_settle_due());
+    assert_int_equal(data_kept(db, 1), 0);
+    assert_int_equal(int_of(db, "SELECT acked FROM messages WHERE seq = 1"), 2);
+    assert_int_equal(delivered(1), 2);
+    assert_int_equal(data_kept(db, 2), 1);
+
+    /* settle_ms 0: every transaction settles */
+    srv.cfg.settle_ms = 0;
+    begin();
+    assert_int_equal(deliver_ack("dC", gseq_of(db, 2)), 0);
+    commit();
+    assert_int_equal(data_kept(db, 2), 0);
+    assert_int_equal(delivered(2), 2);
+    close_store(st);
+}
+
+static void welcome_for(const char *device, uint64_t *seq)
+{
+    assert_int_equal(deliver_inbox_add(device, T, 0, "welcome", "a@x.test", "dA", NOW,
+                                       (const uint8_t *)"w", 1, seq),
+                     0);
+}
+
+static int64_t inbox_rows(sqlite3 *db, const char *device)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM inbox WHERE device = '%s'", device);
+    return int_of(db, sql);
+}
+
+/* An ack deletes the device's inbox rows up to it; once the device has
+ * none left the delete is skipped, until a row is inserted again or a
+ * rollback may have brought rows back. Each step fails if the skip is
+ * taken when it must not be. */
+static void inbox_ack_skip(void **state)
+{
+    (void)state;
+    struct store *st;
+    uint64_t w1, w2, w3;
+    open_store(&st);
+    sqlite3 *db = store_db(st);
+    exec_ok(db,
+            "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch, group_info)"
+            " VALUES('" T "', 'a@x.test', 'care', 't', 'a@x.test', 1, 1, x'00')");
+    begin();
+    welcome_for("dB", &w1);
+    welcome_for("dB", &w2);
+    commit();
+    /* an ack below the second row leaves it (and the device not empty) */
+    begin();
+    assert_int_equal(deliver_ack("dB", w1), 0);
+    commit();
+    assert_int_equal(inbox_rows(db, "dB"), 1);
+    begin();
+    assert_int_equal(deliver_ack("dB", w2), 0);
+    commit();
+    assert_int_equal(inbox_rows(db, "dB"), 0);
+    /* a new row after the device was seen empty */
+    begin();
+    welcome_for("dB", &w3);
+    commit();
+    begin();
+    assert_int_equal(deliver_ack("dB", w3), 0);
+    commit();
+    assert_int_equal(inbox_rows(db, "dB"), 0);
+    /* a rolled-back savepoint brings rows back after they were seen gone */
+    begin();
+    welcome_for("dC", &w1);
+    commit();
+    begin();
+    assert_int_equal(store_savepoint(st), 0);
+    assert_int_equal(deliver_ack("dC", w1), 0);
+    assert_int_equal(inbox_rows(db, "dC"), 0);
+    store_rollback_to(st);
+    commit();
+    assert_int_equal(inbox_rows(db, "dC"), 1);
+    begin();
+    assert_int_equal(deliver_ack("dC", w1), 0);
+    commit();
+    assert_int_equal(inbox_rows(db, "dC"), 0);
+    close_store(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(upgrade_then_cursors, setup, teardown),
         cmocka_unit_test_setup_teardown(ack_caches, setup, teardown),
+        cmocka_unit_test_setup_teardown(settle_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbox_ack_skip, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
