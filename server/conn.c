@@ -191,7 +191,7 @@ static void free_queue(struct conn *c)
     struct outmsg *m = c->q_head;
     while (m) {
         struct outmsg *n = m->next;
-        free(m);
+        outmsg_free(m);
         m = n;
     }
     c->q_head = c->q_tail = NULL;
@@ -255,11 +255,11 @@ void conn_enqueue(struct conn *c, struct outmsg *m)
     m->next = NULL;
     m->conn = NULL;
     if (!c->wsi || c->killed) {
-        free(m);
+        outmsg_free(m);
         return;
     }
     if (c->q_bytes + m->len > srv.cfg.max_outq) {
-        free(m);
+        outmsg_free(m);
         kill_conn(c, "outbound queue full (slow reader)");
         return;
     }
@@ -276,26 +276,65 @@ void conn_enqueue(struct conn *c, struct outmsg *m)
     }
 }
 
-static int send_msg(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
-                    bool is_event, bool close_after);
+static int queue_msg(struct conn *c, const uint8_t *data, size_t len, struct outbody *body,
+                     uint32_t id, bool is_ok, bool is_event, bool close_after);
 
 int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
               bool close_after)
 {
-    return send_msg(c, data, len, id, is_ok, false, close_after);
+    return queue_msg(c, data, len, NULL, id, is_ok, false, close_after);
 }
 
 int conn_send_event(struct conn *c, const uint8_t *data, size_t len)
 {
-    return send_msg(c, data, len, 0, false, true, false);
+    return queue_msg(c, data, len, NULL, 0, false, true, false);
 }
 
-static int send_msg(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool is_ok,
-                    bool is_event, bool close_after)
+int conn_send_event_shared(struct conn *c, struct outbody *b)
+{
+    return queue_msg(c, NULL, 0, b, 0, false, true, false);
+}
+
+struct outbody *outbody_new(const uint8_t *data, size_t len)
+{
+    struct outbody *b = malloc(sizeof(*b) + LWS_PRE + len);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = len;
+    memcpy(b->buf + LWS_PRE, data, len);
+    return b;
+}
+
+void outbody_unref(struct outbody *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+void outmsg_free(struct outmsg *m)
+{
+    if (!m)
+        return;
+    outbody_unref(m->body);
+    free(m);
+}
+
+/* The payload of m (LWS_PRE bytes before it are ours for lws's header;
+ * a shared body gets the same header bytes from every writer, and lws
+ * does not change the payload of an unmasked server frame). */
+static uint8_t *payload(struct outmsg *m)
+{
+    return (m->body ? m->body->buf : m->buf) + LWS_PRE;
+}
+
+/* Queues data (copied) or, with body, a reference to the shared body. */
+static int queue_msg(struct conn *c, const uint8_t *data, size_t len, struct outbody *body,
+                     uint32_t id, bool is_ok, bool is_event, bool close_after)
 {
     if (!c->wsi || c->killed)
         return 0;
-    struct outmsg *m = malloc(sizeof(*m) + LWS_PRE + len);
+    struct outmsg *m = malloc(sizeof(*m) + (body ? 0 : LWS_PRE + len));
     if (!m) {
         kill_conn(c, "out of memory");
         return ERR_NOMEM;
@@ -305,8 +344,14 @@ static int send_msg(struct conn *c, const uint8_t *data, size_t len, uint32_t id
     m->is_ok = is_ok;
     m->is_event = is_event;
     m->close_after = close_after;
-    m->len = len;
-    memcpy(m->buf + LWS_PRE, data, len);
+    if (body) {
+        body->refs++;
+        m->body = body;
+        m->len = body->len;
+    } else {
+        m->len = len;
+        memcpy(m->buf + LWS_PRE, data, len);
+    }
     if (store_in_txn(srv.store)) {
         /* held until the iteration's transaction commits (server_commit) */
         m->conn = c;
@@ -434,8 +479,8 @@ static int write_queue(struct conn *c)
             m = pop_head(c);
             bool close_after = m->close_after;
             budget += m->len;
-            n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
-            free(m);
+            n = lws_write(c->wsi, payload(m), m->len, LWS_WRITE_BINARY);
+            outmsg_free(m);
             if (close_after)
                 c->closing = true;
         } else {
@@ -444,9 +489,9 @@ static int write_queue(struct conn *c)
             for (size_t i = 0; i < k; i++) {
                 m = pop_head(c);
                 off += frame_header(p + off, m->len);
-                memcpy(p + off, m->buf + LWS_PRE, m->len);
+                memcpy(p + off, payload(m), m->len);
                 off += m->len;
-                free(m);
+                outmsg_free(m);
             }
             budget += off;
             n = lws_write(c->wsi, p, off, LWS_WRITE_RAW);

@@ -87,6 +87,15 @@ int conn_send(struct conn *c, const uint8_t *data, size_t len, uint32_t id, bool
 /* Queues an event (as conn_send); one held for the COMMIT is dropped when
  * the COMMIT fails, since what it tells of did not happen. */
 int conn_send_event(struct conn *c, const uint8_t *data, size_t len);
+/* A shared body holding a copy of data (one reference), NULL on ENOMEM. */
+struct outbody *outbody_new(const uint8_t *data, size_t len);
+/* Drops a reference; the last frees the body. NULL ok. */
+void outbody_unref(struct outbody *b);
+/* conn_send_event of a shared body: c's queue takes a reference instead
+ * of a copy. */
+int conn_send_event_shared(struct conn *c, struct outbody *b);
+/* Frees a queued or held message (and its reference to a shared body). */
+void outmsg_free(struct outmsg *m);
 /* Appends a held message to c's queue (after commit). */
 void conn_enqueue(struct conn *c, struct outmsg *m);
 /* Sends an error response {id, err:{code,msg}}. */

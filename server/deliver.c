@@ -27,8 +27,9 @@
 struct pend {
     struct pend *next;
     char device[DEV_MAX];
+    struct outbody *body; /* shared bytes (an entry for every recipient), or */
     size_t len;
-    uint8_t data[];
+    uint8_t data[];       /* its own copy */
 };
 
 static struct pend *pend_head, *pend_tail;
@@ -94,23 +95,39 @@ static bool device_online(const char *device)
 
 static void send_pend(struct conn *c, void *ctx)
 {
-    const struct pend *p = ctx;
-    (void)conn_send_event(c, p->data, p->len);
+    struct pend *p = ctx;
+    if (p->body)
+        (void)conn_send_event_shared(c, p->body);
+    else
+        (void)conn_send_event(c, p->data, p->len);
 }
 
-/* Queues an event for device's connections (released by deliver_flush). */
-static int pend_add(const char *device, const uint8_t *data, size_t len)
+static void pend_free(struct pend *p)
+{
+    outbody_unref(p->body);
+    free(p);
+}
+
+/* Queues an event for device's connections (released by deliver_flush):
+ * a copy of data, or a reference to body when body is not NULL. */
+static int pend_add(const char *device, const uint8_t *data, size_t len, struct outbody *body)
 {
     size_t dl = strlen(device);
     if (dl >= DEV_MAX)
         return ERR_INVALID;
-    struct pend *p = malloc(sizeof(*p) + len);
+    struct pend *p = malloc(sizeof(*p) + (body ? 0 : len));
     if (!p)
         return ERR_NOMEM;
     p->next = NULL;
     memcpy(p->device, device, dl + 1);
-    p->len = len;
-    memcpy(p->data, data, len);
+    p->body = body;
+    if (body) {
+        body->refs++;
+        p->len = body->len;
+    } else {
+        p->len = len;
+        memcpy(p->data, data, len);
+    }
     if (pend_tail)
         pend_tail->next = p;
     else
@@ -123,7 +140,7 @@ int deliver_event(const char *device, const uint8_t *data, size_t len)
 {
     if (!device_online(device))
         return 0;
-    return pend_add(device, data, len);
+    return pend_add(device, data, len, NULL);
 }
 
 void deliver_flush(void)
@@ -133,7 +150,7 @@ void deliver_flush(void)
     while (p) {
         struct pend *next = p->next;
         conn_each_device(p->device, send_pend, p);
-        free(p);
+        pend_free(p);
         p = next;
     }
 }
@@ -144,7 +161,7 @@ void deliver_discard(void)
     pend_head = pend_tail = NULL;
     while (p) {
         struct pend *next = p->next;
-        free(p);
+        pend_free(p);
         p = next;
     }
 }
@@ -1010,25 +1027,28 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (!rc)
         hot_seq_used(h, seq);
     /* the entry is the same for every recipient (the entry seq is the
-     * message's gseq): encoded once, when someone is online to get it */
-    struct wire_enc e;
-    const uint8_t *out = NULL;
-    size_t olen = 0;
-    bool encoded = false;
-    wire_enc_init(&e);
+     * message's gseq): encoded once, when someone is online to get it, into
+     * one body every recipient's queue refers to */
+    struct outbody *body = NULL;
     for (uint32_t i = 0; !rc && i < h->n; i++) {
         const struct hot_member *m = &h->m[i];
         if (m->removing || strcmp(m->device, sender_device) == 0 || !device_online(m->device))
             continue;
-        if (!encoded) {
+        if (!body) {
+            struct wire_enc e;
+            const uint8_t *out = NULL;
+            size_t olen = 0;
+            wire_enc_init(&e);
             rc = encode_entry(&e, gseq, thread, seq, kind, sender, sender_device, now, data, len,
                               &out, &olen);
-            encoded = true;
+            if (!rc && !(body = outbody_new(out, olen)))
+                rc = ERR_NOMEM;
+            wire_enc_reset(&e);
         }
         if (!rc)
-            rc = pend_add(m->device, out, olen);
+            rc = pend_add(m->device, NULL, 0, body);
     }
-    wire_enc_reset(&e);
+    outbody_unref(body);
     if (rc)
         return rc;
     if (seq_out)

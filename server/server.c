@@ -80,12 +80,12 @@ void server_commit(void)
             if (rc == 0 || (!m->is_ok && !m->is_event)) {
                 conn_enqueue(c, m);
             } else if (m->is_event) {
-                free(m); /* it tells of a write that did not happen */
+                outmsg_free(m); /* it tells of a write that did not happen */
             } else {
                 /* The write did not happen: say so and close, since the
                  * session state (e.g. a login by enrollment) may be wrong. */
                 uint32_t id = m->id;
-                free(m);
+                outmsg_free(m);
                 conn_send_err(c, id, "internal", "the server could not commit the change", true);
             }
             m = next;

@@ -32,6 +32,15 @@ struct conn;
 
 /* One encoded message waiting to be sent: LWS_PRE bytes of headroom, then
  * len bytes. */
+/* Bytes several queued messages share (an `entry` event for every
+ * recipient of a thread message): one copy, freed with the last reference
+ * (conn.c outbody_*). */
+struct outbody {
+    uint32_t refs;
+    size_t len;
+    uint8_t buf[];       /* LWS_PRE + len */
+};
+
 struct outmsg {
     struct outmsg *next;
     struct conn *conn;   /* held list only */
@@ -40,7 +49,8 @@ struct outmsg {
     bool is_event;       /* held: an event (dropped when the commit fails) */
     bool close_after;    /* close the connection once this one is sent */
     size_t len;
-    uint8_t buf[];       /* LWS_PRE + len */
+    struct outbody *body; /* the bytes, when shared; else in buf */
+    uint8_t buf[];       /* LWS_PRE + len (body == NULL) */
 };
 
 /* Login attempts in the current minute for one key ("id:..." / "ip:..."). */
