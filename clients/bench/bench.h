@@ -150,7 +150,7 @@ double bench_hist_quantile(const struct bench_hist *h, double q);
 
 /* What a worker reports (READY after setup, DONE at the end). */
 enum { BENCH_MSG_READY = 1, BENCH_MSG_DONE = 2, BENCH_MSG_PHASE = 3 };
-#define BENCH_NCOUNT 16
+#define BENCH_NCOUNT 20
 struct bench_wmsg {
     uint32_t kind;
     uint32_t worker;
@@ -185,6 +185,9 @@ int bench_worker_send(int res_fd, const struct bench_wmsg *m);
 /* Worker side: the next control byte if one is waiting (non-blocking), 0
  * when none, -1 when the parent is gone. */
 int bench_worker_poll(int ctl_fd);
+/* Worker side: this process's CPU time so far (user + system, getrusage
+ * RUSAGE_SELF) in microseconds. Returns 0 or ERR_IO. */
+int bench_self_cpu_us(uint64_t *us);
 
 /* ---- output (bench_out.c) ---- */
 

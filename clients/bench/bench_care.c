@@ -53,6 +53,7 @@ enum {
     C_SENT, C_ACCEPTED, C_REJECTED, C_EXPECTED,
     C_RECEIVED, C_DUPLICATES, C_ACTIVE_NS, C_LOST_CONNS,
     C_DRAIN_NS, C_DRAINED, C_ACKS, C_NOT_SENT,
+    C_CPU_US, /* the worker's own CPU over the measured window (getrusage) */
 };
 
 #define WINDOW_PER_CONN 8 /* requests in flight per connection */
@@ -121,6 +122,7 @@ struct cworker {
     struct bench_hist hist;
     bool measuring;
     uint64_t t_start, t_last_rx;
+    uint64_t cpu0_us; /* own CPU when the measured window opened */
     int first_errs;
 };
 
@@ -1056,6 +1058,9 @@ static int run_catchup(struct cworker *w, int ctl_fd, int res_fd)
             (void)bnet_service(w->net, 5);
         if (ctl != 'R')
             return ERR_IO;
+        /* like the server's, the bench's CPU is counted over the drain only */
+        if (bench_self_cpu_us(&w->cpu0_us) != 0)
+            return ERR_IO;
     }
     /* they come back: connect, log in, sync until drained */
     t0 = bnet_now_ns();
@@ -1187,7 +1192,7 @@ report:
     }
     while ((ctl = bench_worker_poll(ctl_fd)) == 0)
         (void)bnet_service(w.net, 10);
-    if (ctl != 'G')
+    if (ctl != 'G' || bench_self_cpu_us(&w.cpu0_us) != 0)
         goto out;
     rc = a->catchup ? run_catchup(&w, ctl_fd, res_fd) : run_care(&w, ctl_fd, sched, nsched);
     if (rc != 0)
@@ -1199,6 +1204,11 @@ report:
     msg->c[C_THREADS] = w.nth;
     msg->c[C_MEMBERS] = w.nall;
     msg->hist = w.hist;
+    {
+        uint64_t cpu1;
+        if (bench_self_cpu_us(&cpu1) == 0 && cpu1 >= w.cpu0_us)
+            msg->c[C_CPU_US] = cpu1 - w.cpu0_us;
+    }
     if (bench_worker_send(res_fd, msg) == 0)
         status = 0;
 out:
@@ -1395,6 +1405,15 @@ int bench_care_run(const struct bench_opts *o, struct bench_profile *p,
             bench_report_figi(r, "server_rss_start", rss0, "KiB");
             bench_report_figi(r, "server_rss_end", rss1, "KiB");
             bench_report_figi(r, "server_hwm_end", hwm1, "KiB");
+        }
+        {
+            /* the bench's own worker processes over the same window (their
+             * getrusage, summed): the load generator shares the machine */
+            double bcpu = (double)tot[C_CPU_US] / 1e6;
+            bench_report_fig(r, "bench_cpu", bcpu, "s");
+            bench_report_fig(r, "bench_cpu_share", act > 0 ? bcpu / act : 0, "cores");
+            bench_report_fig(r, "bench_cpu_us_per_delivery",
+                             tot[C_RECEIVED] ? bcpu * 1e6 / (double)tot[C_RECEIVED] : 0, "us");
         }
         if (lost > 0 || tot[C_DUPLICATES] > 0 || tot[C_REJECTED] > 0 || tot[C_ERRORS] > 0)
             rc = ERR_INTERNAL;

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,6 +120,18 @@ int bench_worker_poll(int ctl_fd)
     if (r == 0)
         return -1;
     return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+}
+
+int bench_self_cpu_us(uint64_t *us)
+{
+    struct rusage ru;
+
+    *us = 0;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return ERR_IO;
+    *us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+          (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+    return 0;
 }
 
 int bench_pool_start(struct bench_pool *pool, int n, bench_worker_fn *fn, void *arg)

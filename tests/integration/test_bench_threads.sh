@@ -30,6 +30,11 @@ assert f["messages_refused"] == 0 and f["connections_lost"] == 0, f
 assert f["deliveries"] == f["deliveries_expected"] > 0, f
 assert f["deliveries"] == f["messages_accepted"] * (p["members"] - 1), f
 assert f["server_cpu"] >= 0 and f["server_rss_end"] > 0, f
+# the bench's own CPU over the window: its workers did work, so it is > 0
+for k in ("bench_cpu", "bench_cpu_share", "bench_cpu_us_per_delivery"):
+    assert k in f and k in d["units"], k
+assert f["bench_cpu"] > 0 and f["bench_cpu_us_per_delivery"] > 0, f
+assert abs(f["bench_cpu_us_per_delivery"] - f["bench_cpu"] * 1e6 / f["deliveries"]) < 1e-6 * f["bench_cpu_us_per_delivery"] + 1e-9, f
 if w == "catchup":
     assert f["drain_time"] > 0 and p["backlog_per_device"] == 20, (p, f)
     assert f["deliveries"] == p["threads"] * (p["members"] - 1) * 20, f
