@@ -10,6 +10,7 @@
  *   bench_stat.c  latency histograms, worker processes and their pipes
  *   bench_idle.c  the `idle` workload
  *   bench_out.c   the table and the --json document
+ *   bench_parse.c the fast reader of pushed `entry` events
  */
 #ifndef SAMMEN_BENCH_H
 #define SAMMEN_BENCH_H
@@ -188,6 +189,26 @@ int bench_worker_poll(int ctl_fd);
 /* Worker side: this process's CPU time so far (user + system, getrusage
  * RUSAGE_SELF) in microseconds. Returns 0 or ERR_IO. */
 int bench_self_cpu_us(uint64_t *us);
+
+/* ---- the fast `entry` reader (bench_parse.c) ---- */
+
+#define BENCH_ENTRY_THREAD_MAX 40 /* thread id bytes + NUL, as the workloads keep it */
+#define BENCH_ENTRY_KIND_MAX 16
+/* What the bench takes from a pushed `entry` event. The pointers point into
+ * the frame (not NUL-terminated) and are valid while it is. */
+struct bench_entry {
+    uint64_t seq;
+    const char *thread;
+    size_t thread_len;
+    const char *kind;
+    size_t kind_len;
+    const uint8_t *data;
+    size_t data_len;
+};
+/* Reads buf[0..len) if it is a plain `entry` event (the table in
+ * bench_parse.c). Returns 0 with *out filled, or ERR_NOT_FOUND for any
+ * other frame, well-formed or not: decode that one with wire_decode(). */
+int bench_entry_parse(const uint8_t *buf, size_t len, struct bench_entry *out);
 
 /* ---- output (bench_out.c) ---- */
 

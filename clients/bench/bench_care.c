@@ -32,6 +32,7 @@
  */
 #include "bench.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ struct cmember {
     struct mls_group *g;
     uint64_t inbox, acked;
     bool ack_inflight;
+    bool on_ackq;           /* on w->ackq: received since its last ack */
     bool syncing, drained, back; /* catchup */
     int64_t *last;          /* per sender: the highest counter received (-1: none) */
     struct acc acc;
@@ -123,6 +125,12 @@ struct cworker {
     bool measuring;
     uint64_t t_start, t_last_rx;
     uint64_t cpu0_us; /* own CPU when the measured window opened */
+    uint64_t last_ctl; /* when the control pipe was last read */
+    /* members whose inbox is ahead of their last ack: the only ones an ack
+     * round has to look at (10,000 members, most with nothing new) */
+    struct cmember **ackq;
+    size_t nackq;
+    bool debug; /* SAMMEN_BENCH_DEBUG, read once */
     int first_errs;
 };
 
@@ -174,30 +182,56 @@ static void account_app(struct cmember *m, const uint8_t *data, size_t len)
         bench_hist_add(&w->hist, (w->t_last_rx - a->send_ns[counter]) / 1000u);
 }
 
-static void process_entry(struct cmember *m, const struct wire_map *e)
+/* The fields of an entry in a decoded map (a sync page, or an event the
+ * fast reader left to wire_decode), held to the fast reader's rules:
+ * kind and thread are strings that fit (NUL included) and hold no NUL.
+ * Returns 0 or ERR_MALFORMED. */
+static int entry_from_map(const struct wire_map *e, struct bench_entry *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (wire_get_uint(e, "seq", &out->seq) != 0 ||
+        wire_get_str(e, "kind", &out->kind, &out->kind_len) != 0 ||
+        wire_get_str(e, "thread", &out->thread, &out->thread_len) != 0 ||
+        wire_get_bin(e, "data", &out->data, &out->data_len) != 0 ||
+        out->kind_len >= BENCH_ENTRY_KIND_MAX || memchr(out->kind, 0, out->kind_len) ||
+        out->thread_len >= BENCH_ENTRY_THREAD_MAX || memchr(out->thread, 0, out->thread_len))
+        return ERR_MALFORMED;
+    return 0;
+}
+
+static bool str_is(const char *s, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* m's inbox moved ahead of its last ack: the next ack round looks at it. */
+static void ackq_add(struct cmember *m)
+{
+    struct cworker *w = m->w;
+    if (m->on_ackq)
+        return;
+    assert(w->nackq < w->nall);
+    w->ackq[w->nackq++] = m;
+    m->on_ackq = true;
+}
+
+static void process_entry(struct cmember *m, const struct bench_entry *e)
 {
     struct cworker *w = m->w;
     struct cthread *th = m->th;
-    uint64_t seq;
-    char kind[16], thread[40];
-    const uint8_t *data;
-    size_t len;
+    const uint8_t *data = e->data;
+    size_t len = e->data_len;
     int rc;
 
-    if (wire_get_uint(e, "seq", &seq) != 0 ||
-        wire_get_cstr(e, "kind", kind, sizeof(kind)) != 0 ||
-        wire_get_cstr(e, "thread", thread, sizeof(thread)) != 0 ||
-        wire_get_bin(e, "data", &data, &len) != 0) {
-        werr(w, "entry", ERR_MALFORMED, NULL);
-        return;
+    if (e->seq > m->inbox) {
+        m->inbox = e->seq;
+        ackq_add(m);
     }
-    if (seq > m->inbox)
-        m->inbox = seq;
-    if (strcmp(thread, th->id) != 0)
+    if (!str_is(e->thread, e->thread_len, th->id))
         return; /* not this run's thread (an older run's, on a reused server) */
-    if (strcmp(kind, "app") == 0) {
+    if (str_is(e->kind, e->kind_len, "app")) {
         account_app(m, data, len);
-    } else if (strcmp(kind, "welcome") == 0) {
+    } else if (str_is(e->kind, e->kind_len, "welcome")) {
         if (m->g)
             return;
         rc = mls_group_join(data, len, m->kps, m->nkps, NULL, 0, NULL, 0, NULL, now_s(),
@@ -207,7 +241,7 @@ static void process_entry(struct cmember *m, const struct wire_map *e)
             return;
         }
         th->joined++;
-    } else if (strcmp(kind, "handshake") == 0 && m->g) {
+    } else if (str_is(e->kind, e->kind_len, "handshake") && m->g) {
         struct mls_group_event ev;
         memset(&ev, 0, sizeof(ev));
         rc = mls_group_process(m->g, data, len, now_s(), &ev);
@@ -222,9 +256,39 @@ static void process_entry(struct cmember *m, const struct wire_map *e)
 static void on_event(struct bconn *c, const struct wire_msg *msg, void *user)
 {
     struct cmember *m = user;
+    struct bench_entry e;
     (void)c;
-    if (strcmp(msg->name, "entry") == 0)
-        process_entry(m, &msg->body);
+    if (strcmp(msg->name, "entry") != 0)
+        return;
+    if (entry_from_map(&msg->body, &e) != 0) {
+        werr(m->w, "entry", ERR_MALFORMED, NULL);
+        return;
+    }
+    process_entry(m, &e);
+}
+
+/* Every pushed frame comes here first: an `entry` event (every delivery)
+ * is read in place by bench_entry_parse(); anything else goes to the
+ * general decoder and on_event. */
+static int on_frame(struct bconn *c, const uint8_t *buf, size_t len, void *user)
+{
+    struct bench_entry e;
+    (void)c;
+    if (bench_entry_parse(buf, len, &e) != 0)
+        return ERR_NOT_FOUND;
+    process_entry(user, &e);
+    return 0;
+}
+
+/* Reads the control pipe at most every 20 ms (a read() per loop turn was a
+ * sixth of a worker's CPU). Returns -1 when the parent is gone, else 0 (a
+ * control byte other than a stop is not expected while running). */
+static int ctl_check(struct cworker *w, int ctl_fd, uint64_t now)
+{
+    if (now - w->last_ctl < 20000000u)
+        return 0;
+    w->last_ctl = now;
+    return bench_worker_poll(ctl_fd) < 0 ? -1 : 0;
 }
 
 static void on_close(struct bconn *c, int reason, void *user)
@@ -274,6 +338,23 @@ static void send_ack(struct cmember *m)
     wire_enc_reset(&e);
 }
 
+/* Sends an ack for every member whose inbox is ahead of its last ack (the
+ * policy of --ack-every: what a member received, acknowledged every round);
+ * members still waiting for their previous ack's answer stay listed. */
+static void ack_round(struct cworker *w)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < w->nackq; i++) {
+        struct cmember *m = w->ackq[i];
+        send_ack(m);
+        if (m->inbox > m->acked)
+            w->ackq[keep++] = m;
+        else
+            m->on_ackq = false;
+    }
+    w->nackq = keep;
+}
+
 /* ---- set-up steps ---- */
 
 static void logged(struct bconn *c, int rc, void *arg)
@@ -304,7 +385,7 @@ static void opened(struct bconn *c, void *user)
 static void connect_all(struct cworker *w, struct cmember **list, size_t n)
 {
     const struct bench_target *t = w->a->t;
-    const struct bconn_cbs cbs = {opened, on_event, on_close};
+    const struct bconn_cbs cbs = {opened, on_event, on_close, on_frame};
     size_t next = 0;
     static unsigned rr;
 
@@ -573,8 +654,7 @@ static int wait_until(struct cworker *w, int ctl_fd, bool (*cond)(struct cworker
         if (bench_worker_poll(ctl_fd) < 0)
             return ERR_IO;
         (void)bnet_service(w->net, 10);
-        for (size_t i = 0; i < w->nall; i++)
-            send_ack(w->all[i]);
+        ack_round(w);
     }
     return 0;
 }
@@ -813,9 +893,11 @@ static void send_resp(struct bconn *c, const struct wire_msg *msg, int rc, void 
     }
 }
 
-/* Sends m's next prepared message. Returns 0, ERR_LIMIT (window full: try
- * later), ERR_NOT_FOUND (none left) or a send error. */
-static int send_next(struct cworker *w, struct cmember *m)
+/* Sends m's next prepared message, stamped as sent at now (the caller's
+ * clock reading of this loop turn; the frame goes out at the next
+ * bnet_service()). Returns 0, ERR_LIMIT (window full: try later),
+ * ERR_NOT_FOUND (none left) or a send error. */
+static int send_next(struct cworker *w, struct cmember *m, uint64_t now)
 {
     struct acc *a = &m->acc;
     struct wire_enc e;
@@ -833,7 +915,7 @@ static int send_next(struct cworker *w, struct cmember *m)
     wire_enc_request(&e, id, "thread.send", 2);
     wire_kv_str(&e, "thread", m->th->id);
     wire_kv_bin(&e, "msg", a->ct[k], a->ct_len[k]);
-    a->send_ns[k] = bnet_now_ns();
+    a->send_ns[k] = now;
     rc = bconn_request(m->c, id, &e, send_resp, m);
     wire_enc_reset(&e);
     if (rc != 0) {
@@ -867,6 +949,8 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
     w->measuring = true;
     t0 = w->t_start = bnet_now_ns();
     while (sent < nsched) {
+        /* one clock reading per turn: the schedule, the send stamps, the
+         * ack period and the control pipe all use it */
         uint64_t now = bnet_now_ns();
         size_t due = (size_t)((double)(now - t0) / 1e9 * rate);
         if (now - t0 > dur + 5000000000ull)
@@ -874,9 +958,9 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
         if (due > nsched)
             due = nsched;
         while (sent < due) {
-            int rc = send_next(w, w->all[sched[sent]]);
+            int rc = send_next(w, w->all[sched[sent]], now);
             if (rc == ERR_LIMIT) {
-                if (getenv("SAMMEN_BENCH_DEBUG"))
+                if (w->debug)
                     fprintf(stderr, "window full: member %u pending %u st %d\n",
                             w->all[sched[sent]]->idx, bconn_pending(w->all[sched[sent]]->c),
                             (int)w->all[sched[sent]]->st);
@@ -889,15 +973,14 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
             sent++;
         }
         if (now - last_ack > ack_every) {
-            for (size_t i = 0; i < w->nall; i++)
-                send_ack(w->all[i]);
+            ack_round(w);
             last_ack = now;
         }
-        if (bench_worker_poll(ctl_fd) < 0)
+        if (ctl_check(w, ctl_fd, now) < 0)
             return ERR_IO;
         (void)bnet_service(w->net, sent < due ? 0 : 1);
     }
-    if (getenv("SAMMEN_BENCH_DEBUG"))
+    if (w->debug)
         fprintf(stderr, "run: sent %zu of %zu in %.3f s\n", sent, nsched,
                 (double)(bnet_now_ns() - t0) / 1e9);
     w->c[C_NOT_SENT] += nsched - sent;
@@ -907,14 +990,12 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
         while (!all_delivered(w) && bnet_now_ns() < until) {
             uint64_t now = bnet_now_ns();
             if (now - last_ack > ack_every) {
-                for (size_t i = 0; i < w->nall; i++)
-                    send_ack(w->all[i]);
+                ack_round(w);
                 last_ack = now;
             }
             (void)bnet_service(w->net, 2);
         }
-        for (size_t i = 0; i < w->nall; i++)
-            send_ack(w->all[i]);
+        ack_round(w);
         until = bnet_now_ns() + 2000000000ull;
         while (bnet_now_ns() < until) {
             bool inflight = false;
@@ -963,8 +1044,13 @@ static void sync_resp(struct bconn *c, const struct wire_msg *msg, int rc, void 
     }
     for (uint32_t i = 0; i < arr.n; i++) {
         struct wire_map e;
-        if (wire_array_map(&arr, i, &e) == 0)
-            process_entry(m, &e);
+        struct bench_entry be;
+        if (wire_array_map(&arr, i, &e) == 0) {
+            if (entry_from_map(&e, &be) == 0)
+                process_entry(m, &be);
+            else
+                werr(m->w, "entry", ERR_MALFORMED, NULL);
+        }
         m->w->c[C_DRAINED]++;
     }
     (void)wire_get_bool(&msg->body, "more", &more);
@@ -1000,7 +1086,7 @@ static void catch_opened(struct bconn *c, void *user)
 static int run_catchup(struct cworker *w, int ctl_fd, int res_fd)
 {
     const struct bench_target *t = w->a->t;
-    const struct bconn_cbs cbs = {catch_opened, on_event, on_close};
+    const struct bconn_cbs cbs = {catch_opened, on_event, on_close, on_frame};
     uint64_t until, t0;
     size_t next = 0, away = 0, done;
     unsigned rr = 0;
@@ -1028,7 +1114,8 @@ static int run_catchup(struct cworker *w, int ctl_fd, int res_fd)
         for (size_t i = 0; i < w->nth; i++) {
             struct cmember *cz = &w->th[i].mem[0];
             int rc;
-            while ((rc = send_next(w, cz)) == 0)
+            uint64_t now = bnet_now_ns();
+            while ((rc = send_next(w, cz, now)) == 0)
                 ;
             if (rc != ERR_NOT_FOUND)
                 left = true;
@@ -1085,7 +1172,7 @@ static int run_catchup(struct cworker *w, int ctl_fd, int res_fd)
         done = 0;
         for (size_t i = 0; i < w->nall; i++)
             done += w->all[i]->idx > 0 && w->all[i]->drained;
-        if (bench_worker_poll(ctl_fd) < 0)
+        if (ctl_check(w, ctl_fd, bnet_now_ns()) < 0)
             return ERR_IO;
     } while (done < away && bnet_now_ns() - t0 < (uint64_t)(w->a->o->drain * 1e9) + 60000000000ull);
     w->c[C_DRAIN_NS] = bnet_now_ns() - t0;
@@ -1124,7 +1211,9 @@ static int care_worker(int index, int ctl_fd, int res_fd, void *argp)
     w.th = calloc(w.nth ? w.nth : 1, sizeof(*w.th));
     w.nall = w.nth * (size_t)o->members;
     w.all = calloc(w.nall ? w.nall : 1, sizeof(*w.all));
-    if (!msg || !w.th || !w.all || bnet_new(4u << 20, &w.net) != 0)
+    w.ackq = calloc(w.nall ? w.nall : 1, sizeof(*w.ackq));
+    w.debug = getenv("SAMMEN_BENCH_DEBUG") != NULL;
+    if (!msg || !w.th || !w.all || !w.ackq || bnet_new(4u << 20, &w.net) != 0)
         goto out;
     for (size_t i = 0; i < w.nth; i++) {
         struct cthread *th = &w.th[i];
@@ -1225,6 +1314,7 @@ out:
     }
     free(w.th);
     free(w.all);
+    free(w.ackq);
     free(sched);
     free(msg);
     return status;

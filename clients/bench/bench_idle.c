@@ -134,7 +134,7 @@ static int idle_worker(int index, int ctl_fd, int res_fd, void *argp)
     const struct bench_target *t = a->t;
     struct idle_worker w;
     struct bench_wmsg *msg = NULL;
-    const struct bconn_cbs cbs = {sess_open, NULL, sess_close};
+    const struct bconn_cbs cbs = {sess_open, NULL, sess_close, NULL};
     size_t lo = a->n * (size_t)index / (size_t)a->procs;
     size_t hi = a->n * (size_t)(index + 1) / (size_t)a->procs;
     size_t next = 0, rr = 0;

@@ -2,9 +2,16 @@
  * bench_net.c: the bench's WebSocket client (see bench_net.h).
  *
  * Start at bconn_open() and callback(). Each connection is the wsi's
- * opaque user data; outbound frames wait in a FIFO and go out one per
- * LWS_CALLBACK_CLIENT_WRITEABLE; inbound fragments are reassembled (bounded
- * by max_frame), decoded with wire_decode() and dispatched: responses to
+ * opaque user data; outbound frames wait in a FIFO, and a connection that
+ * queued something goes on the net's flush list. bnet_service() first
+ * writes every listed connection's FIFO with lws_write() directly (as the
+ * server's conn_flush_all does), while lws holds nothing of ours from a
+ * short write (lws_partial_buffered(): no syscall); only what is left then
+ * waits for LWS_CALLBACK_CLIENT_WRITEABLE. Asking for WRITEABLE for every
+ * frame cost two epoll_ctl calls and a loop turn per frame (PERFORMANCE.md,
+ * "The bench's own cost"). Inbound fragments are reassembled (bounded by
+ * max_frame; a frame that arrives whole is used where lws put it), offered
+ * to on_frame, else decoded with wire_decode() and dispatched: responses to
  * the pending slot with the same id, events to on_event.
  */
 #include "bench_net.h"
@@ -44,6 +51,8 @@ struct bconn {
     unsigned npend;
     struct pend pend[BCONN_MAX_PENDING];
     struct outframe *out_head, *out_tail;
+    bool on_flush;               /* on net->flush */
+    struct bconn *fnext, *fprev;
     uint8_t *rx;
     size_t rx_len, rx_cap;
 };
@@ -57,8 +66,10 @@ struct bnet {
     uv_timer_t wake;
     bool loop_ok, wake_ok;
     struct bconn *conns;
+    struct bconn *flush; /* connections with frames queued since the last flush */
     size_t live;
     size_t max_frame;
+    bool debug; /* SAMMEN_BENCH_DEBUG, read once */
 };
 
 uint64_t bnet_now_ns(void)
@@ -88,6 +99,54 @@ int bnet_err_from_code(const char *code)
 
 /* ---- connection internals ---- */
 
+static void flush_unlink(struct bconn *c)
+{
+    if (!c->on_flush)
+        return;
+    if (c->fprev)
+        c->fprev->fnext = c->fnext;
+    else
+        c->net->flush = c->fnext;
+    if (c->fnext)
+        c->fnext->fprev = c->fprev;
+    c->fnext = c->fprev = NULL;
+    c->on_flush = false;
+}
+
+static void flush_add(struct bconn *c)
+{
+    if (c->on_flush)
+        return;
+    c->fprev = NULL;
+    c->fnext = c->net->flush;
+    if (c->fnext)
+        c->fnext->fprev = c;
+    c->net->flush = c;
+    c->on_flush = true;
+}
+
+/* Writes queued frames, one lws_write(BINARY) each (client frames are
+ * masked by lws), while lws holds nothing of ours from a short write; lws
+ * keeps what the socket did not take and asks for WRITEABLE itself.
+ * Returns 0, or -1 when a write failed. */
+static int write_queue(struct bconn *c)
+{
+    while (c->out_head && !lws_partial_buffered(c->wsi)) {
+        struct outframe *f = c->out_head;
+        int n;
+        c->out_head = f->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        n = lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY);
+        if (n < (int)f->len) {
+            free(f);
+            return -1;
+        }
+        free(f);
+    }
+    return 0;
+}
+
 static void fail_pending(struct bconn *c)
 {
     for (unsigned i = 0; i < BCONN_MAX_PENDING && c->npend; i++) {
@@ -109,6 +168,7 @@ static void finish(struct bconn *c)
 
     c->closed = true;
     c->open = false;
+    flush_unlink(c);
     fail_pending(c);
     if (c->cbs.on_close)
         c->cbs.on_close(c, c->close_reason ? c->close_reason : ERR_IO, c->user);
@@ -127,12 +187,18 @@ static void finish(struct bconn *c)
     free(c);
 }
 
-static int dispatch(struct bconn *c)
+static int dispatch(struct bconn *c, const uint8_t *buf, size_t len)
 {
     struct wire_msg m;
     int rc;
 
-    rc = wire_decode(c->rx, c->rx_len, &m);
+    if (c->cbs.on_frame) {
+        /* the workload's fast path (the care workloads' `entry` events) */
+        rc = c->cbs.on_frame(c, buf, len, c->user);
+        if (rc != ERR_NOT_FOUND)
+            return rc;
+    }
+    rc = wire_decode(buf, len, &m);
     if (rc != 0)
         goto out; /* garbage or another version: close */
     if (m.kind == WIRE_EVENT) {
@@ -194,20 +260,37 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->open = true;
         if (c->cbs.on_open && !c->closing)
             c->cbs.on_open(c, c->user);
-        if (c->out_head || c->closing)
+        if (c->closing)
             lws_callback_on_writable(wsi);
+        else if (c->out_head)
+            flush_add(c); /* what was queued before it opened */
         return 0;
 
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        if (lws_is_first_fragment(wsi))
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+        bool first = lws_is_first_fragment(wsi) != 0;
+        bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        if (first)
             c->rx_len = 0;
         if (!lws_frame_is_binary(wsi)) {
             c->close_reason = ERR_MALFORMED;
             return -1;
         }
+        if (first && last) {
+            /* the whole message in one piece (the usual case): use it
+             * where lws put it, no copy */
+            if (len > c->net->max_frame)
+                rc = ERR_TOO_BIG;
+            else
+                rc = dispatch(c, in, len);
+            if (rc != 0) {
+                c->close_reason = rc;
+                return -1;
+            }
+            return 0;
+        }
         rc = rx_append(c, in, len);
-        if (rc == 0 && lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
-            rc = dispatch(c);
+        if (rc == 0 && last) {
+            rc = dispatch(c, c->rx, c->rx_len);
             c->rx_len = 0;
             if (c->rx_cap > 65536) {
                 /* do not keep a large frame's buffer for the whole run */
@@ -221,30 +304,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         return 0;
+    }
 
-    case LWS_CALLBACK_CLIENT_WRITEABLE: {
-        struct outframe *f = c->out_head;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (c->closing) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             return -1;
         }
-        if (!f)
-            return 0;
-        if (lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY) < (int)f->len) {
+        if (write_queue(c) != 0) {
             c->close_reason = ERR_IO;
             return -1;
         }
-        c->out_head = f->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        free(f);
         if (c->out_head)
             lws_callback_on_writable(wsi);
         return 0;
-    }
 
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (getenv("SAMMEN_BENCH_DEBUG"))
+        if (c->net->debug)
             fprintf(stderr, "sammen-bench: connect failed: %.*s\n",
                     in ? (int)strnlen(in, 150) : 4, in ? (const char *)in : "(na)");
         /* fall through */
@@ -286,6 +362,7 @@ int bnet_new(size_t max_frame, struct bnet **out)
     if (!n)
         return ERR_NOMEM;
     n->max_frame = max_frame;
+    n->debug = getenv("SAMMEN_BENCH_DEBUG") != NULL;
     lws_set_log_level(getenv("SAMMEN_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
     if (uv_loop_init(&n->loop) != 0) {
         free(n);
@@ -343,8 +420,29 @@ void bnet_free(struct bnet *n)
     free(n);
 }
 
+/* Writes what every listed connection queued (outside any callback). */
+static void flush_all(struct bnet *n)
+{
+    while (n->flush) {
+        struct bconn *c = n->flush;
+        flush_unlink(c);
+        if (!c->wsi || !c->open || c->closing || c->closed)
+            continue; /* ESTABLISHED or the close path takes it from here */
+        if (write_queue(c) != 0) {
+            /* lws closes it; the WRITEABLE callback ends it if not */
+            c->close_reason = ERR_IO;
+            c->closing = true;
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        if (c->out_head)
+            lws_callback_on_writable(c->wsi);
+    }
+}
+
 int bnet_service(struct bnet *n, int timeout_ms)
 {
+    flush_all(n);
     if (timeout_ms < 0)
         timeout_ms = 0;
     if (timeout_ms == 0) {
@@ -476,6 +574,6 @@ int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_f
     c->pend[slot].arg = arg;
     c->npend++;
     if (c->open && c->wsi)
-        lws_callback_on_writable(c->wsi);
+        flush_add(c); /* written at the next bnet_service() */
     return 0;
 }

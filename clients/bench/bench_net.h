@@ -42,6 +42,10 @@ struct bconn_cbs {
     /* Last callback of the connection (also when it never opened); reason
      * is ERR_IO for a plain close or a refused connect. */
     void (*on_close)(struct bconn *c, int reason, void *user);
+    /* Optional, offered every complete inbound frame first (buf valid only
+     * during the call): 0 = handled, ERR_NOT_FOUND = not yours (decoded and
+     * dispatched as usual), another ERR_* closes the connection. */
+    int (*on_frame)(struct bconn *c, const uint8_t *buf, size_t len, void *user);
 };
 
 /* Creates the context. max_frame bounds one inbound message. Returns 0,
@@ -50,7 +54,8 @@ int bnet_new(size_t max_frame, struct bnet **out);
 /* Closes every connection (on_close runs for each) and frees the context.
  * NULL is a no-op. */
 void bnet_free(struct bnet *n);
-/* One round of the event loop, waiting at most timeout_ms. */
+/* Writes the frames queued since the last call (bconn_request), then one
+ * round of the event loop, waiting at most timeout_ms. */
 int bnet_service(struct bnet *n, int timeout_ms);
 /* Connections open or opening. */
 size_t bnet_live(const struct bnet *n);
@@ -70,8 +75,9 @@ uint32_t bconn_next_id(struct bconn *c);
 /* Requests sent and not yet answered. */
 unsigned bconn_pending(const struct bconn *c);
 
-/* Queues the finished request e (whose id is id; e keeps its buffer) and
- * calls cb(arg) once with its response. Returns 0, ERR_BADSTATE (closing or
+/* Queues the finished request e (whose id is id; e keeps its buffer; it
+ * goes out at the next bnet_service()) and calls cb(arg) once with its
+ * response. Returns 0, ERR_BADSTATE (closing or
  * closed), ERR_LIMIT (BCONN_MAX_PENDING requests in flight), ERR_NOMEM, or
  * the encoder's error. */
 int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_fn *cb,

@@ -434,7 +434,7 @@ static void invite_resp(struct bconn *c, const struct wire_msg *m, int rc, void 
 {
     struct job *j = arg;
     struct prov *pv = j->pv;
-    const struct bconn_cbs cbs = {job_open, NULL, job_close};
+    const struct bconn_cbs cbs = {job_open, NULL, job_close, NULL};
     (void)c;
 
     if (rc == 0 && wire_get_cstr(&m->body, "code", j->code, sizeof(j->code)) != 0)
@@ -573,7 +573,7 @@ static int enroll_admin(struct bnet *net, struct bench_profile *p, const struct 
                         const char *code)
 {
     struct admin_enroll ae = {p, code, 0, false};
-    const struct bconn_cbs cbs = {admin_enroll_open, NULL, admin_enroll_close};
+    const struct bconn_cbs cbs = {admin_enroll_open, NULL, admin_enroll_close, NULL};
     struct bconn *c;
     uint64_t deadline = bnet_now_ns() + 30000000000ull;
     int rc;
@@ -599,7 +599,7 @@ int bench_prof_provision(struct bench_profile *p, const struct bench_target *t,
 {
     struct prov pv;
     struct bnet *net = NULL;
-    const struct bconn_cbs acbs = {admin_open, NULL, admin_close};
+    const struct bconn_cbs acbs = {admin_open, NULL, admin_close, NULL};
     uint8_t tagb[2];
     size_t have = bench_prof_count(p, prefix);
     uint64_t last_progress;
