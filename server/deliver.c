@@ -624,42 +624,20 @@ static int thr_pending(struct thr_ent *t)
     return 0;
 }
 
-/* The threads that got messages since the last call (the rows the update
- * hook saw inserted) must read their pending lists again; the others'
- * are complete. Called before an ack picks its threads and before the
- * settles (one lookup per stored message, each once). */
-static void note_inserts(void)
+/* A message was stored in thread: its cached pending list (if any) is read
+ * again before use. deliver_thread_message, the one place that inserts
+ * into `messages`, calls it for every row (the table is WITHOUT ROWID since
+ * schema 8, so SQLite's update hook cannot tell us). A rollback of the row
+ * is covered by cache_check(): every cache is forgotten then. */
+static void thr_note_insert(const char *thread)
 {
-    const int64_t *rowids;
-    bool all;
-    size_t n = tstore_message_inserts(&rowids, &all);
-    for (size_t i = 0; !all && i < n; i++) {
-        char thread[THREAD_MAX];
-        sqlite3_stmt *s = tq(Q_MSG_THREAD_OF_ROWID);
-        int rc = tq_u64(s, 1, (uint64_t)rowids[i]);
-        if (!rc)
-            rc = tq_row(s);
-        if (rc == ERR_NOT_FOUND)
-            continue; /* rolled back */
-        if (rc) {
-            all = true;
-            break;
-        }
-        tq_col_text(s, 0, thread, sizeof(thread));
-        tq_done(s);
-        struct thr_ent *t = ctab_find(&thrs_c, thread);
-        if (t)
-            t->pend_dirty = true;
-    }
-    if (all)
-        for (size_t i = 0; i < thrs_c.cap; i++)
-            if (thrs_c.slot[i])
-                ((struct thr_ent *)thrs_c.slot[i])->pend_dirty = true;
-    tstore_message_inserts_clear();
+    struct thr_ent *t = ctab_find(&thrs_c, thread);
+    if (t)
+        t->pend_dirty = true;
 }
 
 /* Whether settling thread now would find nothing pending: its list is
- * read, no message was stored in it since (note_inserts first), and it is
+ * read, no message was stored in it since (thr_note_insert), and it is
  * empty. */
 static bool thr_idle(const char *thread)
 {
@@ -872,7 +850,6 @@ int deliver_before_commit(void)
 {
     int rc = 0;
     uint64_t in_us;
-    note_inserts();
     if (ntouch && !settle_due(&in_us))
         ws_wake_in(in_us); /* the loop then opens a transaction to settle */
     else if (ntouch) {
@@ -1024,8 +1001,10 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (!rc) rc = tq_u64(s, 9, n);
     if (!rc) rc = tq_u64(s, 10, gseq);
     if (!rc) rc = tq_run(s);
-    if (!rc)
+    if (!rc) {
         hot_seq_used(h, seq);
+        thr_note_insert(thread);
+    }
     /* the entry is the same for every recipient (the entry seq is the
      * message's gseq): encoded once, when someone is online to get it, into
      * one body every recipient's queue refers to */
@@ -1399,7 +1378,6 @@ int deliver_ack(const char *device, uint64_t seq)
      * pending is noted; settle_thread leaves alone those where the ack
      * covered nothing pending for it */
     struct dev_ent *d;
-    note_inserts();
     rc = dev_threads(device, &d);
     for (size_t i = 0; !rc && i < d->nthreads; i++)
         if (!thr_idle(d->threads[i]))

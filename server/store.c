@@ -298,6 +298,58 @@ static const char *const migrations[] = {
     "  coalesce((SELECT max(seq) FROM messages WHERE thread = old.thread), 0)"
     "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;"
     "DROP TABLE thread_seqs;",
+    /* 7 -> 8: a cheaper message row (PERFORMANCE.md "The message row").
+     * - WITHOUT ROWID, keyed by (thread, seq): one B-tree holds the row and
+     *   its key, where the rowid table kept the row plus the primary key's
+     *   autoindex, and dropping the ciphertext rewrites the row in place.
+     *   SQLite's update hook does not fire for WITHOUT ROWID tables: the
+     *   one insert (deliver_thread_message) tells deliver.c's cache itself.
+     * - No `messages_time`: the offline-limit sweep reads `time` from
+     *   `messages_pending`, which now holds every row still holding its
+     *   ciphertext (v2 rows without gseq too) and carries `time`. The sweep
+     *   scans the pending rows (those still owed to someone), not history.
+     * - No foreign key to threads (a lookup per insert): the sender's
+     *   thread is known to exist (hot.c read it), threads are never
+     *   deleted, and a trigger refuses deleting one that has messages.
+     * The window triggers name `messages`, so they are dropped while the
+     * table is rebuilt and created again as they were in 6 -> 7. */
+    "DROP TRIGGER member_window_open;"
+    "DROP TRIGGER member_window_close;"
+    "DROP TRIGGER member_window_reopen;"
+    "DROP TRIGGER member_window_end;"
+    "CREATE TABLE messages_new(thread TEXT NOT NULL, seq INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL, sender TEXT NOT NULL, device TEXT NOT NULL, time INTEGER NOT NULL,"
+    "  epoch INTEGER NOT NULL, data BLOB, targets INTEGER NOT NULL DEFAULT 0,"
+    "  acked INTEGER NOT NULL DEFAULT 0, undeliverable INTEGER NOT NULL DEFAULT 0,"
+    "  v INTEGER NOT NULL DEFAULT 1, gseq INTEGER, PRIMARY KEY(thread, seq)) WITHOUT ROWID;"
+    "INSERT INTO messages_new(thread, seq, kind, sender, device, time, epoch, data, targets,"
+    "  acked, undeliverable, v, gseq) SELECT thread, seq, kind, sender, device, time, epoch,"
+    "  data, targets, acked, undeliverable, v, gseq FROM messages;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_new RENAME TO messages;"
+    "CREATE INDEX messages_pending ON messages(thread, gseq, time) WHERE data IS NOT NULL;"
+    "CREATE TRIGGER threads_keep_messages BEFORE DELETE ON threads"
+    "  WHEN EXISTS (SELECT 1 FROM messages WHERE thread = old.id)"
+    "  BEGIN SELECT RAISE(ABORT, 'the thread has messages'); END;"
+    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
+    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
+    "  FROM (SELECT coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
+    "  AS last) s; END;"
+    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
+    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
+    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
+    "  VALUES(new.thread, new.device,"
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)); END;"
+    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
+    "  UPDATE member_windows SET upto_seq ="
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = old.thread), 0)"
+    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

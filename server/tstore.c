@@ -149,7 +149,11 @@ static const char *const sql[Q_COUNT] = {
                        " WHERE device = ?1 AND seq <= ?2 AND message > 0)"
                        " RETURNING thread, seq, acked, targets, device, kind",
     [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL WHERE thread = ?1 AND seq = ?2",
+    /* the rows still holding their ciphertext whose time is past the
+     * limit: a scan of messages_pending (schema 8: it carries `time`), the
+     * rows still owed to someone, never the history */
     [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq, coalesce(gseq, 0), device FROM messages"
+                          " INDEXED BY messages_pending"
                           " WHERE data IS NOT NULL AND time <= ?1 LIMIT 200",
     [Q_MSG_UNDELIVERABLE] = "UPDATE messages SET undeliverable = undeliverable + ?3"
                             " WHERE thread = ?1 AND seq = ?2",
@@ -197,7 +201,11 @@ static const char *const sql[Q_COUNT] = {
                      " LEFT JOIN messages m ON i.data IS NULL AND m.thread = i.thread"
                      " AND m.seq = i.message WHERE i.device = ?1 AND i.seq > ?2"
                      " UNION ALL SELECT m.gseq, m.thread, m.seq, m.kind, m.sender, m.device,"
-                     " m.time, m.data FROM member_windows w JOIN messages m"
+                     " m.time, m.data FROM member_windows w"
+                     /* the pending rows after the cursor, not the window's
+                      * history: without the hint SQLite takes the primary
+                      * key (seq > after_seq) of the WITHOUT ROWID table */
+                     " JOIN messages m INDEXED BY messages_pending"
                      " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
                      " AND m.gseq > ?2 AND m.seq > w.after_seq"
                      " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
@@ -291,8 +299,6 @@ static const char *const sql[Q_COUNT] = {
                    " FROM member_windows WHERE thread = ?1",
     /* The threads where device ?1 has a window (once per window) */
     [Q_WIN_OF_DEVICE] = "SELECT thread FROM member_windows WHERE device = ?1",
-    /* The thread of a row just inserted into messages (row_hook's list) */
-    [Q_MSG_THREAD_OF_ROWID] = "SELECT thread FROM messages WHERE rowid = ?1",
     /* Messages ?2..?3 of thread ?1, every one complete with the same count
      * ?4: the data of those still pending dropped in one statement (the
      * caller checks the number of rows changed against its list) */
@@ -324,12 +330,6 @@ static uint64_t roster_gen = 1;
 static uint64_t windows_gen = 1;
 /* tstore_inbox_gen(): bumped by every row inserted into `inbox` */
 static uint64_t inbox_gen = 1;
-/* tstore_message_inserts(): rowids of the rows inserted into `messages` */
-#define INSERTS_MAX 65536
-static int64_t inserts[INSERTS_MAX];
-static size_t n_inserts;
-static bool inserts_lost = true; /* more than INSERTS_MAX, or not watched */
-
 static void row_hook(void *ctx, int op, const char *db_name, const char *table,
                         sqlite3_int64 rowid)
 {
@@ -343,25 +343,7 @@ static void row_hook(void *ctx, int op, const char *db_name, const char *table,
         windows_gen++;
     else if (op == SQLITE_INSERT && strcmp(table, "inbox") == 0)
         inbox_gen++;
-    else if (op == SQLITE_INSERT && strcmp(table, "messages") == 0) {
-        if (n_inserts < INSERTS_MAX)
-            inserts[n_inserts++] = rowid;
-        else
-            inserts_lost = true;
-    }
-}
-
-size_t tstore_message_inserts(const int64_t **rowids, bool *all)
-{
-    *rowids = inserts;
-    *all = inserts_lost;
-    return n_inserts;
-}
-
-void tstore_message_inserts_clear(void)
-{
-    n_inserts = 0;
-    inserts_lost = false;
+    /* `messages` is WITHOUT ROWID (schema 8): the hook never sees it */
 }
 
 static uint64_t seen_rollbacks;
@@ -443,8 +425,6 @@ int tstore_open(struct store *st)
     roster_gen++;
     windows_gen++;
     inbox_gen++;
-    n_inserts = 0;
-    inserts_lost = true;
     (void)sqlite3_update_hook(db, row_hook, NULL);
     for (int i = 0; i < Q_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q[i], NULL);

@@ -53,7 +53,7 @@ enum tq {
     Q_PREG_ADD, Q_PREG_EACH_CITIZEN, Q_PEND_ADD, Q_BG_EACH_CITIZEN,
     Q_THREADS_WANTING_DEVICE, Q_THREADS_OF_DEVICE, Q_THREADS_OF_DEPARTMENT,
     /* the acknowledgement path's caches (deliver.c) */
-    Q_WIN_ONLY, Q_WIN_OF_DEVICE, Q_MSG_COMPLETE_RANGE, Q_MSG_THREAD_OF_ROWID,
+    Q_WIN_ONLY, Q_WIN_OF_DEVICE, Q_MSG_COMPLETE_RANGE,
     Q_INBOX_DEVICE_ANY,
     Q_COUNT
 };
@@ -93,13 +93,6 @@ uint64_t tstore_windows_gen(void);
  * rollback does not bring it back: rollbacks are seen by
  * store_rollbacks()). */
 uint64_t tstore_inbox_gen(void);
-/* The rowids of the rows inserted into `messages` on the store's
- * connection (the same hook) since tstore_message_inserts_clear(); *all is
- * true when they are not all known (more than fit, or since the store
- * opened), then every thread may have new rows. deliver.c uses them to
- * read only the pending lists of threads that got messages. */
-size_t tstore_message_inserts(const int64_t **rowids, bool *all);
-void tstore_message_inserts_clear(void);
 
 /* The roster generation: changes whenever a row of `threads` or
  * `thread_members` is written on the store's connection (SQLite's update

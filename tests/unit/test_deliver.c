@@ -533,6 +533,16 @@ static void ack_caches(void **state)
     assert_int_equal(p.n, 0);
     assert_int_equal(int_of(db, "SELECT acked FROM delivery_cursors WHERE device = 'dB'"),
                      (int64_t)gseq_of(db, 6));
+
+    /* a thread that does not exist: refused before anything is stored
+     * (since schema 8 no foreign key checks it; hot.c reads the thread) */
+    begin();
+    uint64_t nope = 0;
+    assert_int_equal(deliver_thread_message("t_nope", "app", "x@x.test", "dA", 1,
+                                            (const uint8_t *)"m7", 2, NOW, &nope, &targets),
+                     ERR_NOT_FOUND);
+    commit();
+    assert_int_equal(int_of(db, "SELECT count(*) FROM messages WHERE thread = 't_nope'"), 0);
     close_store(st);
 }
 

@@ -363,6 +363,116 @@ static void seq_counter_migration(void **state)
     store_close(st);
 }
 
+/* A text column of one row (the caller frees), NULL without a row */
+static char *sql_text(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    char *v = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        v = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* Every column of every message, in key order: the same before and after
+ * the migration */
+#define ALL_MESSAGES                                                                        \
+    "SELECT group_concat(quote(thread) || ',' || seq || ',' || kind || ',' || sender || ','" \
+    " || device || ',' || time || ',' || epoch || ',' || quote(data) || ',' || targets || ','" \
+    " || acked || ',' || undeliverable || ',' || v || ',' || quote(gseq), ';')"              \
+    " FROM (SELECT * FROM messages ORDER BY thread, seq)"
+
+/* 7 -> 8: the message row rebuilt WITHOUT ROWID, with no messages_time
+ * index and no foreign key. Every row (dropped, pending, a v2 row without
+ * gseq) comes through unchanged; messages_pending holds exactly the rows
+ * with data, v2 included (the offline-limit sweep reads it); a thread with
+ * messages cannot be deleted; the window triggers still work. */
+static void message_row_migration(void **state)
+{
+    (void)state;
+    struct store *st;
+    char p7[160];
+    snprintf(p7, sizeof(p7), "%s/upgrade7.db", dir);
+    assert_int_equal(store_open_upto(p7, true, 7, &st), 0);
+    sqlite3 *db = store_db(st);
+    assert_int_equal(sql_rc(db, "INSERT INTO threads(id, citizen, kind, title, creator, created,"
+                                " epoch, group_info) VALUES"
+                                " ('t_1', 'c@x.test', 'care', 't', 'c@x.test', 1, 1, x'00'),"
+                                " ('t_2', 'c@x.test', 'care', 't', 'c@x.test', 1, 1, x'00'),"
+                                " ('t_3', 'c@x.test', 'care', 't', 'c@x.test', 1, 1, x'00');"
+                                "INSERT INTO thread_members(thread, device, identity, leaf, basis,"
+                                " joined, joined_seq) VALUES('t_1', 'dA', 'a@x.test', 0, 'c', 1, 0);"
+                                "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, acked, undeliverable, gseq) VALUES"
+                                " ('t_1', 1, 'app', 'a@x.test', 'dA', 10, 1, x'01', 2, 0, 0, NULL),"
+                                " ('t_1', 2, 'app', 'a@x.test', 'dA', 11, 1, NULL, 2, 2, 0, 5),"
+                                " ('t_1', 3, 'commit', 'a@x.test', 'dA', 12, 2, x'03', 2, 1, 0, 6),"
+                                " ('t_2', 1, 'app', 'b@x.test', 'dB', 13, 1, NULL, 1, 0, 1, 7),"
+                                " ('t_2', 2, 'app', 'b@x.test', 'dB', 14, 1, x'0505', 1, 0, 0, 8);"),
+                     SQLITE_OK);
+    char *before = sql_text(db, ALL_MESSAGES);
+    assert_non_null(before);
+    store_close(st);
+
+    assert_int_equal(store_open(p7, false, &st), 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(st, &v), 0);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    db = store_db(st);
+    char *after = sql_text(db, ALL_MESSAGES);
+    assert_non_null(after);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+    /* one B-tree: no rowid; no time index; no foreign key */
+    assert_int_not_equal(sql_rc(db, "SELECT rowid FROM messages"), SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_time'"),
+                     0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_list('messages')"), 0);
+    /* the pending index: every row with data (the v2 row too), nothing else */
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM messages INDEXED BY messages_pending"
+                                 " WHERE data IS NOT NULL"),
+                     3);
+    /* the sweep's scan (tstore Q_MSG_EXPIRED_DUE) finds the old pending rows */
+    char *due = sql_text(db, "SELECT group_concat(thread || '/' || seq) FROM (SELECT thread, seq"
+                             " FROM messages INDEXED BY messages_pending WHERE data IS NOT NULL"
+                             " AND time <= 12 ORDER BY thread, seq)");
+    assert_non_null(due);
+    assert_string_equal(due, "t_1/1,t_1/3");
+    free(due);
+    /* dropping data takes the row out of the index */
+    assert_int_equal(sql_rc(db, "UPDATE messages SET data = NULL WHERE thread = 't_1' AND seq = 3"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM messages INDEXED BY messages_pending"
+                                 " WHERE data IS NOT NULL AND thread = 't_1'"),
+                     1);
+    /* the primary key still refuses a second (thread, seq) */
+    assert_int_equal(sql_rc(db, "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, gseq) VALUES"
+                                " ('t_1', 3, 'app', 'a@x.test', 'dA', 15, 1, x'09', 1, 9)"),
+                     SQLITE_CONSTRAINT_PRIMARYKEY);
+    /* a thread with messages stays; one without can go */
+    assert_int_equal(sql_rc(db, "DELETE FROM threads WHERE id = 't_2'"), SQLITE_CONSTRAINT_TRIGGER);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM threads WHERE id = 't_2'"), 1);
+    assert_int_equal(sql_rc(db, "DELETE FROM threads WHERE id = 't_3'"), SQLITE_OK);
+    /* the window triggers read max(seq) of the rebuilt table */
+    assert_int_equal(sql_rc(db, "INSERT INTO thread_members(thread, device, identity, leaf,"
+                                " basis, joined, joined_seq) VALUES('t_1', 'dB', 'b@x.test', 1,"
+                                " 'g', 2, 3)"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT after_seq FROM member_windows WHERE device = 'dB'"
+                                 " AND upto_seq IS NULL"),
+                     3);
+    assert_int_equal(sql_rc(db, "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, gseq) VALUES"
+                                " ('t_1', 4, 'app', 'a@x.test', 'dA', 16, 1, x'04', 1, 10);"
+                                "DELETE FROM thread_members WHERE device = 'dB'"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT upto_seq FROM member_windows WHERE device = 'dB'"), 4);
+    store_close(st);
+}
+
 /* The server's checkpointer: COMMITs past CKPT_PAGES of WAL wake it, it
  * copies the WAL back into the database file on its own connection, the
  * writer carries on meanwhile, and everything reads back after a reopen. */
@@ -426,6 +536,7 @@ int main(void)
         cmocka_unit_test(clock_shifts),
         cmocka_unit_test(signed_ledger_migration),
         cmocka_unit_test(seq_counter_migration),
+        cmocka_unit_test(message_row_migration),
         cmocka_unit_test(background_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
