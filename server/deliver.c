@@ -1479,39 +1479,84 @@ static int expire_v2_message(const char *thread, uint64_t seq, uint64_t now)
     return rc;
 }
 
+/* The sweep reads SWEEP_STEP pending rows per call (a second), from the
+ * thread it stopped at; a pass over every pending row takes
+ * pending / SWEEP_STEP calls, a delay that is small against the offline
+ * limit (days) and bounds the sweep's cost whatever is pending. */
+#define SWEEP_STEP 2000
+#define SWEEP_DUE_MAX 200
+static char sweep_from[THREAD_MAX + 1]; /* where the next step starts ("": first) */
+
 int deliver_sweep(uint64_t now, bool *did)
 {
     struct due {
         char thread[THREAD_MAX];
-        char device[DEV_MAX];
         uint64_t seq, gseq;
-    } due[200];
-    size_t n = 0;
+    } due[SWEEP_DUE_MAX];
+    size_t n = 0, seen = 0;
+    bool full = false;
+    char first[THREAD_MAX] = "", last[THREAD_MAX] = "";
     uint64_t limit = srv.cfg.offline_days * 86400;
     *did = false;
     if (now <= limit)
         return 0;
     sqlite3_stmt *s = tq(Q_MSG_EXPIRED_DUE);
-    int rc = tq_u64(s, 1, now - limit);
-    while (!rc && (rc = tq_row(s)) == 0 && n < 200) {
-        tq_col_text(s, 0, due[n].thread, sizeof(due[n].thread));
+    int rc = tq_text(s, 1, sweep_from);
+    if (!rc) rc = tq_u64(s, 2, SWEEP_STEP);
+    while (!rc && (rc = tq_row(s)) == 0) {
+        tq_col_text(s, 0, last, sizeof(last));
+        if (seen++ == 0)
+            memcpy(first, last, sizeof(first));
+        if (tq_col_u64(s, 3) > now - limit)
+            continue;
+        if (n == SWEEP_DUE_MAX) {
+            full = true;
+            continue;
+        }
+        memcpy(due[n].thread, last, sizeof(due[n].thread));
         due[n].seq = tq_col_u64(s, 1);
         due[n].gseq = tq_col_u64(s, 2);
-        tq_col_text(s, 3, due[n].device, sizeof(due[n].device));
         n++;
     }
-    if (rc == 0)
-        tq_done(s);
-    else if (rc != ERR_NOT_FOUND)
-        return rc;
+    if (rc != ERR_NOT_FOUND)
+        return rc ? rc : ERR_INTERNAL;
+    /* the next step: this window again while it held more due rows than
+     * one call takes (those dropped now leave the index); from the start
+     * after the last pending row; else from the window's last thread (its
+     * rows may go on past the window), or, when one thread filled the whole
+     * window, from the thread after it: its oldest pending rows were just
+     * seen, and they are dropped before the newer ones come due */
+    if (!full) {
+        if (seen < SWEEP_STEP) {
+            sweep_from[0] = 0;
+        } else if (strcmp(first, last) != 0) {
+            memcpy(sweep_from, last, sizeof(last));
+        } else {
+            size_t len = strlen(last); /* the least text above `last`: ids are printable */
+            memcpy(sweep_from, last, len);
+            sweep_from[len] = '\x01';
+            sweep_from[len + 1] = 0;
+        }
+    }
     if (n == 0)
         return 0;
     if (!store_in_txn(srv.store) && (rc = store_begin(srv.store)) != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        rc = due[i].gseq ? expire_message(due[i].thread, due[i].seq, due[i].gseq, due[i].device,
-                                          now)
-                         : expire_v2_message(due[i].thread, due[i].seq, now);
+        if (due[i].gseq == 0) {
+            rc = expire_v2_message(due[i].thread, due[i].seq, now);
+        } else {
+            char sender_dev[DEV_MAX];
+            s = tq(Q_MSG_GET);
+            rc = tq_text(s, 1, due[i].thread);
+            if (!rc) rc = tq_u64(s, 2, due[i].seq);
+            if (!rc) rc = tq_row(s);
+            if (rc)
+                return rc;
+            tq_col_text(s, 2, sender_dev, sizeof(sender_dev));
+            tq_done(s);
+            rc = expire_message(due[i].thread, due[i].seq, due[i].gseq, sender_dev, now);
+        }
         if (rc)
             return rc;
     }

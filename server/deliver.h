@@ -73,7 +73,9 @@ int deliver_delivered_to(const char *thread, uint64_t seq, uint64_t *delivered);
 int deliver_unread(const char *device, const char *thread, uint64_t *unread);
 
 /* The offline limit: drops ciphertext older than now - offline_days,
- * sending `missed` notices. *did: whether anything changed. */
+ * sending `missed` notices. *did: whether anything changed. Each call
+ * reads a bounded step of the pending rows (deliver.c SWEEP_STEP) and
+ * drops at most 200; successive calls pass over all of them in turn. */
 int deliver_sweep(uint64_t now, bool *did);
 
 /* Queues an encoded event for every online connection of device (or, if

@@ -307,7 +307,7 @@ static const char *const migrations[] = {
      * - No `messages_time`: the offline-limit sweep reads `time` from
      *   `messages_pending`, which now holds every row still holding its
      *   ciphertext (v2 rows without gseq too) and carries `time`. The sweep
-     *   scans the pending rows (those still owed to someone), not history.
+     *   reads the pending rows, a bounded step per call, never history.
      * - No foreign key to threads (a lookup per insert): the sender's
      *   thread is known to exist (hot.c read it), threads are never
      *   deleted, and a trigger refuses deleting one that has messages.

@@ -149,12 +149,16 @@ static const char *const sql[Q_COUNT] = {
                        " WHERE device = ?1 AND seq <= ?2 AND message > 0)"
                        " RETURNING thread, seq, acked, targets, device, kind",
     [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL WHERE thread = ?1 AND seq = ?2",
-    /* the rows still holding their ciphertext whose time is past the
-     * limit: a scan of messages_pending (schema 8: it carries `time`), the
-     * rows still owed to someone, never the history */
-    [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq, coalesce(gseq, 0), device FROM messages"
-                          " INDEXED BY messages_pending"
-                          " WHERE data IS NOT NULL AND time <= ?1 LIMIT 200",
+    /* The offline-limit sweep's step: at most ?2 rows still holding their
+     * ciphertext, threads from ?1 on, each thread's in gseq order (its
+     * oldest first). Read from messages_pending alone (schema 8: it
+     * carries `time`, and seq as the key's tail); deliver_sweep checks the
+     * times and moves on, so each call costs a bounded step whatever the
+     * number of pending rows, and the calls pass over all of them in turn.
+     * (Schema 7 had an index on time for this; it cost every insert.) */
+    [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq, coalesce(gseq, 0), time FROM messages"
+                          " INDEXED BY messages_pending WHERE data IS NOT NULL AND thread >= ?1"
+                          " ORDER BY thread, gseq LIMIT ?2",
     [Q_MSG_UNDELIVERABLE] = "UPDATE messages SET undeliverable = undeliverable + ?3"
                             " WHERE thread = ?1 AND seq = ?2",
     [Q_GSEQ_GET] = "SELECT last FROM delivery_seq WHERE id = 1",

@@ -534,6 +534,43 @@ static void ack_caches(void **state)
     assert_int_equal(int_of(db, "SELECT acked FROM delivery_cursors WHERE device = 'dB'"),
                      (int64_t)gseq_of(db, 6));
 
+    /* the offline-limit sweep reads a bounded step of pending rows per
+     * call: 2,100 recent pending rows of one thread (more than a step)
+     * before a due one in the next thread do not hide it, and 250 due rows
+     * (more than one call drops) all go in a few calls */
+    exec_ok(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2100)"
+                " INSERT INTO messages(thread, seq, kind, sender, device, time, epoch, data,"
+                " targets, gseq) SELECT 't_a1', i, 'app', 'x@x.test', 'dZ', 1900000000, 1,"
+                " x'01', 1, 100000 + i FROM n;"
+                "INSERT INTO messages(thread, seq, kind, sender, device, time, epoch, data,"
+                " targets, gseq) VALUES('t_a2', 1, 'app', 'x@x.test', 'dZ', 1, 1, x'02', 1,"
+                " 200000);");
+    bool did = false;
+    for (int i = 0; i < 4 && int_of(db, "SELECT data IS NOT NULL FROM messages"
+                                        " WHERE thread = 't_a2'") != 0; i++) {
+        begin();
+        assert_int_equal(deliver_sweep(1800000000, &did), 0);
+        commit();
+    }
+    assert_int_equal(int_of(db, "SELECT data IS NULL FROM messages WHERE thread = 't_a2'"), 1);
+    assert_int_equal(int_of(db, "SELECT count(*) FROM messages WHERE thread = 't_a1'"
+                                " AND data IS NOT NULL"),
+                     2100);
+    exec_ok(db, "UPDATE messages SET time = 2 WHERE thread = 't_a1' AND seq <= 250");
+    for (int i = 0; i < 20 && int_of(db, "SELECT count(*) FROM messages WHERE thread = 't_a1'"
+                                         " AND data IS NOT NULL") > 1850; i++) {
+        begin();
+        assert_int_equal(deliver_sweep(1800000000, &did), 0);
+        commit();
+        assert_true(did);
+    }
+    assert_int_equal(int_of(db, "SELECT count(*) FROM messages WHERE thread = 't_a1'"
+                                " AND data IS NOT NULL"),
+                     1850);
+    assert_int_equal(int_of(db, "SELECT min(seq) FROM messages WHERE thread = 't_a1'"
+                                " AND data IS NOT NULL"),
+                     251);
+
     /* a thread that does not exist: refused before anything is stored
      * (since schema 8 no foreign key checks it; hot.c reads the thread) */
     begin();
