@@ -510,7 +510,10 @@ int conn_writeable(struct conn *c)
         return -1;
     if (write_queue(c) < 0)
         return -1;
-    if (!c->q_head && c->closing) {
+    if (c->closing && !lws_partial_buffered(c->wsi)) {
+        /* the close_after message is out: what was queued behind it is
+         * not sent (the session is over), and the connection closes */
+        free_queue(c);
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
         return -1;
     }

@@ -69,6 +69,7 @@ void handle_names_put(struct wire_enc *e, const char *key, const struct names *n
 
 /* handlers */
 int handle_ping(struct req *r);
+int handle_test_write_fail(struct req *r);
 int handle_clock_shift(struct req *r);
 int handle_challenge(struct req *r);
 int handle_login(struct req *r);

@@ -43,6 +43,17 @@ int handle_clock_shift(struct req *r)
     return 0;
 }
 
+int handle_test_write_fail(struct req *r)
+{
+    /* test-only: a write without a savepoint (direct) that fails after
+     * writing, as a real one would on an internal error: its row must not
+     * survive (the transaction is given up, handle.c / server_commit) */
+    int rc = store_meta_set(srv.store, "test.write_fail", "written");
+    if (rc)
+        return req_fail_err(r, rc, "meta");
+    return req_fail(r, "internal", "failed after writing (test)");
+}
+
 int handle_challenge(struct req *r)
 {
     randombytes_buf(r->c->nonce, sizeof(r->c->nonce));

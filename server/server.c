@@ -61,7 +61,8 @@ void server_commit(void)
     if (store_in_txn(srv.store)) {
         srv.last_txn_writes = srv.txn_writes;
         srv.txn_writes = 0;
-        int rc = deliver_before_commit();
+        int rc = srv.txn_doomed ? ERR_INTERNAL : deliver_before_commit();
+        srv.txn_doomed = false;
         if (rc)
             store_rollback(srv.store);
         else

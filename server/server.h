@@ -84,6 +84,7 @@ struct server {
      * transaction, in the last committed one, and when it began */
     uint32_t txn_writes, last_txn_writes;
     uint64_t txn_began_us;
+    bool txn_doomed; /* a request without a savepoint failed after writing (handle.c) */
 };
 
 extern struct server srv;

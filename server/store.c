@@ -832,6 +832,11 @@ int store_commit(struct store *st)
     return 0;
 }
 
+uint64_t store_changes(const struct store *st)
+{
+    return (uint64_t)sqlite3_total_changes64(st->db);
+}
+
 uint64_t store_rollbacks(const struct store *st)
 {
     return st->rollbacks;

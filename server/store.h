@@ -65,6 +65,10 @@ void store_rollback_to(struct store *st);
  * of rows (tstore_roster_gen) change generation with it, since a rollback
  * reverts rows silently. */
 uint64_t store_rollbacks(const struct store *st);
+/* Rows inserted, updated or deleted on the store's connection since it
+ * opened (sqlite3_total_changes64): a request that changed nothing has
+ * nothing to undo. */
+uint64_t store_changes(const struct store *st);
 
 /* meta: small key/value settings (domain, created). */
 int store_meta_get(struct store *st, const char *key, char *buf, size_t cap);

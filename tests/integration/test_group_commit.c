@@ -4,6 +4,11 @@
  * sends 40 write requests in one send(); the server reads them in one
  * iteration, so its debug log shows one commit releasing all 40 answers,
  * and all 40 writes are then visible.
+ *
+ * thread.send and ack run without a savepoint of their own: if such a
+ * request failed after writing, the whole transaction must go (its row and
+ * every other write of the iteration), and the others' answers must say
+ * so. The test-only op test.write_fail is such a request.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +21,7 @@
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "wsraw.h"
 
@@ -31,7 +37,7 @@ static int setup(void **state)
         return -1;
     snprintf(logpath, sizeof(logpath), "%s/server.log", S.root);
     S.stderr_path = logpath;
-    static const char *const args[] = {"--log-level", "debug", NULL};
+    static const char *const args[] = {"--log-level", "debug", "--test-clock", NULL};
     return tsrv_start(&S, args);
 }
 
@@ -105,11 +111,9 @@ static size_t read_frame(int fd, uint8_t *buf, size_t cap)
     return len;
 }
 
-static void one_commit_for_one_iteration(void **state)
+/* Enrolls the admin on fd (a write of its own). */
+static void enroll_admin(int fd)
 {
-    (void)state;
-    int fd = raw_connect();
-    /* enroll the admin first (a write of its own) */
     uint8_t pk[32], sk[64], sig[64], msg[128];
     crypto_sign_keypair(pk, sk);
     size_t cl = strlen(S.admin_code);
@@ -120,7 +124,7 @@ static void one_commit_for_one_iteration(void **state)
     struct wire_enc e;
     const uint8_t *d;
     size_t dl;
-    static uint8_t out[N * 128 + 512], in[8192];
+    uint8_t out[512], in[1024];
     wire_enc_init(&e);
     wire_enc_request(&e, 1, "enroll", 3);
     wire_kv_str(&e, "code", S.admin_code);
@@ -135,6 +139,18 @@ static void one_commit_for_one_iteration(void **state)
     assert_int_equal(wire_decode(in, n, &m), 0);
     assert_true(m.ok);
     wire_msg_free(&m);
+}
+
+static void one_commit_for_one_iteration(void **state)
+{
+    (void)state;
+    int fd = raw_connect();
+    struct wire_enc e;
+    const uint8_t *d;
+    size_t dl, n;
+    static uint8_t out[N * 128 + 512], in[8192];
+    struct wire_msg m;
+    enroll_admin(fd);
 
     /* mark the log, then N department.add in one send() */
     usleep(200000);
@@ -143,7 +159,7 @@ static void one_commit_for_one_iteration(void **state)
     fseek(f, 0, SEEK_END);
     long mark = ftell(f);
     fclose(f);
-    o = 0;
+    size_t o = 0;
     for (uint32_t i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof(name), "dept-%u", i);
@@ -188,10 +204,115 @@ static void one_commit_for_one_iteration(void **state)
     assert_int_equal(released, N);
 }
 
+/* Frames one request with no args or one string arg into buf. */
+static size_t put_req(uint8_t *buf, uint32_t id, const char *op, const char *name)
+{
+    struct wire_enc e;
+    const uint8_t *d;
+    size_t dl;
+    wire_enc_init(&e);
+    wire_enc_request(&e, id, op, name ? 1 : 0);
+    if (name)
+        wire_kv_str(&e, "name", name);
+    assert_int_equal(wire_enc_finish(&e, &d, &dl), 0);
+    size_t o = put_frame(buf, d, dl);
+    wire_enc_reset(&e);
+    return o;
+}
+
+/* The answer to request id: 1 ok, 0 error (code in *code), -1 the server
+ * closed the connection before answering. Events are skipped. */
+static int answer(int fd, uint32_t id, char *code, size_t cap)
+{
+    static uint8_t in[8192];
+    for (;;) {
+        uint8_t h[2];
+        ssize_t r = recv(fd, h, 2, MSG_PEEK);
+        if (r <= 0)
+            return -1;
+        size_t n = read_frame(fd, in, sizeof(in));
+        if ((h[0] & 0x0f) == 0x8)
+            return -1; /* close frame */
+        struct wire_msg m;
+        assert_int_equal(wire_decode(in, n, &m), 0);
+        if (m.kind != WIRE_RESPONSE || m.id != id) {
+            wire_msg_free(&m);
+            continue;
+        }
+        int ok = m.ok ? 1 : 0;
+        size_t nl = m.ok ? 0 : strnlen(m.name, cap - 1);
+        memcpy(code, m.name, nl);
+        code[nl] = 0;
+        wire_msg_free(&m);
+        return ok;
+    }
+}
+
+static int64_t count_of(const char *sql)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/data/sammen.db", S.root);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void failed_direct_write_loses_its_transaction(void **state)
+{
+    (void)state;
+    uint8_t out[1024];
+    char code[64];
+    int fd = raw_connect();
+    enroll_admin(fd);
+
+    /* alone: its error, its row gone, and the next write is not affected */
+    size_t o = put_req(out, 500, "test.write_fail", NULL);
+    assert_int_equal(write(fd, out, o), (ssize_t)o);
+    assert_int_equal(answer(fd, 500, code, sizeof(code)), 0);
+    assert_string_equal(code, "internal");
+    o = put_req(out, 501, "admin.department.add", "wf-after");
+    assert_int_equal(write(fd, out, o), (ssize_t)o);
+    assert_int_equal(answer(fd, 501, code, sizeof(code)), 1);
+    assert_int_equal(count_of("SELECT count(*) FROM meta WHERE key = 'test.write_fail'"), 0);
+    assert_int_equal(count_of("SELECT count(*) FROM departments WHERE name = 'wf-after'"), 1);
+
+    /* between two other writes in one send(): whatever shared its
+     * transaction is gone too and answered `internal` (then the
+     * connection closes); a write answered ok is in the database */
+    o = put_req(out, 601, "admin.department.add", "wf-a");
+    o += put_req(out + o, 602, "test.write_fail", NULL);
+    o += put_req(out + o, 603, "admin.department.add", "wf-b");
+    assert_int_equal(write(fd, out, o), (ssize_t)o);
+    int a = answer(fd, 601, code, sizeof(code));
+    assert_true(a == 1 || (a == 0 && strcmp(code, "internal") == 0));
+    int f = answer(fd, 602, code, sizeof(code));
+    int b = answer(fd, 603, code, sizeof(code));
+    close(fd);
+    usleep(100000);
+    assert_int_equal(count_of("SELECT count(*) FROM meta WHERE key = 'test.write_fail'"), 0);
+    assert_int_equal(count_of("SELECT count(*) FROM departments WHERE name = 'wf-a'"), a == 1);
+    /* after a rolled-back transaction the connection closes: the later
+     * answers may not come, and wf-b was then never stored either */
+    assert_true(f == 0 || f == -1);
+    assert_int_equal(count_of("SELECT count(*) FROM departments WHERE name = 'wf-b'"), b == 1);
+    fprintf(stderr, "batched: wf-a %s, test.write_fail %s, wf-b %s\n",
+            a == 1 ? "ok" : "rolled back", f == 0 ? "error" : "closed",
+            b == 1 ? "ok" : b == 0 ? "rolled back" : "closed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(one_commit_for_one_iteration),
+        /* a server each: the admin's enrollment code works once */
+        cmocka_unit_test_setup_teardown(one_commit_for_one_iteration, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_direct_write_loses_its_transaction, setup,
+                                        teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
