@@ -25,6 +25,7 @@
 #include "err.h"
 #include "handle.h"
 #include "log.h"
+#include "strhash.h"
 #include "wire.h"
 
 static uint64_t next_serial = 1;
@@ -93,19 +94,11 @@ struct conn *conn_new(struct lws *wsi)
 static struct conn **dev_tab; /* chains through conn.dnext */
 static size_t dev_cap, dev_n;
 
-static size_t dev_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return (size_t)h;
-}
-
 static void dev_unlink(struct conn *c)
 {
     if (!c->on_dev)
         return;
-    for (struct conn **pp = &dev_tab[dev_hash(c->device) & (dev_cap - 1)]; *pp;
+    for (struct conn **pp = &dev_tab[str_hash(c->device) & (dev_cap - 1)]; *pp;
          pp = &(*pp)->dnext) {
         if (*pp == c) {
             *pp = c->dnext;
@@ -136,7 +129,7 @@ static bool dev_grow(void)
         struct conn *c = dev_tab[i];
         while (c) {
             struct conn *next = c->dnext;
-            size_t h = dev_hash(c->device) & (cap - 1);
+            size_t h = str_hash(c->device) & (cap - 1);
             c->dnext = t[h];
             t[h] = c;
             c = next;
@@ -168,7 +161,7 @@ void conn_login(struct conn *c, const char *identity, const char *device, const 
                  (unsigned long long)c->serial, c->peer);
         return;
     }
-    size_t h = dev_hash(c->device) & (dev_cap - 1);
+    size_t h = str_hash(c->device) & (dev_cap - 1);
     c->dnext = dev_tab[h];
     dev_tab[h] = c;
     c->on_dev = true;
@@ -179,9 +172,11 @@ void conn_each_device(const char *device, void (*fn)(struct conn *c, void *ctx),
 {
     if (!dev_tab)
         return;
-    for (struct conn *c = dev_tab[dev_hash(device) & (dev_cap - 1)], *next; c; c = next) {
+    for (struct conn *c = dev_tab[str_hash(device) & (dev_cap - 1)], *next; c; c = next) {
         next = c->dnext; /* fn may end c's session */
-        if (c->authed && c->wsi && !c->killed && strcmp(c->device, device) == 0)
+        /* only live, logged-in connections are linked: kill, detach and
+         * every end of a session unlink first (conn_logout) */
+        if (strcmp(c->device, device) == 0)
             fn(c, ctx);
     }
 }

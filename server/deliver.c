@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "hot.h"
+#include "strhash.h"
 #include "tstore.h"
 #include "ws.h"
 
@@ -59,14 +60,6 @@ static size_t ntouch, touchcap;
 static uint64_t last_settle_us; /* mono_us() of the last settle */
 
 static void cache_free(void);
-
-static size_t dev_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return (size_t)h;
-}
 
 void deliver_shutdown(void)
 {
@@ -346,7 +339,7 @@ static void *ctab_find(const struct ctab *t, const char *key)
 {
     if (!t->cap)
         return NULL;
-    for (size_t i = dev_hash(key) & (t->cap - 1); t->slot[i]; i = (i + 1) & (t->cap - 1))
+    for (size_t i = str_hash(key) & (t->cap - 1); t->slot[i]; i = (i + 1) & (t->cap - 1))
         if (strcmp((const char *)t->slot[i], key) == 0)
             return t->slot[i];
     return NULL;
@@ -354,7 +347,7 @@ static void *ctab_find(const struct ctab *t, const char *key)
 
 static void ctab_place(void **slot, size_t cap, void *e)
 {
-    size_t i = dev_hash((const char *)e) & (cap - 1);
+    size_t i = str_hash((const char *)e) & (cap - 1);
     while (slot[i])
         i = (i + 1) & (cap - 1);
     slot[i] = e;

@@ -9,19 +9,12 @@
 #include <string.h>
 
 #include "err.h"
+#include "strhash.h"
 #include "tstore.h"
 
 static struct hot_thread **tab;
 static size_t tab_cap; /* 0 or a power of two, at least 2 * HOT_MAX */
 static size_t tab_n;
-
-static size_t id_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return (size_t)h;
-}
 
 void hot_clear(void)
 {
@@ -87,7 +80,7 @@ int hot_get(const char *thread, const struct hot_thread **out)
             return ERR_NOMEM;
         }
     }
-    size_t i = id_hash(thread) & (tab_cap - 1);
+    size_t i = str_hash(thread) & (tab_cap - 1);
     while (tab[i] && strcmp(tab[i]->id, thread) != 0)
         i = (i + 1) & (tab_cap - 1);
     struct hot_thread *h = tab[i];

@@ -22,6 +22,7 @@
 #include "mls_struct.h"
 #include "mls_tree.h"
 #include "server.h"
+#include "strhash.h"
 #include "tls.h"
 #include "hot.h"
 #include "tstore.h"
@@ -63,18 +64,9 @@ static struct cached *lru_head, *lru_tail;
 static struct cached *dirty_head;
 static size_t ncached;
 
-static size_t id_hash(const char *id)
-{
-    /* FNV-1a; thread ids are random hex, any spread will do */
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)(h ^ (h >> 32));
-}
-
 static struct cached **bucket_of(const char *id)
 {
-    return &buckets[id_hash(id) & (nbuckets - 1)];
+    return &buckets[str_hash(id) & (nbuckets - 1)];
 }
 
 /* Doubles the bucket array (or makes the first one). On ERR_NOMEM the old
@@ -89,7 +81,7 @@ static int rehash(void)
         struct cached *c = buckets[i];
         while (c) {
             struct cached *next = c->hnext;
-            size_t b = id_hash(c->id) & (nn - 1);
+            size_t b = str_hash(c->id) & (nn - 1);
             c->hnext = nb[b];
             nb[b] = c;
             c = next;
