@@ -16,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "server.h"
+#include "uvwake.h"
 
 struct pss {
     struct conn *c;
@@ -137,36 +138,22 @@ static const lws_retry_bo_t no_validity = {
 #define WS_KA_INTERVAL 15
 #define WS_KA_PROBES 4
 
-static uv_timer_t wake;
+/* the loop's wake-ups (group commit, settling); see uvwake.h */
+static struct uvwake wake;
 static bool wake_ok;
-
-static void wake_cb(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static void wake_closed(uv_handle_t *h)
-{
-    (void)h;
-    wake_ok = false;
-}
 
 void ws_wake_in(uint64_t us)
 {
     if (!wake_ok)
         return;
-    uint64_t ms = (us + 999) / 1000; /* libuv timers have 1 ms resolution */
-    if (!ms)
-        ms = 1;
-    /* several callers (group commit, settling): the earliest wake stands */
-    if (uv_is_active((uv_handle_t *)&wake) && uv_timer_get_due_in(&wake) <= ms)
-        return;
-    (void)uv_timer_start(&wake, wake_cb, ms, 0);
+    /* several callers (group commit, settling): the earliest wake stands;
+     * libuv timers have 1 ms resolution */
+    uvwake_in_ms(&wake, (us + 999) / 1000);
 }
 
 int ws_service(void)
 {
-    (void)uv_run(&loop, UV_RUN_ONCE);
+    uvwake_run_once(&wake);
     return 0;
 }
 
@@ -184,7 +171,7 @@ int ws_start(uint16_t *port)
         return ERR_IO;
     }
     tick_ok = true;
-    if (uv_timer_init(&loop, &wake) != 0) {
+    if (uvwake_init(&wake, &loop) != 0) {
         log_error("cannot create the event loop's timer");
         ws_stop();
         return ERR_IO;
@@ -235,9 +222,9 @@ int ws_start(uint16_t *port)
 
 void ws_stop(void)
 {
-    if (wake_ok && !uv_is_closing((uv_handle_t *)&wake)) {
-        (void)uv_timer_stop(&wake);
-        uv_close((uv_handle_t *)&wake, wake_closed);
+    if (wake_ok) {
+        uvwake_close(&wake);
+        wake_ok = false;
     }
     if (tick_ok && !uv_is_closing((uv_handle_t *)&tick)) {
         (void)uv_timer_stop(&tick);

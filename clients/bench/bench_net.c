@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "err.h"
+#include "uvwake.h"
 
 struct outframe {
     struct outframe *next;
@@ -63,7 +64,7 @@ struct bnet {
      * socket on each loop iteration, which at thousands of connections per
      * process costs more than the traffic itself (PERFORMANCE.md) */
     uv_loop_t loop;
-    uv_timer_t wake;
+    struct uvwake wake; /* bnet_service()'s timeout (server/uvwake.h) */
     bool loop_ok, wake_ok;
     struct bconn *conns;
     struct bconn *flush; /* connections with frames queued since the last flush */
@@ -346,11 +347,6 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- context ---- */
 
-static void wake_cb(uv_timer_t *t)
-{
-    (void)t; /* only ends uv_run()'s wait */
-}
-
 int bnet_new(size_t max_frame, struct bnet **out)
 {
     struct lws_context_creation_info info;
@@ -369,7 +365,7 @@ int bnet_new(size_t max_frame, struct bnet **out)
         return ERR_INTERNAL;
     }
     n->loop_ok = true;
-    if (uv_timer_init(&n->loop, &n->wake) != 0) {
+    if (uvwake_init(&n->wake, &n->loop) != 0) {
         bnet_free(n);
         return ERR_INTERNAL;
     }
@@ -411,7 +407,7 @@ void bnet_free(struct bnet *n)
         finish(n->conns);
     }
     if (n->wake_ok)
-        uv_close((uv_handle_t *)&n->wake, NULL);
+        uvwake_close(&n->wake);
     if (n->loop_ok) {
         /* let lws's and our handles finish closing on the loop we own */
         while (uv_loop_close(&n->loop) == UV_EBUSY)
@@ -449,14 +445,12 @@ int bnet_service(struct bnet *n, int timeout_ms)
         (void)uv_run(&n->loop, UV_RUN_NOWAIT);
         return 0;
     }
-    /* the loop's cached clock may be old (we ran outside uv_run): refresh
-     * it, or the timer is already due before the poll and uv_run() then
-     * sleeps until lws's next timer instead */
-    uv_update_time(&n->loop);
-    if (uv_timer_start(&n->wake, wake_cb, (uint64_t)timeout_ms, 0) != 0)
-        return ERR_INTERNAL;
-    (void)uv_run(&n->loop, UV_RUN_ONCE);
-    uv_timer_stop(&n->wake);
+    /* uvwake: the wait ends at the timeout even when it falls due before
+     * uv_run() polls (this process was preempted in between; libuv 1.44
+     * would then sleep until lws's next timer, up to 30 s) */
+    uvwake_in_ms(&n->wake, (uint64_t)timeout_ms);
+    uvwake_run_once(&n->wake);
+    uvwake_cancel(&n->wake);
     return 0;
 }
 

@@ -49,8 +49,20 @@ EOF
 run() { # run WORKLOAD ARGS...
     local w=$1
     shift
+    local t0=$SECONDS st=0
     timeout 300 "$BENCH" "$w" --spawn --bin-dir "$BIN" --profile "$P" --json "$@" \
-        >"$OUT" 2>"$IT_DIR/$w.err" || { cat "$IT_DIR/$w.err" >&2; fail "bench $w failed"; }
+        >"$OUT" 2>"$IT_DIR/$w.err" || st=$?
+    if [ "$st" != 0 ]; then
+        # everything a failure on a machine we cannot log in to needs: the
+        # bench's messages, its figures and the server's log
+        echo "bench $w $* exited $st after $((SECONDS - t0)) s" >&2
+        cat "$IT_DIR/$w.err" >&2
+        echo "--- bench document" >&2
+        cat "$OUT" >&2
+        echo "--- bench server log (tail)" >&2
+        tail -n 40 "$P/server.log" >&2 2>/dev/null
+        fail "bench $w failed"
+    fi
     check "$w"
 }
 
