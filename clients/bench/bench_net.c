@@ -13,23 +13,44 @@
  * max_frame; a frame that arrives whole is used where lws put it), offered
  * to on_frame, else decoded with wire_decode() and dispatched: responses to
  * the pending slot with the same id, events to on_event.
+ *
+ * The receive side is ours once a connection is established (own_rx()):
+ * libwebsockets 4.1's client parser handles every received byte through
+ * its state machine, which was 56 % of a bench worker (PERFORMANCE.md,
+ * "The bench's own receive path"). lws keeps the connection (connect from
+ * the source address, the upgrade, masked writes, close), but stops reading
+ * (lws_rx_flow_control(wsi, 0)); we read a dup() of its socket from our own
+ * uv_poll_t on the same loop into one buffer per bnet, decode the frames
+ * in bulk (bench_ws.c: many frames per recv()) and dispatch them in place;
+ * only a frame cut by the end of a read is kept, in the connection's
+ * `left` buffer. The takeover happens in flush_all(), outside every lws
+ * callback and before the connection's first frame goes out: the server
+ * sends nothing before a request (PROTOCOL.md), and lws handed us every
+ * byte it had read by then; should lws have delivered anything before the
+ * takeover, the connection stays on lws's receive path (test_bench_net).
  */
 #include "bench_net.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "bench_ws.h"
 #include "err.h"
 #include "uvwake.h"
 
 struct outframe {
     struct outframe *next;
     size_t len;
+    enum lws_write_protocol type; /* LWS_WRITE_BINARY, or PONG for a ping */
     uint8_t data[]; /* LWS_PRE headroom, then len bytes */
 };
 
@@ -54,8 +75,19 @@ struct bconn {
     struct outframe *out_head, *out_tail;
     bool on_flush;               /* on net->flush */
     struct bconn *fnext, *fprev;
+    struct bconn *wnext;         /* flush_all(): waits for the takeover */
     uint8_t *rx;
     size_t rx_len, rx_cap;
+    /* our own receive path (own_rx()) */
+    bool lws_rx_seen;  /* lws delivered something: no takeover */
+    bool own;          /* we read the socket, lws does not */
+    bool rx_cut;       /* what lws would read next may not start a frame
+                          (a read error or EOF, or bytes left unused) */
+    int rxfd;          /* our dup() of lws's socket; -1 when none */
+    uv_poll_t *rxpoll; /* watches rxfd; freed by its close callback */
+    struct bws_dec dec;
+    uint8_t *left; /* a frame cut by the end of a read (bounded by */
+    size_t left_len, left_cap; /* max_frame + BWS_MAX_HEADER) */
 };
 
 struct bnet {
@@ -71,6 +103,11 @@ struct bnet {
     size_t live;
     size_t max_frame;
     bool debug; /* SAMMEN_BENCH_DEBUG, read once */
+    bool own_rx; /* take over the receive side (SAMMEN_BENCH_LWS_RX unset) */
+    bool in_rx;  /* inside on_rx(): rxbuf is in use */
+    uint8_t *rxbuf; /* one read buffer for every connection: left + a read */
+    size_t rxcap;
+    size_t owned; /* connections whose receive side we took over */
 };
 
 uint64_t bnet_now_ns(void)
@@ -138,7 +175,7 @@ static int write_queue(struct bconn *c)
         c->out_head = f->next;
         if (!c->out_head)
             c->out_tail = NULL;
-        n = lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY);
+        n = lws_write(c->wsi, f->data + LWS_PRE, f->len, f->type);
         if (n < (int)f->len) {
             free(f);
             return -1;
@@ -161,6 +198,206 @@ static void fail_pending(struct bconn *c)
     }
 }
 
+/* ---- our receive path ---- */
+
+static void free_poll(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Stops our reading (the socket stays lws's). */
+static void rx_stop(struct bconn *c)
+{
+    if (c->rxpoll) {
+        /* uv_close() stops the watcher and takes the fd out of epoll at
+         * once, so closing the fd right after is safe; the handle's memory
+         * goes in its close callback */
+        uv_close((uv_handle_t *)c->rxpoll, free_poll);
+        c->rxpoll = NULL;
+    }
+    if (c->rxfd >= 0) {
+        close(c->rxfd);
+        c->rxfd = -1;
+    }
+}
+
+/* Our reading failed (rc): stop it and close the connection through lws
+ * (WRITEABLE returns -1). */
+static void rx_fail(struct bconn *c, int rc)
+{
+    c->rx_cut = true;
+    if (!c->close_reason)
+        c->close_reason = rc;
+    rx_stop(c);
+    c->closing = true;
+    if (c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* Queues a frame of type t (BINARY, PONG) to go out at the next flush. */
+static int queue_frame(struct bconn *c, enum lws_write_protocol t, const uint8_t *data, size_t len)
+{
+    struct outframe *f = malloc(sizeof(*f) + LWS_PRE + len);
+    if (!f)
+        return ERR_NOMEM;
+    f->next = NULL;
+    f->len = len;
+    f->type = t;
+    if (len)
+        memcpy(f->data + LWS_PRE, data, len);
+    if (c->out_tail)
+        c->out_tail->next = f;
+    else
+        c->out_head = f;
+    c->out_tail = f;
+    if (c->open && c->wsi)
+        flush_add(c); /* written at the next bnet_service() */
+    return 0;
+}
+
+static int dispatch(struct bconn *c, const uint8_t *buf, size_t len);
+
+/* The socket is readable: one recv() into the shared buffer after what was
+ * left of the last read, then every complete frame in it. */
+static void on_rx(uv_poll_t *h, int status, int events)
+{
+    struct bconn *c = h->data;
+    struct bnet *n = c->net;
+    size_t have = c->left_len, off = 0, rest;
+    ssize_t r;
+    int rc = 0;
+
+    (void)events;
+    if (status < 0) {
+        rx_fail(c, ERR_IO);
+        return;
+    }
+    if (c->closing) {
+        rx_stop(c); /* bconn_close(): WRITEABLE ends it */
+        return;
+    }
+    if (n->in_rx)
+        return; /* never re-entered from a callback */
+    if (have)
+        memcpy(n->rxbuf, c->left, have);
+    do
+        r = recv(c->rxfd, n->rxbuf + have, n->rxcap - have, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (r <= 0) {
+        rx_fail(c, ERR_IO); /* reset, or the server closed without a close frame */
+        return;
+    }
+    have += (size_t)r;
+    n->in_rx = true;
+    while (off < have && !c->closing) {
+        const uint8_t *p;
+        size_t used, plen;
+        int kind;
+
+        rc = bws_dec_next(&c->dec, n->rxbuf + off, have - off, &used, &kind, &p, &plen);
+        if (rc != 0 || used == 0)
+            break;
+        off += used;
+        if (kind == BWS_MESSAGE)
+            rc = dispatch(c, p, plen);
+        else if (kind == BWS_PING)
+            rc = queue_frame(c, LWS_WRITE_PONG, p, plen);
+        else if (kind == BWS_CLOSE) {
+            /* the server closes: lws answers with its close frame */
+            c->closing = true;
+            lws_callback_on_writable(c->wsi);
+        }
+        if (rc != 0)
+            break;
+    }
+    n->in_rx = false;
+    if (rc != 0) {
+        rx_fail(c, rc);
+        return;
+    }
+    if (c->closing) {
+        /* the user or the server closed: what follows is not read */
+        if (off < have)
+            c->rx_cut = true;
+        c->left_len = 0;
+        rx_stop(c);
+        return;
+    }
+    rest = have - off; /* a frame cut by the end of the read: < rxcap - 65536 */
+    if (rest > c->left_cap) {
+        uint8_t *nb = realloc(c->left, rest);
+        if (!nb) {
+            rx_fail(c, ERR_NOMEM);
+            return;
+        }
+        c->left = nb;
+        c->left_cap = rest;
+    }
+    if (rest)
+        memcpy(c->left, n->rxbuf + off, rest);
+    c->left_len = rest;
+    if (!rest && c->left_cap > 65536) {
+        /* do not keep a large frame's buffer for the whole run */
+        free(c->left);
+        c->left = NULL;
+        c->left_cap = 0;
+    }
+}
+
+/* Takes the receive side over from lws (see the top of the file). Called
+ * outside lws callbacks, before the connection's first frame is written.
+ * On any failure the connection simply stays on lws's receive path. */
+static void own_rx(struct bconn *c)
+{
+    struct bnet *n = c->net;
+    uv_poll_t *p = NULL;
+    int fd, dfd = -1;
+
+    if (!n->own_rx || c->own || c->lws_rx_seen || !c->wsi)
+        return;
+    if (!n->rxbuf) {
+        n->rxcap = n->max_frame + BWS_MAX_HEADER + 65536;
+        n->rxbuf = malloc(n->rxcap);
+        if (!n->rxbuf)
+            goto fail;
+    }
+    fd = lws_get_socket_fd(c->wsi);
+    if (fd < 0)
+        goto fail;
+    dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        goto fail;
+    p = malloc(sizeof(*p));
+    if (!p)
+        goto fail;
+    if (uv_poll_init(&n->loop, p, dfd) != 0) {
+        free(p); /* not initialised: no uv_close */
+        goto fail;
+    }
+    p->data = c;
+    if (lws_rx_flow_control(c->wsi, 0) < 0) {
+        uv_close((uv_handle_t *)p, free_poll);
+        goto fail;
+    }
+    if (uv_poll_start(p, UV_READABLE | UV_DISCONNECT, on_rx) != 0) {
+        uv_close((uv_handle_t *)p, free_poll);
+        (void)lws_rx_flow_control(c->wsi, 1);
+        goto fail;
+    }
+    c->rxfd = dfd;
+    c->rxpoll = p;
+    c->own = true;
+    n->owned++;
+    return;
+fail:
+    if (dfd >= 0)
+        close(dfd);
+    if (n->debug)
+        fprintf(stderr, "sammen-bench: receive path stays with lws for one connection\n");
+}
+
 /* lws is done with the wsi: tell the user (last callback), then free. */
 static void finish(struct bconn *c)
 {
@@ -169,6 +406,7 @@ static void finish(struct bconn *c)
 
     c->closed = true;
     c->open = false;
+    rx_stop(c);
     flush_unlink(c);
     fail_pending(c);
     if (c->cbs.on_close)
@@ -185,6 +423,10 @@ static void finish(struct bconn *c)
         free(f);
     }
     free(c->rx);
+    free(c->left);
+    bws_dec_reset(&c->dec);
+    if (c->own)
+        n->owned--;
     free(c);
 }
 
@@ -263,13 +505,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->cbs.on_open(c, c->user);
         if (c->closing)
             lws_callback_on_writable(wsi);
-        else if (c->out_head)
-            flush_add(c); /* what was queued before it opened */
+        else
+            flush_add(c); /* the takeover of the receive side (own_rx()),
+                             and what was queued before it opened */
         return 0;
 
     case LWS_CALLBACK_CLIENT_RECEIVE: {
         bool first = lws_is_first_fragment(wsi) != 0;
         bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        c->lws_rx_seen = true;
         if (first)
             c->rx_len = 0;
         if (!lws_frame_is_binary(wsi)) {
@@ -309,6 +553,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (c->closing) {
+            if (c->own) {
+                /* lws cannot read the server's close while we hold the
+                 * receive side. At a frame boundary, hand it back so lws
+                 * closes as usual (close frame, the server's answer);
+                 * after a read error or inside a frame, drop the TCP
+                 * connection as lws does on errors */
+                bool clean = !c->rx_cut && c->left_len == 0 && !c->dec.in_frag;
+                rx_stop(c);
+                if (!clean || lws_rx_flow_control(wsi, 1) < 0)
+                    return -1;
+            }
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             return -1;
         }
@@ -359,6 +614,8 @@ int bnet_new(size_t max_frame, struct bnet **out)
         return ERR_NOMEM;
     n->max_frame = max_frame;
     n->debug = getenv("SAMMEN_BENCH_DEBUG") != NULL;
+    /* SAMMEN_BENCH_LWS_RX=1: leave the receive side to lws (comparisons) */
+    n->own_rx = getenv("SAMMEN_BENCH_LWS_RX") == NULL;
     lws_set_log_level(getenv("SAMMEN_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
     if (uv_loop_init(&n->loop) != 0) {
         free(n);
@@ -392,6 +649,9 @@ void bnet_free(struct bnet *n)
 {
     if (!n)
         return;
+    if (n->debug && n->rxbuf)
+        fprintf(stderr, "sammen-bench: %zu of %zu connections read by bench_net\n", n->owned,
+                n->live);
     /* destroying the context closes every wsi; callback() finishes each.
      * On a foreign libuv loop lws 4.1 destroys in two steps: the first call
      * closes its uv handles, which finish on the loop; the second, once
@@ -413,17 +673,33 @@ void bnet_free(struct bnet *n)
         while (uv_loop_close(&n->loop) == UV_EBUSY)
             uv_run(&n->loop, UV_RUN_NOWAIT);
     }
+    free(n->rxbuf);
     free(n);
 }
 
 /* Writes what every listed connection queued (outside any callback). */
 static void flush_all(struct bnet *n)
 {
+    struct bconn *wait = NULL;
+    /* lws keeps bytes it read beyond a frame it was parsing (after the
+     * upgrade's answer, say) in a list it serves on the next loop turn;
+     * while any connection has such bytes, no takeover and no first write
+     * (test_bench_net's nothing_lost_before_takeover) */
+    bool lws_idle = !n->own_rx || lws_service_adjust_timeout(n->lws, 1, 0) != 0;
+
     while (n->flush) {
         struct bconn *c = n->flush;
         flush_unlink(c);
         if (!c->wsi || !c->open || c->closing || c->closed)
             continue; /* ESTABLISHED or the close path takes it from here */
+        if (!c->own && !c->lws_rx_seen) {
+            if (!lws_idle) {
+                c->wnext = wait;
+                wait = c;
+                continue;
+            }
+            own_rx(c);
+        }
         if (write_queue(c) != 0) {
             /* lws closes it; the WRITEABLE callback ends it if not */
             c->close_reason = ERR_IO;
@@ -433,6 +709,11 @@ static void flush_all(struct bnet *n)
         }
         if (c->out_head)
             lws_callback_on_writable(c->wsi);
+    }
+    while (wait) {
+        struct bconn *c = wait;
+        wait = c->wnext;
+        flush_add(c); /* the next bnet_service() */
     }
 }
 
@@ -474,6 +755,8 @@ int bconn_open(struct bnet *n, const char *host, int port, const char *path, con
         return ERR_NOMEM;
     c->net = n;
     c->user = user;
+    c->rxfd = -1;
+    bws_dec_init(&c->dec, n->max_frame);
     if (cbs)
         c->cbs = *cbs;
     c->next = n->conns;
@@ -539,7 +822,6 @@ int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_f
 {
     const uint8_t *data;
     size_t len;
-    struct outframe *f;
     unsigned slot;
     int rc;
 
@@ -552,22 +834,22 @@ int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_f
         return rc;
     for (slot = 0; slot < BCONN_MAX_PENDING && c->pend[slot].id; slot++)
         ;
-    f = malloc(sizeof(*f) + LWS_PRE + len);
-    if (!f)
-        return ERR_NOMEM;
-    f->next = NULL;
-    f->len = len;
-    memcpy(f->data + LWS_PRE, data, len);
-    if (c->out_tail)
-        c->out_tail->next = f;
-    else
-        c->out_head = f;
-    c->out_tail = f;
+    rc = queue_frame(c, LWS_WRITE_BINARY, data, len);
+    if (rc != 0)
+        return rc;
     c->pend[slot].id = id;
     c->pend[slot].cb = cb;
     c->pend[slot].arg = arg;
     c->npend++;
-    if (c->open && c->wsi)
-        flush_add(c); /* written at the next bnet_service() */
     return 0;
+}
+
+bool bconn_rx_own(const struct bconn *c)
+{
+    return c->own;
+}
+
+size_t bnet_rx_owned(const struct bnet *n)
+{
+    return n->owned;
 }

@@ -74,6 +74,11 @@ bool bconn_is_open(const struct bconn *c);
 uint32_t bconn_next_id(struct bconn *c);
 /* Requests sent and not yet answered. */
 unsigned bconn_pending(const struct bconn *c);
+/* Whether bench_net reads this connection's socket itself (bench_net.c:
+ * after the upgrade, unless SAMMEN_BENCH_LWS_RX is set or lws delivered
+ * something before the takeover), and how many of the net's do. */
+bool bconn_rx_own(const struct bconn *c);
+size_t bnet_rx_owned(const struct bnet *n);
 
 /* Queues the finished request e (whose id is id; e keeps its buffer; it
  * goes out at the next bnet_service()) and calls cb(arg) once with its
