@@ -80,6 +80,8 @@ struct bconn {
     size_t rx_len, rx_cap;
     /* our own receive path (own_rx()) */
     bool lws_rx_seen;  /* lws delivered something: no takeover */
+    bool lws_rx_keep;  /* no takeover (it failed, or lws stayed busy) */
+    unsigned waits;    /* flush turns waited for lws to be idle */
     bool own;          /* we read the socket, lws does not */
     bool rx_cut;       /* what lws would read next may not start a frame
                           (a read error or EOF, or bytes left unused) */
@@ -692,13 +694,18 @@ static void flush_all(struct bnet *n)
         flush_unlink(c);
         if (!c->wsi || !c->open || c->closing || c->closed)
             continue; /* ESTABLISHED or the close path takes it from here */
-        if (!c->own && !c->lws_rx_seen) {
-            if (!lws_idle) {
+        if (!c->own && !c->lws_rx_seen && !c->lws_rx_keep) {
+            if (!lws_idle && ++c->waits < 100) {
                 c->wnext = wait;
                 wait = c;
                 continue;
             }
-            own_rx(c);
+            /* lws busy for 100 turns (never seen): the connection is
+             * served as before rather than held up */
+            if (lws_idle)
+                own_rx(c);
+            if (!c->own)
+                c->lws_rx_keep = true;
         }
         if (write_queue(c) != 0) {
             /* lws closes it; the WRITEABLE callback ends it if not */
