@@ -121,6 +121,8 @@ int bws_dec_next(struct bws_dec *d, const uint8_t *buf, size_t len, size_t *used
         size_t have = op == OP_CONT ? d->frag_len : 0;
         if (plen > d->max_frame - have)
             return ERR_TOO_BIG;
+    } else if (plen > d->max_frame) {
+        return ERR_TOO_BIG; /* a control frame, with a max_frame under 125 */
     }
     if (plen > len - hlen)
         return 0;

@@ -17,7 +17,8 @@
  * binary frame). Control frames are final and carry at most 125 bytes; they
  * may arrive between the fragments of a message. A message (all of its
  * fragments) is bounded by max_frame, checked from the header before any
- * payload is awaited or copied.
+ * payload is awaited or copied; so is a control frame's payload (which
+ * matters only for a max_frame under 125 bytes).
  */
 #ifndef SAMMEN_BENCH_WS_H
 #define SAMMEN_BENCH_WS_H
