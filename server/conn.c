@@ -98,7 +98,7 @@ static void dev_unlink(struct conn *c)
 {
     if (!c->on_dev)
         return;
-    for (struct conn **pp = &dev_tab[str_hash(c->device) & (dev_cap - 1)]; *pp;
+    for (struct conn **pp = &dev_tab[c->dhash & (dev_cap - 1)]; *pp;
          pp = &(*pp)->dnext) {
         if (*pp == c) {
             *pp = c->dnext;
@@ -129,7 +129,7 @@ static bool dev_grow(void)
         struct conn *c = dev_tab[i];
         while (c) {
             struct conn *next = c->dnext;
-            size_t h = str_hash(c->device) & (cap - 1);
+            size_t h = c->dhash & (cap - 1);
             c->dnext = t[h];
             t[h] = c;
             c = next;
@@ -154,6 +154,7 @@ void conn_login(struct conn *c, const char *identity, const char *device, const 
     snprintf(c->identity, sizeof(c->identity), "%s", identity);
     snprintf(c->device, sizeof(c->device), "%s", device);
     snprintf(c->role, sizeof(c->role), "%s", role);
+    c->dhash = str_hash(c->device);
     if (!dev_grow()) {
         /* no table and no memory for one: the connection works, but pushes
          * miss it until a later login; it fetches with sync */
@@ -161,24 +162,30 @@ void conn_login(struct conn *c, const char *identity, const char *device, const 
                  (unsigned long long)c->serial, c->peer);
         return;
     }
-    size_t h = str_hash(c->device) & (dev_cap - 1);
+    size_t h = c->dhash & (dev_cap - 1);
     c->dnext = dev_tab[h];
     dev_tab[h] = c;
     c->on_dev = true;
     dev_n++;
 }
 
-void conn_each_device(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx)
+void conn_each_device_h(const char *device, size_t hash, void (*fn)(struct conn *c, void *ctx),
+                        void *ctx)
 {
     if (!dev_tab)
         return;
-    for (struct conn *c = dev_tab[str_hash(device) & (dev_cap - 1)], *next; c; c = next) {
+    for (struct conn *c = dev_tab[hash & (dev_cap - 1)], *next; c; c = next) {
         next = c->dnext; /* fn may end c's session */
         /* only live, logged-in connections are linked: kill, detach and
          * every end of a session unlink first (conn_logout) */
-        if (strcmp(c->device, device) == 0)
+        if (c->dhash == hash && strcmp(c->device, device) == 0)
             fn(c, ctx);
     }
+}
+
+void conn_each_device(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx)
+{
+    conn_each_device_h(device, str_hash(device), fn, ctx);
 }
 
 static void free_queue(struct conn *c)

@@ -38,9 +38,10 @@ struct conn {
     /* login */
     bool authed;                /* set and cleared only by conn_login / conn.c */
     struct conn *dnext;         /* chain in the by-device index (conn.c) */
+    size_t dhash;               /* str_hash(device), set at login */
     bool on_dev;
+    char device[32];            /* beside the chain: one cache line per lookup */
     char identity[STORE_ID_MAX];
-    char device[32];
     char role[16];
     uint8_t nonce[32];
     uint64_t nonce_expires;     /* 0: no challenge outstanding */
@@ -69,6 +70,11 @@ void conn_logout(struct conn *c);
  * (a hash of the logged-in connections by device, kept at login and at
  * the end of the session), whatever the number of connections. */
 void conn_each_device(const char *device, void (*fn)(struct conn *c, void *ctx), void *ctx);
+/* The same with the device's str_hash() (strhash.h) known: the delivery
+ * path keeps it with each member and queued event, so that a lookup is a
+ * bucket, a hash compare and one strcmp, without hashing the id again. */
+void conn_each_device_h(const char *device, size_t hash, void (*fn)(struct conn *c, void *ctx),
+                        void *ctx);
 /* Frees a detached conn (its queues and buffers). NULL ok. */
 void conn_free(struct conn *c);
 

@@ -28,6 +28,7 @@
 struct pend {
     struct pend *next;
     char device[DEV_MAX];
+    size_t hash;          /* str_hash(device) */
     struct outbody *body; /* shared bytes (an entry for every recipient), or */
     size_t len;
     uint8_t data[];       /* its own copy */
@@ -79,11 +80,17 @@ static void mark_online(struct conn *c, void *ctx)
     *(bool *)ctx = true;
 }
 
-static bool device_online(const char *device)
+/* device's hash (str_hash) given: see conn_each_device_h */
+static bool device_online_h(const char *device, size_t hash)
 {
     bool on = false;
-    conn_each_device(device, mark_online, &on);
+    conn_each_device_h(device, hash, mark_online, &on);
     return on;
+}
+
+static bool device_online(const char *device)
+{
+    return device_online_h(device, str_hash(device));
 }
 
 static void send_pend(struct conn *c, void *ctx)
@@ -102,8 +109,10 @@ static void pend_free(struct pend *p)
 }
 
 /* Queues an event for device's connections (released by deliver_flush):
- * a copy of data, or a reference to body when body is not NULL. */
-static int pend_add(const char *device, const uint8_t *data, size_t len, struct outbody *body)
+ * a copy of data, or a reference to body when body is not NULL. hash is
+ * str_hash(device). */
+static int pend_add(const char *device, size_t hash, const uint8_t *data, size_t len,
+                    struct outbody *body)
 {
     size_t dl = strlen(device);
     if (dl >= DEV_MAX)
@@ -113,6 +122,7 @@ static int pend_add(const char *device, const uint8_t *data, size_t len, struct 
         return ERR_NOMEM;
     p->next = NULL;
     memcpy(p->device, device, dl + 1);
+    p->hash = hash;
     p->body = body;
     if (body) {
         body->refs++;
@@ -131,9 +141,10 @@ static int pend_add(const char *device, const uint8_t *data, size_t len, struct 
 
 int deliver_event(const char *device, const uint8_t *data, size_t len)
 {
-    if (!device_online(device))
+    size_t hash = str_hash(device);
+    if (!device_online_h(device, hash))
         return 0;
-    return pend_add(device, data, len, NULL);
+    return pend_add(device, hash, data, len, NULL);
 }
 
 void deliver_flush(void)
@@ -142,7 +153,7 @@ void deliver_flush(void)
     pend_head = pend_tail = NULL;
     while (p) {
         struct pend *next = p->next;
-        conn_each_device(p->device, send_pend, p);
+        conn_each_device_h(p->device, p->hash, send_pend, p);
         pend_free(p);
         p = next;
     }
@@ -1004,7 +1015,8 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     struct outbody *body = NULL;
     for (uint32_t i = 0; !rc && i < h->n; i++) {
         const struct hot_member *m = &h->m[i];
-        if (m->removing || strcmp(m->device, sender_device) == 0 || !device_online(m->device))
+        if (m->removing || strcmp(m->device, sender_device) == 0 ||
+            !device_online_h(m->device, m->hash))
             continue;
         if (!body) {
             struct wire_enc e;
@@ -1018,7 +1030,7 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
             wire_enc_reset(&e);
         }
         if (!rc)
-            rc = pend_add(m->device, NULL, 0, body);
+            rc = pend_add(m->device, m->hash, NULL, 0, body);
     }
     outbody_unref(body);
     if (rc)

@@ -60,6 +60,7 @@ static int fill(struct hot_thread *h)
         }
         struct hot_member *m = &h->m[h->n++];
         tq_col_text(s, 0, m->device, sizeof(m->device));
+        m->hash = str_hash(m->device);
         m->removing = sqlite3_column_int(s, 4) != 0;
     }
     if (rc != ERR_NOT_FOUND)

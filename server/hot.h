@@ -25,6 +25,7 @@
 
 struct hot_member {
     char device[HOT_DEV_MAX];
+    size_t hash; /* str_hash(device): for conn_each_device_h */
     bool removing;
 };
 
