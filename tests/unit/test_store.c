@@ -473,6 +473,152 @@ static void message_row_migration(void **state)
     store_close(st);
 }
 
+/* Every cursor, in key order: the same before and after the migration */
+#define ALL_CURSORS                                                                          \
+    "SELECT group_concat(device || ',' || acked || ',' || v, ';')"                           \
+    " FROM (SELECT * FROM delivery_cursors ORDER BY device)"
+
+/* The query plan of a statement, its details joined by '|' (the caller
+ * frees) */
+static char *plan_of(sqlite3 *db, const char *sql)
+{
+    char q[1024];
+    sqlite3_stmt *s;
+    int n = snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+    assert_true(n > 0 && (size_t)n < sizeof(q));
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    assert_non_null(out);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *d = (const char *)sqlite3_column_text(s, 3);
+        size_t dl = d ? strlen(d) : 0;
+        char *grown = realloc(out, len + dl + 2);
+        assert_non_null(grown);
+        out = grown;
+        if (len)
+            out[len++] = '|';
+        memcpy(out + len, d ? d : "", dl);
+        len += dl;
+        out[len] = '\0';
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+/* The statements of tstore.c that name delivery_cursors */
+#define CURSOR_GET "SELECT acked FROM delivery_cursors WHERE device = ?1"
+#define CURSOR_PUT                                                   \
+    "INSERT INTO delivery_cursors(device, acked) VALUES(?1, ?2)"     \
+    " ON CONFLICT(device) DO UPDATE SET acked = max(acked, excluded.acked)"
+#define WIN_OF_THREAD                                                \
+    "SELECT w.device, w.after_seq, w.upto_seq IS NULL,"              \
+    " coalesce(w.upto_seq, 0), coalesce(c.acked, 0)"                 \
+    " FROM member_windows w LEFT JOIN delivery_cursors c"            \
+    " ON c.device = w.device WHERE w.thread = ?1"
+
+/* 8 -> 9: the cursor row rebuilt WITHOUT ROWID keyed by device. Every
+ * cursor comes through unchanged; there is no rowid and no autoindex left;
+ * the upsert still keeps the max and adds new devices; the statements that
+ * read it search the primary key. */
+static void cursor_row_migration(void **state)
+{
+    (void)state;
+    struct store *st;
+    char p8[160];
+    snprintf(p8, sizeof(p8), "%s/upgrade8.db", dir);
+    assert_int_equal(store_open_upto(p8, true, 8, &st), 0);
+    sqlite3 *db = store_db(st);
+    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked, v) VALUES"
+                                " ('dA', 7, 1), ('dB', 0, 1), ('dC', 123456789012, 2);"
+                                "INSERT INTO threads(id, citizen, kind, title, creator, created,"
+                                " epoch, group_info) VALUES"
+                                " ('t_1', 'c@x.test', 'care', 't', 'c@x.test', 1, 1, x'00');"
+                                "INSERT INTO thread_members(thread, device, identity, leaf, basis,"
+                                " joined, joined_seq) VALUES"
+                                " ('t_1', 'dA', 'a@x.test', 0, 'c', 1, 0),"
+                                " ('t_1', 'dD', 'd@x.test', 1, 'c', 1, 0);"),
+                     SQLITE_OK);
+    /* schema 8: a rowid table and the key's autoindex */
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                 " AND tbl_name = 'delivery_cursors'"),
+                     1);
+    char *before = sql_text(db, ALL_CURSORS);
+    assert_non_null(before);
+    assert_string_equal(before, "dA,7,1;dB,0,1;dC,123456789012,2");
+    store_close(st);
+
+    assert_int_equal(store_open(p8, false, &st), 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(st, &v), 0);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    db = store_db(st);
+    char *after = sql_text(db, ALL_CURSORS);
+    assert_non_null(after);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+    /* one B-tree: no rowid, no index beside it, the old table gone */
+    assert_int_not_equal(sql_rc(db, "SELECT rowid FROM delivery_cursors"), SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                 " AND tbl_name = 'delivery_cursors'"),
+                     0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema"
+                                 " WHERE name = 'delivery_cursors_new'"),
+                     0);
+    /* the upsert keeps the max: lower and equal leave it, higher moves it,
+     * a new device gets a row with v = 1 */
+    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dA', 3)"
+                                " ON CONFLICT(device) DO UPDATE SET"
+                                " acked = max(acked, excluded.acked)"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT acked FROM delivery_cursors WHERE device = 'dA'"), 7);
+    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dA', 9)"
+                                " ON CONFLICT(device) DO UPDATE SET"
+                                " acked = max(acked, excluded.acked)"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT acked FROM delivery_cursors WHERE device = 'dA'"), 9);
+    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dE', 4)"
+                                " ON CONFLICT(device) DO UPDATE SET"
+                                " acked = max(acked, excluded.acked)"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT acked * 10 + v FROM delivery_cursors"
+                                 " WHERE device = 'dE'"),
+                     41);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM delivery_cursors"), 4);
+    /* the key refuses a second row for a device, and a NULL device */
+    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dB', 1)"),
+                     SQLITE_CONSTRAINT_PRIMARYKEY);
+    assert_int_not_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked)"
+                                    " VALUES(NULL, 1)"),
+                         SQLITE_OK);
+    /* the windows' join: a cursor where there is one, 0 where none */
+    char *joined = sql_text(db, "SELECT group_concat(device || '=' || a, ',') FROM"
+                                " (SELECT w.device, coalesce(c.acked, 0) AS a"
+                                " FROM member_windows w LEFT JOIN delivery_cursors c"
+                                " ON c.device = w.device WHERE w.thread = 't_1'"
+                                " ORDER BY w.device)");
+    assert_non_null(joined);
+    assert_string_equal(joined, "dA=9,dD=0");
+    free(joined);
+    /* every statement that names the table searches its primary key */
+    char *plan = plan_of(db, CURSOR_GET);
+    assert_non_null(strstr(plan, "SEARCH delivery_cursors USING PRIMARY KEY (device=?)"));
+    free(plan);
+    plan = plan_of(db, WIN_OF_THREAD);
+    assert_non_null(strstr(plan, "SEARCH c USING PRIMARY KEY (device=?)"));
+    free(plan);
+    /* the upsert has no plan rows of its own: it must prepare and run */
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, CURSOR_PUT, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_bind_text(s, 1, "dB", -1, SQLITE_STATIC), SQLITE_OK);
+    assert_int_equal(sqlite3_bind_int64(s, 2, 5), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    assert_int_equal(sql_int(db, "SELECT acked FROM delivery_cursors WHERE device = 'dB'"), 5);
+    store_close(st);
+}
+
 /* The server's checkpointer: COMMITs past CKPT_PAGES of WAL wake it, it
  * copies the WAL back into the database file on its own connection, the
  * writer carries on meanwhile, and everything reads back after a reopen. */
@@ -537,6 +683,7 @@ int main(void)
         cmocka_unit_test(signed_ledger_migration),
         cmocka_unit_test(seq_counter_migration),
         cmocka_unit_test(message_row_migration),
+        cmocka_unit_test(cursor_row_migration),
         cmocka_unit_test(background_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
