@@ -372,8 +372,10 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
         unsupported = true;
 
     if (wire_has(&top, "op")) {
-        out->kind = WIRE_REQUEST;
-        if (!has_id || out->id == 0) /* requests: 1..2^32-1 */
+        /* a request without an id is a notification (WIRE_NOTE); a request
+         * that has one needs 1..2^32-1 */
+        out->kind = has_id ? WIRE_REQUEST : WIRE_NOTE;
+        if (has_id && out->id == 0)
             return ERR_MALFORMED;
         rc = get_name(&top, "op", out->name);
         if (rc)
@@ -547,6 +549,15 @@ void wire_enc_request(struct wire_enc *e, uint32_t id, const char *op, uint32_t 
     wire_enc_map(e, 4);
     wire_kv_uint(e, "v", WIRE_VERSION);
     wire_kv_uint(e, "id", id);
+    wire_kv_str(e, "op", op);
+    wire_enc_key(e, "args");
+    wire_enc_map(e, nbody);
+}
+
+void wire_enc_note(struct wire_enc *e, const char *op, uint32_t nbody)
+{
+    wire_enc_map(e, 3);
+    wire_kv_uint(e, "v", WIRE_VERSION);
     wire_kv_str(e, "op", op);
     wire_enc_key(e, "args");
     wire_enc_map(e, nbody);

@@ -40,7 +40,9 @@
 #define WIRE_MAX_FRAME (16u << 20)     /* absolute cap; the server's max_frame is lower */
 #define WIRE_MAX_NAME 64               /* op, ev, err.code */
 
-enum wire_kind { WIRE_REQUEST = 1, WIRE_RESPONSE = 2, WIRE_EVENT = 3 };
+/* WIRE_NOTE: a notification, a request without `id` (client to server; never
+ * answered when it succeeds: PROTOCOL.md "Envelope"). */
+enum wire_kind { WIRE_REQUEST = 1, WIRE_RESPONSE = 2, WIRE_EVENT = 3, WIRE_NOTE = 4 };
 
 /* A view of a decoded msgpack map whose keys are all str (checked). */
 struct wire_map {
@@ -136,6 +138,8 @@ void wire_enc_reset(struct wire_enc *e);
 /* Envelope openers: each writes the top map and the envelope keys, then opens
  * the body map (args / ok / data) with nbody entries to follow. */
 void wire_enc_request(struct wire_enc *e, uint32_t id, const char *op, uint32_t nbody);
+/* A notification: a request without an id ({v, op, args}). */
+void wire_enc_note(struct wire_enc *e, const char *op, uint32_t nbody);
 void wire_enc_ok(struct wire_enc *e, uint32_t id, uint32_t nbody);
 void wire_enc_event(struct wire_enc *e, const char *ev, uint32_t nbody);
 /* A complete error response: {v, id, err: {code, msg}}. code e.g. err_str(). */

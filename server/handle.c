@@ -78,6 +78,14 @@ static const struct op ops[] = {
     {"test.write_fail", A_NONE, true, true, handle_test_write_fail, true},
 };
 
+/* The ops a client may send as a notification (a request without an id,
+ * never answered when it succeeds): only `ack`, whose answer tells the
+ * client nothing it needs (PROTOCOL.md "Envelope"). */
+static bool may_be_note(const struct op *op)
+{
+    return op->fn == handle_ack;
+}
+
 static const struct op *find_op(const char *name)
 {
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -228,14 +236,15 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
     struct wire_enc out;
     wire_enc_init(&out);
     int rc = wire_decode(buf, len, &m);
-    if (rc == ERR_UNSUPPORTED && m.kind == WIRE_REQUEST) {
+    bool note = m.kind == WIRE_NOTE; /* no id: answered only if it fails, with id 0 */
+    if (rc == ERR_UNSUPPORTED && (m.kind == WIRE_REQUEST || note)) {
         log_warn("conn %llu %s: protocol version %llu refused", (unsigned long long)c->serial,
                  c->peer, (unsigned long long)m.version);
         conn_send_err(c, m.id, "unsupported", "this server speaks protocol version 1", false);
         goto out;
     }
-    if (rc == 0 && m.kind != WIRE_REQUEST)
-        rc = ERR_MALFORMED; /* clients send requests only */
+    if (rc == 0 && m.kind != WIRE_REQUEST && !note)
+        rc = ERR_MALFORMED; /* clients send requests (and notifications) only */
     if (rc) {
         /* Without an id the stream cannot be trusted to stay in step with
          * the client: answer with id 0 and close (PROTOCOL.md). */
@@ -254,6 +263,10 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
         log_info("conn %llu %s: unknown op '%s'", (unsigned long long)c->serial, c->peer,
                  m.name);
         conn_send_err(c, m.id, "unknown_op", "the server does not know this operation", false);
+        goto out;
+    }
+    if (note && !may_be_note(op)) {
+        conn_send_err(c, 0, "bad_request", "only ack may be sent without an id", false);
         goto out;
     }
     if (op->auth != A_NONE && !c->authed) {
@@ -325,7 +338,8 @@ void handle_frame(struct conn *c, const uint8_t *buf, size_t len)
         hr = req_fail(&r, "internal", "the server could not encode the answer");
     if (hr == 0) {
         log_debug("conn %llu %s: %s ok", (unsigned long long)c->serial, c->peer, op->name);
-        (void)conn_send(c, data, dlen, m.id, true, false);
+        if (!note)
+            (void)conn_send(c, data, dlen, m.id, true, false);
     } else {
         log_info("conn %llu %s: %s → %s: %s", (unsigned long long)c->serial, c->peer, op->name,
                  r.ecode ? r.ecode : "internal", r.emsg);

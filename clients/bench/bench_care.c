@@ -84,7 +84,6 @@ struct cmember {
     size_t nkps;
     struct mls_group *g;
     uint64_t inbox, acked;
-    bool ack_inflight;
     bool on_ackq;           /* on w->ackq: received since its last ack */
     bool syncing, drained, back; /* catchup */
     int64_t *last;          /* per sender: the highest counter received (-1: none) */
@@ -319,31 +318,22 @@ static void on_close(struct bconn *c, int reason, void *user)
     }
     m->st = M_CLOSED;
     m->c = NULL;
-    m->ack_inflight = false;
 }
 
-static void ack_resp(struct bconn *c, const struct wire_msg *msg, int rc, void *arg)
-{
-    struct cmember *m = arg;
-    (void)c;
-    m->ack_inflight = false;
-    if (rc != 0 && rc != ERR_IO)
-        werr(m->w, "ack", rc, msg);
-}
-
+/* Acknowledges what m received, as a notification (an `ack` without an id:
+ * PROTOCOL.md "Envelope"): the server does not answer it, so nothing waits
+ * for an answer and no window slot is taken; an error would come back with
+ * id 0 and end the connection (counted as lost). */
 static void send_ack(struct cmember *m)
 {
     struct wire_enc e;
-    uint32_t id;
 
-    if (!m->c || m->st != M_LOGGED || m->ack_inflight || m->inbox <= m->acked)
+    if (!m->c || m->st != M_LOGGED || m->inbox <= m->acked)
         return;
-    id = bconn_next_id(m->c);
     wire_enc_init(&e);
-    wire_enc_request(&e, id, "ack", 1);
+    wire_enc_note(&e, "ack", 1);
     wire_kv_uint(&e, "seq", m->inbox);
-    if (bconn_request(m->c, id, &e, ack_resp, m) == 0) {
-        m->ack_inflight = true;
+    if (bconn_notify(m->c, &e) == 0) {
         m->acked = m->inbox;
         m->w->c[C_ACKS]++;
     }
@@ -352,7 +342,7 @@ static void send_ack(struct cmember *m)
 
 /* Sends an ack for every member whose inbox is ahead of its last ack (the
  * policy of --ack-every: what a member received, acknowledged every round);
- * members still waiting for their previous ack's answer stay listed. */
+ * a member whose ack could not be queued stays listed. */
 static void ack_round(struct cworker *w)
 {
     size_t keep = 0;
@@ -1011,16 +1001,10 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
             }
             (void)bnet_service(w->net, 2);
         }
+        /* the last acks: notifications, written out here; nothing waits
+         * for an answer */
         ack_round(w);
-        until = bnet_now_ns() + 2000000000ull;
-        while (bnet_now_ns() < until) {
-            bool inflight = false;
-            for (size_t i = 0; i < w->nall; i++)
-                inflight = inflight || w->all[i]->ack_inflight;
-            if (!inflight)
-                break;
-            (void)bnet_service(w->net, 2);
-        }
+        (void)bnet_service(w->net, 0);
     }
     w->c[C_ACTIVE_NS] = (w->t_last_rx > t0 ? w->t_last_rx : bnet_now_ns()) - t0;
     return 0;
@@ -1190,16 +1174,8 @@ static int run_catchup(struct cworker *w, int ctl_fd, int res_fd)
             return ERR_IO;
     } while (done < away && bnet_now_ns() - t0 < (uint64_t)(w->a->o->drain * 1e9) + 60000000000ull);
     w->c[C_DRAIN_NS] = bnet_now_ns() - t0;
-    /* let the last acks land */
-    until = bnet_now_ns() + 2000000000ull;
-    while (bnet_now_ns() < until) {
-        bool inflight = false;
-        for (size_t i = 0; i < w->nall; i++)
-            inflight = inflight || w->all[i]->ack_inflight;
-        if (!inflight)
-            break;
-        (void)bnet_service(w->net, 2);
-    }
+    /* the last acks (notifications) are written out */
+    (void)bnet_service(w->net, 0);
     w->c[C_ACTIVE_NS] = w->c[C_DRAIN_NS];
     return 0;
 }

@@ -449,6 +449,16 @@ static int dispatch(struct bconn *c, const uint8_t *buf, size_t len)
     if (m.kind == WIRE_EVENT) {
         if (c->cbs.on_event)
             c->cbs.on_event(c, &m, c->user);
+    } else if (m.kind == WIRE_RESPONSE && m.id == 0) {
+        /* an error answering a notification (or a frame the server could
+         * not read): the bench sent something wrong; the connection ends
+         * with the server's code (counted as a lost connection) */
+        rc = m.ok ? ERR_MALFORMED : bnet_err_from_code(m.name);
+        if (c->net->debug)
+            fprintf(stderr, "sammen-bench: error with id 0: %s %.*s\n", m.name,
+                    (int)m.err_msg_len, m.err_msg ? m.err_msg : "");
+        if (rc == 0)
+            rc = ERR_INTERNAL;
     } else if (m.kind == WIRE_RESPONSE) {
         for (unsigned i = 0; i < BCONN_MAX_PENDING; i++) {
             if (c->pend[i].id != m.id || !m.id)
@@ -849,6 +859,20 @@ int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_f
     c->pend[slot].arg = arg;
     c->npend++;
     return 0;
+}
+
+int bconn_notify(struct bconn *c, struct wire_enc *e)
+{
+    const uint8_t *data;
+    size_t len;
+    int rc;
+
+    if (c->closing || c->closed)
+        return ERR_BADSTATE;
+    rc = wire_enc_finish(e, &data, &len);
+    if (rc != 0)
+        return rc;
+    return queue_frame(c, LWS_WRITE_BINARY, data, len);
 }
 
 bool bconn_rx_own(const struct bconn *c)

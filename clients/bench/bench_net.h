@@ -87,6 +87,10 @@ size_t bnet_rx_owned(const struct bnet *n);
  * the encoder's error. */
 int bconn_request(struct bconn *c, uint32_t id, struct wire_enc *e, bconn_resp_fn *cb,
                   void *arg);
+/* Queues the finished notification e (a request without an id, e.g. from
+ * wire_enc_note: never answered when it succeeds; an error comes back with
+ * id 0 and ends the connection). Returns 0, ERR_BADSTATE or ERR_NOMEM. */
+int bconn_notify(struct bconn *c, struct wire_enc *e);
 
 /* The ERR_* for a wire error code string ("bad_request" → ERR_INVALID,
  * "unknown_op" → ERR_UNSUPPORTED, "unauthenticated" → ERR_BADSTATE, unknown

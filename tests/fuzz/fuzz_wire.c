@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wire_enc_init(&e);
         if (m.kind == WIRE_REQUEST)
             wire_enc_request(&e, m.id, m.name, 0);
+        else if (m.kind == WIRE_NOTE)
+            wire_enc_note(&e, m.name, 0);
         else if (m.kind == WIRE_EVENT)
             wire_enc_event(&e, m.name, 0);
         else

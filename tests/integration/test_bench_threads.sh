@@ -34,6 +34,9 @@ assert f["server_cpu"] >= 0 and f["server_rss_end"] > 0, f
 for k in ("bench_cpu", "bench_cpu_share", "bench_cpu_us_per_delivery"):
     assert k in f and k in d["units"], k
 assert f["bench_cpu"] > 0 and f["bench_cpu_us_per_delivery"] > 0, f
+# members acknowledge what they received (as notifications: an error would
+# have ended a connection, and connections_lost is 0)
+assert f["acks_sent"] > 0, f
 assert abs(f["bench_cpu_us_per_delivery"] - f["bench_cpu"] * 1e6 / f["deliveries"]) < 1e-6 * f["bench_cpu_us_per_delivery"] + 1e-9, f
 if w == "catchup":
     assert f["drain_time"] > 0 and p["backlog_per_device"] == 20, (p, f)

@@ -121,6 +121,51 @@ static void response_event_roundtrip(void **state)
 /* The 5-byte frame declaring a 4-billion-element array: refused by the
  * walker (too_big) before msgpack-c sees it. Under ASan an allocation of
  * that size would abort, so passing shows nothing was allocated. */
+/* A request without an id is a notification (PROTOCOL.md "Envelope"). */
+static void note_roundtrip(void **state)
+{
+    (void)state;
+    struct wire_enc e;
+    const uint8_t *data;
+    size_t len;
+    struct wire_msg m;
+    uint64_t u;
+
+    wire_enc_init(&e);
+    wire_enc_note(&e, "ack", 1);
+    wire_kv_uint(&e, "seq", 77);
+    assert_int_equal(wire_enc_finish(&e, &data, &len), 0);
+    assert_int_equal(wire_decode(data, len, &m), 0);
+    assert_int_equal(m.kind, WIRE_NOTE);
+    assert_int_equal(m.id, 0);
+    assert_string_equal(m.name, "ack");
+    assert_int_equal(wire_get_uint(&m.body, "seq", &u), 0);
+    assert_int_equal(u, 77);
+    assert_false(wire_has(&m.body, "id"));
+    wire_msg_free(&m);
+    wire_enc_reset(&e);
+
+    /* {v:1, op:"ping"}: no args is an empty map, as for a request */
+    static const uint8_t bare[] = {0x82, 0xa1, 'v', 0x01, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g'};
+    assert_int_equal(wire_decode(bare, sizeof(bare), &m), 0);
+    assert_int_equal(m.kind, WIRE_NOTE);
+    assert_string_equal(m.name, "ping");
+    assert_int_equal(m.body.n, 0);
+    wire_msg_free(&m);
+
+    /* {v:2, op:"ack"}: another version is refused, kind still known */
+    static const uint8_t v2[] = {0x82, 0xa1, 'v', 0x02, 0xa2, 'o', 'p', 0xa3, 'a', 'c', 'k'};
+    assert_int_equal(wire_decode(v2, sizeof(v2), &m), ERR_UNSUPPORTED);
+    assert_int_equal(m.kind, WIRE_NOTE);
+    wire_msg_free(&m);
+
+    /* {v:1, op:"ack", args:1}: args must be a map */
+    static const uint8_t bad[] = {0x83, 0xa1, 'v', 0x01, 0xa2, 'o', 'p', 0xa3, 'a', 'c', 'k',
+                                  0xa4, 'a', 'r', 'g', 's', 0x01};
+    assert_int_equal(wire_decode(bad, sizeof(bad), &m), ERR_MALFORMED);
+    wire_msg_free(&m);
+}
+
 static void huge_counts_refused(void **state)
 {
     (void)state;
@@ -201,9 +246,11 @@ static void malformed_frames(void **state)
         {"no v", {0x81, 0xa2, 'i', 'd', 0x01}, 5, ERR_MALFORMED},
         /* {v:1, id:1} — neither op, ev, ok nor err */
         {"no kind", {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0x01}, 8, ERR_MALFORMED},
-        /* {v:1, op:"ping"} — request without id */
-        {"no id", {0x82, 0xa1, 'v', 0x01, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g'}, 12,
-         ERR_MALFORMED},
+        /* {v:1, id:0, op:"ping"} — a request's id is 1..2^32-1 (without an
+         * id it is a notification: note_roundtrip) */
+        {"id 0",
+         {0x83, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0x00, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g'},
+         16, ERR_MALFORMED},
         /* {v:2, id:5, op:"ping"} — unsupported version, id still read */
         {"v2",
          {0x83, 0xa1, 'v', 0x02, 0xa2, 'i', 'd', 0x05, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g'},
@@ -306,6 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_roundtrip),
         cmocka_unit_test(response_event_roundtrip),
+        cmocka_unit_test(note_roundtrip),
         cmocka_unit_test(huge_counts_refused),
         cmocka_unit_test(depth_limit),
         cmocka_unit_test(total_limit),

@@ -1,0 +1,250 @@
+/*
+ * test_ack_note.c: `ack` as a notification (a request without an id,
+ * PROTOCOL.md "Envelope") against the real server with real MLS.
+ *
+ * What a device sees when it works: it sends {v, op: "ack", args: {seq}}
+ * with no id; nothing comes back (the answer to its next request is the
+ * next frame it gets), and the ack took effect: the sender's
+ * thread.status counts the message as delivered to it.
+ * When it is misused: another op sent without an id, an ack without seq,
+ * an unknown op, or a notification before login each get an error
+ * response with id 0 (bad_request, bad_request, unknown_op,
+ * unauthenticated) and the connection stays usable; a notification whose
+ * args are not a map cannot be trusted and closes the connection.
+ */
+#include <signal.h>
+
+#define DOMAIN "note.test"
+#include "threads_it.h"
+
+/* An id-0 answer caught through a pending slot with id 0 (the client
+ * library drops responses nobody waits for). */
+struct caught {
+    bool got;
+    int rc;
+    char code[72];
+};
+
+static void on_id0(struct client_conn *c, const struct client_frame *resp, int rc, void *user)
+{
+    struct caught *k = user;
+    (void)c;
+    k->got = true;
+    k->rc = rc;
+    if (resp && resp->buf)
+        snprintf(k->code, sizeof(k->code), "%s", resp->msg.name);
+}
+
+/* Sends the notification op {args...} without an id, watching for an id-0
+ * answer in *k. args: NULL, or a msgpack body builder. */
+static void send_note(struct client_conn *c, const char *op, const char *key, uint64_t val,
+                      struct caught *k)
+{
+    struct wire_enc e;
+    const uint8_t *data;
+    size_t len;
+    memset(k, 0, sizeof(*k));
+    wire_enc_init(&e);
+    wire_enc_note(&e, op, key ? 1 : 0);
+    if (key)
+        wire_kv_uint(&e, key, val);
+    assert_int_equal(wire_enc_finish(&e, &data, &len), 0);
+    assert_int_equal(client_conn_send(c, 0, data, len, on_id0, k), 0);
+    wire_enc_reset(&e);
+}
+
+/* Serves the connection until *k got its answer (or 5 s). */
+static void wait_caught(struct st *s, struct caught *k)
+{
+    int64_t until = client_sync_now_ms() + IT_TIMEOUT;
+    while (!k->got && client_sync_now_ms() < until)
+        (void)client_ctx_service(s->ctx, 20);
+}
+
+/* A request that must still be answered: the connection is usable. */
+static void still_usable(struct party *p)
+{
+    struct client_frame r;
+    call_ok(p->c, "whoami", NULL, 0, &r);
+    client_frame_free(&r);
+}
+
+static uint64_t sent_message(struct party *p, const char *thread, const char *text)
+{
+    uint8_t *ct = NULL;
+    size_t cl;
+    struct client_frame r;
+    uint64_t seq;
+    assert_int_equal(mls_group_encrypt(p->g, (const uint8_t *)text, strlen(text), NULL, 0, &ct,
+                                       &cl),
+                     0);
+    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "msg", .bin = ct, .len = cl}};
+    call_ok(p->c, "thread.send", a, 2, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "message", &seq), 0);
+    client_frame_free(&r);
+    free(ct);
+    return seq;
+}
+
+static uint64_t delivered_to(struct party *p, const char *thread, uint64_t msg)
+{
+    struct client_frame r;
+    uint64_t n;
+    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "message", .is_uint = true, .u = msg}};
+    call_ok(p->c, "thread.status", a, 2, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "delivered_to", &n), 0);
+    client_frame_free(&r);
+    return n;
+}
+
+/* The last entry seq waiting for p (a sync without the ack sync_party
+ * sends). */
+static uint64_t last_entry(struct party *p)
+{
+    struct client_frame r;
+    struct wire_array arr;
+    uint64_t last = 0;
+    struct arg a[] = {{.key = "after", .is_uint = true, .u = p->after}};
+    call_ok(p->c, "sync", a, 1, &r);
+    assert_int_equal(wire_get_array(&r.msg.body, "entries", &arr), 0);
+    for (uint32_t i = 0; i < arr.n; i++) {
+        struct wire_map m;
+        uint64_t seq;
+        assert_int_equal(wire_array_map(&arr, i, &m), 0);
+        assert_int_equal(wire_get_uint(&m, "seq", &seq), 0);
+        if (seq > last)
+            last = seq;
+    }
+    client_frame_free(&r);
+    return last;
+}
+
+static void ack_as_notification(void **state)
+{
+    struct st *s = *state;
+    char code[64], err[32], thread[40], gid[MSG_GRANT_GID_LEN + 1];
+    struct seen sn;
+    struct client_frame r;
+    struct caught k;
+
+    enroll(s, &s->admin, s->ts.admin_code);
+    invite(s, "citizen", "karen", NULL, code, sizeof(code));
+    enroll(s, &s->karen, code);
+    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
+    enroll(s, &s->ole, code);
+    call_ok(s->karen.c, "server.info", NULL, 0, &r);
+    {
+        const uint8_t *key;
+        size_t kl;
+        assert_int_equal(wire_get_bin(&r.msg.body, "key", &key, &kl), 0);
+        assert_int_equal(kl, 32);
+        memcpy(s->server_key, key, 32);
+    }
+    client_frame_free(&r);
+    upload_kps(&s->ole, 2);
+
+    /* karen's thread; ole admitted (the server's external Add, committed
+     * with a Welcome) and caught up with the request form of ack */
+    create_thread(s, &s->karen, "karen", thread, NULL);
+    {
+        char scope[64];
+        snprintf(scope, sizeof(scope), "thread:%s", thread);
+        grant(s, &s->karen, "ole@" DOMAIN, scope, gid);
+    }
+    sync_party(&s->karen, thread, &sn);
+    assert_true(sn.external_pending);
+    {
+        struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
+                                          .tree_in_welcome = true};
+        struct mls_group_commit_out co = {0};
+        assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &co), 0);
+        assert_string_equal(commit(&s->karen, thread, &co, err, sizeof(err)), "");
+    }
+    sync_party(&s->ole, thread, &sn);
+    assert_int_equal(sn.welcomes, 1);
+
+    /* a message; ole has it but has not acknowledged it */
+    uint64_t m1 = sent_message(&s->karen, thread, "hej Ole");
+    assert_int_equal(delivered_to(&s->karen, thread, m1), 0);
+    uint64_t seq = last_entry(&s->ole);
+    assert_true(seq > s->ole.after);
+
+    /* the notification: no answer (whoami's answer comes, and nothing with
+     * id 0 before it), and the ack counts */
+    send_note(s->ole.c, "ack", "seq", seq, &k);
+    still_usable(&s->ole);
+    assert_false(k.got);
+    client_conn_cancel(s->ole.c, 0);
+    assert_int_equal(delivered_to(&s->karen, thread, m1), 1);
+    s->ole.after = seq;
+
+    /* a second message acknowledged the same way, then a write request:
+     * its answer (held until the COMMIT) still comes with nothing before */
+    uint64_t m2 = sent_message(&s->karen, thread, "vi ses");
+    seq = last_entry(&s->ole);
+    send_note(s->ole.c, "ack", "seq", seq, &k);
+    {
+        struct arg a[] = {{.key = "seq", .is_uint = true, .u = seq}};
+        call_ok(s->ole.c, "ack", a, 1, &r);
+        client_frame_free(&r);
+    }
+    assert_false(k.got);
+    client_conn_cancel(s->ole.c, 0);
+    assert_int_equal(delivered_to(&s->karen, thread, m2), 1);
+
+    /* misuse: each answered with id 0, the connection stays */
+    send_note(s->ole.c, "thread.list", NULL, 0, &k);
+    wait_caught(s, &k);
+    assert_true(k.got);
+    assert_string_equal(k.code, "bad_request");
+    still_usable(&s->ole);
+
+    send_note(s->ole.c, "ack", NULL, 0, &k); /* no seq */
+    wait_caught(s, &k);
+    assert_true(k.got);
+    assert_string_equal(k.code, "bad_request");
+    still_usable(&s->ole);
+
+    send_note(s->ole.c, "no.such.op", NULL, 0, &k);
+    wait_caught(s, &k);
+    assert_true(k.got);
+    assert_string_equal(k.code, "unknown_op");
+    still_usable(&s->ole);
+
+    /* before login */
+    {
+        struct client_conn *anon = it_open(s->ctx, s->ts.url);
+        send_note(anon, "ack", "seq", 1, &k);
+        wait_caught(s, &k);
+        assert_true(k.got);
+        assert_string_equal(k.code, "unauthenticated");
+        call_ok(anon, "ping", NULL, 0, &r);
+        client_frame_free(&r);
+        client_conn_free(anon);
+    }
+
+    /* the thread carries on: karen's next message still reaches ole */
+    {
+        uint64_t devices = 0;
+        assert_int_equal(send_app(&s->karen, thread, "farvel", &devices, err, sizeof(err)), 0);
+        assert_int_equal(devices, 1);
+    }
+
+    /* args that are not a map: malformed, and the connection closes */
+    {
+        static const uint8_t bad[] = {0x83, 0xa1, 'v', 0x01, 0xa2, 'o', 'p', 0xa3, 'a', 'c', 'k',
+                                      0xa4, 'a', 'r', 'g', 's', 0x01};
+        assert_int_equal(client_conn_send_raw(s->ole.c, bad, sizeof(bad)), 0);
+        assert_int_equal(client_sync_closed(s->ole.c, IT_TIMEOUT), 0);
+    }
+    /* a clean stop: under the sanitizers this also checks for leaks */
+    assert_int_equal(testserver_stop(&s->ts, SIGTERM), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(ack_as_notification, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
