@@ -21,7 +21,7 @@
 
 #include "uvwake.h"
 
-#define OTHER_MS 1500
+#define OTHER_MS 3000
 
 static uv_loop_t loop;
 static uv_timer_t other;
