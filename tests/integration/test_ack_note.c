@@ -69,32 +69,12 @@ static void still_usable(struct party *p)
     client_frame_free(&r);
 }
 
-static uint64_t sent_message(struct party *p, const char *thread, const char *text)
-{
-    uint8_t *ct = NULL;
-    size_t cl;
-    struct client_frame r;
-    uint64_t seq;
-    assert_int_equal(mls_group_encrypt(p->g, (const uint8_t *)text, strlen(text), NULL, 0, &ct,
-                                       &cl),
-                     0);
-    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "msg", .bin = ct, .len = cl}};
-    call_ok(p->c, "thread.send", a, 2, &r);
-    assert_int_equal(wire_get_uint(&r.msg.body, "message", &seq), 0);
-    client_frame_free(&r);
-    free(ct);
-    return seq;
-}
-
+/* How many devices have message msg, as karen's thread.status says. */
 static uint64_t delivered_to(struct party *p, const char *thread, uint64_t msg)
 {
-    struct client_frame r;
-    uint64_t n;
-    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "message", .is_uint = true, .u = msg}};
-    call_ok(p->c, "thread.status", a, 2, &r);
-    assert_int_equal(wire_get_uint(&r.msg.body, "delivered_to", &n), 0);
-    client_frame_free(&r);
-    return n;
+    uint64_t delivered, devices, undeliverable;
+    msg_status(p, thread, msg, &delivered, &devices, &undeliverable);
+    return delivered;
 }
 
 /* The last entry seq waiting for p (a sync without the ack sync_party
@@ -132,15 +112,7 @@ static void ack_as_notification(void **state)
     enroll(s, &s->karen, code);
     invite(s, "volunteer", "ole", NULL, code, sizeof(code));
     enroll(s, &s->ole, code);
-    call_ok(s->karen.c, "server.info", NULL, 0, &r);
-    {
-        const uint8_t *key;
-        size_t kl;
-        assert_int_equal(wire_get_bin(&r.msg.body, "key", &key, &kl), 0);
-        assert_int_equal(kl, 32);
-        memcpy(s->server_key, key, 32);
-    }
-    client_frame_free(&r);
+    fetch_server_key(s, &s->karen);
     upload_kps(&s->ole, 2);
 
     /* karen's thread; ole admitted (the server's external Add, committed

@@ -46,14 +46,7 @@ static void refused_message(void **state)
     enroll(s, &s->karen, code);
     invite(s, "staff", "mette", "hjemmepleje", code, sizeof(code));
     enroll(s, &s->mette, code);
-    call_ok(s->karen.c, "server.info", NULL, 0, &r);
-    {
-        const uint8_t *k;
-        size_t kl;
-        assert_int_equal(wire_get_bin(&r.msg.body, "key", &k, &kl), 0);
-        memcpy(s->server_key, k, 32);
-    }
-    client_frame_free(&r);
+    fetch_server_key(s, &s->karen);
     create_thread(s, &s->karen, "karen", thread, NULL);
     upload_kps(&s->mette, 1);
     grant(s, &s->karen, "department:hjemmepleje@" DOMAIN, "care", gid);

@@ -69,22 +69,13 @@ static void refused_commit_restores(void **state)
     char code[64], err[32], thread[NTHREADS][40], gid[MSG_GRANT_GID_LEN + 1], scope[64];
     struct mls_group *kg[NTHREADS];
     struct seen sn;
-    struct client_frame r;
 
     enroll(s, &s->admin, s->ts.admin_code);
     invite(s, "citizen", "karen", NULL, code, sizeof(code));
     enroll(s, &s->karen, code);
     invite(s, "volunteer", "ole", NULL, code, sizeof(code));
     enroll(s, &s->ole, code);
-    call_ok(s->karen.c, "server.info", NULL, 0, &r);
-    {
-        const uint8_t *k;
-        size_t kl;
-        assert_int_equal(wire_get_bin(&r.msg.body, "key", &k, &kl), 0);
-        assert_int_equal(kl, 32);
-        memcpy(s->server_key, k, 32);
-    }
-    client_frame_free(&r);
+    fetch_server_key(s, &s->karen);
     upload_kps(&s->ole, 2);
 
     for (size_t i = 0; i < NTHREADS; i++) {

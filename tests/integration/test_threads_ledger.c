@@ -65,35 +65,6 @@ static void member_basis(struct party *p, const char *thread, const char *id, ch
     client_frame_free(&r);
 }
 
-static uint64_t sent_message(struct party *p, const char *thread, const char *text)
-{
-    uint8_t *ct = NULL;
-    size_t cl;
-    struct client_frame r;
-    uint64_t seq;
-    assert_int_equal(mls_group_encrypt(p->g, (const uint8_t *)text, strlen(text), NULL, 0, &ct,
-                                       &cl),
-                     0);
-    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "msg", .bin = ct, .len = cl}};
-    call_ok(p->c, "thread.send", a, 2, &r);
-    assert_int_equal(wire_get_uint(&r.msg.body, "message", &seq), 0);
-    client_frame_free(&r);
-    free(ct);
-    return seq;
-}
-
-static void status(struct party *p, const char *thread, uint64_t msg, uint64_t *delivered,
-                   uint64_t *devices, uint64_t *undeliverable)
-{
-    struct client_frame r;
-    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "message", .is_uint = true, .u = msg}};
-    call_ok(p->c, "thread.status", a, 2, &r);
-    assert_int_equal(wire_get_uint(&r.msg.body, "delivered_to", delivered), 0);
-    assert_int_equal(wire_get_uint(&r.msg.body, "devices", devices), 0);
-    assert_int_equal(wire_get_uint(&r.msg.body, "undeliverable", undeliverable), 0);
-    client_frame_free(&r);
-}
-
 static void ledger(void **state)
 {
     struct st *s = *state;
@@ -112,14 +83,7 @@ static void ledger(void **state)
     enroll(s, &s->mette, code);
     invite(s, "staff", "per", NULL, code, sizeof(code));
     enroll(s, &s->per, code);
-    call_ok(s->karen.c, "server.info", NULL, 0, &r);
-    {
-        const uint8_t *k;
-        size_t kl;
-        assert_int_equal(wire_get_bin(&r.msg.body, "key", &k, &kl), 0);
-        memcpy(s->server_key, k, 32);
-    }
-    client_frame_free(&r);
+    fetch_server_key(s, &s->karen);
     create_thread(s, &s->karen, "karen", thread, NULL);
 
     /* a department grant: assigned staff join */
@@ -342,14 +306,14 @@ static void ledger(void **state)
     /* an agreement pinned and acknowledged; delivery status */
     uint64_t m1 = sent_message(&s->karen, thread, "We meet on Tuesdays");
     uint64_t delivered, devices, undeliv;
-    status(&s->karen, thread, m1, &delivered, &devices, &undeliv);
+    msg_status(&s->karen, thread, m1, &delivered, &devices, &undeliv);
     assert_int_equal(devices, 3);
     assert_int_equal(delivered, 0);
     catch_up(&s->mette, thread);
     sync_party(&s->ole, thread, &sn);
     assert_int_equal(sn.apps, 1);
     assert_string_equal(sn.last_app, "We meet on Tuesdays");
-    status(&s->karen, thread, m1, &delivered, &devices, &undeliv);
+    msg_status(&s->karen, thread, m1, &delivered, &devices, &undeliv);
     assert_int_equal(delivered, 2);
     {
         char agr[24];
@@ -450,7 +414,7 @@ static void ledger(void **state)
     it_shift_clock(s->karen.c, 31 * 86400);
     call_ok(s->karen.c, "ping", NULL, 0, &r);
     client_frame_free(&r);
-    status(&s->karen, thread, m2, &delivered, &devices, &undeliv);
+    msg_status(&s->karen, thread, m2, &delivered, &devices, &undeliv);
     assert_int_equal(devices, 3);
     assert_int_equal(delivered, 2);
     assert_int_equal(undeliv, 1);

@@ -507,6 +507,54 @@ static void create_thread(struct st *s, struct party *p, const char *citizen, ch
     free(gi);
 }
 
+/* The server's signing key from server.info (p asks), into s->server_key:
+ * create_thread names it as the threads' external sender. */
+__attribute__((unused)) static void fetch_server_key(struct st *s, struct party *p)
+{
+    struct client_frame r;
+    const uint8_t *k;
+    size_t kl;
+    call_ok(p->c, "server.info", NULL, 0, &r);
+    assert_int_equal(wire_get_bin(&r.msg.body, "key", &k, &kl), 0);
+    assert_int_equal(kl, 32);
+    memcpy(s->server_key, k, 32);
+    client_frame_free(&r);
+}
+
+/* Sends text to thread as p (an application message of p's group);
+ * returns its message seq. */
+__attribute__((unused)) static uint64_t sent_message(struct party *p, const char *thread,
+                                                     const char *text)
+{
+    uint8_t *ct = NULL;
+    size_t cl;
+    struct client_frame r;
+    uint64_t seq;
+    assert_int_equal(mls_group_encrypt(p->g, (const uint8_t *)text, strlen(text), NULL, 0, &ct,
+                                       &cl),
+                     0);
+    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "msg", .bin = ct, .len = cl}};
+    call_ok(p->c, "thread.send", a, 2, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "message", &seq), 0);
+    client_frame_free(&r);
+    free(ct);
+    return seq;
+}
+
+/* thread.status of message msg as p sees it. */
+__attribute__((unused)) static void msg_status(struct party *p, const char *thread, uint64_t msg,
+                                               uint64_t *delivered, uint64_t *devices,
+                                               uint64_t *undeliverable)
+{
+    struct client_frame r;
+    struct arg a[] = {{.key = "thread", .str = thread}, {.key = "message", .is_uint = true, .u = msg}};
+    call_ok(p->c, "thread.status", a, 2, &r);
+    assert_int_equal(wire_get_uint(&r.msg.body, "delivered_to", delivered), 0);
+    assert_int_equal(wire_get_uint(&r.msg.body, "devices", devices), 0);
+    assert_int_equal(wire_get_uint(&r.msg.body, "undeliverable", undeliverable), 0);
+    client_frame_free(&r);
+}
+
 /* Waits for an event ev on p's connection whose str field key equals val
  * (skipping others, which stay consumed). True when it came. */
 __attribute__((unused)) static bool wait_event(struct party *p, const char *ev, const char *key,
