@@ -23,6 +23,7 @@
 #include "code.h"
 #include "err.h"
 #include "store.h"
+#include "tstore.h"
 
 static char dir[64];
 static char path[128];
@@ -507,15 +508,14 @@ static char *plan_of(sqlite3 *db, const char *sql)
 }
 
 /* The statements of tstore.c that name delivery_cursors */
-#define CURSOR_GET "SELECT acked FROM delivery_cursors WHERE device = ?1"
-#define CURSOR_PUT                                                   \
-    "INSERT INTO delivery_cursors(device, acked) VALUES(?1, ?2)"     \
-    " ON CONFLICT(device) DO UPDATE SET acked = max(acked, excluded.acked)"
-#define WIN_OF_THREAD                                                \
-    "SELECT w.device, w.after_seq, w.upto_seq IS NULL,"              \
-    " coalesce(w.upto_seq, 0), coalesce(c.acked, 0)"                 \
-    " FROM member_windows w LEFT JOIN delivery_cursors c"            \
-    " ON c.device = w.device WHERE w.thread = ?1"
+/* The server's own cursor upsert (tstore Q_CURSOR_PUT). */
+static void cursor_put(const char *device, uint64_t acked)
+{
+    sqlite3_stmt *s = tq(Q_CURSOR_PUT);
+    assert_int_equal(tq_text(s, 1, device), 0);
+    assert_int_equal(tq_u64(s, 2, acked), 0);
+    assert_int_equal(tq_run(s), 0);
+}
 
 /* 8 -> 9: the cursor row rebuilt WITHOUT ROWID keyed by device. Every
  * cursor comes through unchanged; there is no rowid and no autoindex left;
@@ -553,6 +553,7 @@ static void cursor_row_migration(void **state)
     assert_int_equal(store_schema_version(st, &v), 0);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     db = store_db(st);
+    assert_int_equal(tstore_open(st), 0); /* the server's statements, as it runs them */
     char *after = sql_text(db, ALL_CURSORS);
     assert_non_null(after);
     assert_string_equal(after, before);
@@ -568,20 +569,11 @@ static void cursor_row_migration(void **state)
                      0);
     /* the upsert keeps the max: lower and equal leave it, higher moves it,
      * a new device gets a row with v = 1 */
-    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dA', 3)"
-                                " ON CONFLICT(device) DO UPDATE SET"
-                                " acked = max(acked, excluded.acked)"),
-                     SQLITE_OK);
+    cursor_put("dA", 3);
     assert_int_equal(sql_int(db, "SELECT acked FROM delivery_cursors WHERE device = 'dA'"), 7);
-    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dA', 9)"
-                                " ON CONFLICT(device) DO UPDATE SET"
-                                " acked = max(acked, excluded.acked)"),
-                     SQLITE_OK);
+    cursor_put("dA", 9);
     assert_int_equal(sql_int(db, "SELECT acked FROM delivery_cursors WHERE device = 'dA'"), 9);
-    assert_int_equal(sql_rc(db, "INSERT INTO delivery_cursors(device, acked) VALUES('dE', 4)"
-                                " ON CONFLICT(device) DO UPDATE SET"
-                                " acked = max(acked, excluded.acked)"),
-                     SQLITE_OK);
+    cursor_put("dE", 4);
     assert_int_equal(sql_int(db, "SELECT acked * 10 + v FROM delivery_cursors"
                                  " WHERE device = 'dE'"),
                      41);
@@ -602,20 +594,16 @@ static void cursor_row_migration(void **state)
     assert_string_equal(joined, "dA=9,dD=0");
     free(joined);
     /* every statement that names the table searches its primary key */
-    char *plan = plan_of(db, CURSOR_GET);
+    char *plan = plan_of(db, sqlite3_sql(tq(Q_CURSOR_GET)));
     assert_non_null(strstr(plan, "SEARCH delivery_cursors USING PRIMARY KEY (device=?)"));
     free(plan);
-    plan = plan_of(db, WIN_OF_THREAD);
+    plan = plan_of(db, sqlite3_sql(tq(Q_WIN_OF_THREAD)));
     assert_non_null(strstr(plan, "SEARCH c USING PRIMARY KEY (device=?)"));
     free(plan);
-    /* the upsert has no plan rows of its own: it must prepare and run */
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, CURSOR_PUT, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_bind_text(s, 1, "dB", -1, SQLITE_STATIC), SQLITE_OK);
-    assert_int_equal(sqlite3_bind_int64(s, 2, 5), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
-    sqlite3_finalize(s);
+    /* the upsert has no plan rows of its own: it must run */
+    cursor_put("dB", 5);
     assert_int_equal(sql_int(db, "SELECT acked FROM delivery_cursors WHERE device = 'dB'"), 5);
+    tstore_close();
     store_close(st);
 }
 
