@@ -18,6 +18,31 @@
 #include "err.h"
 #include "log.h"
 
+/* The membership-window triggers as schema 7 wrote them (the thread's last
+ * seq read as max(seq) of its messages). Schema 8 rebuilt `messages`, which
+ * drops them, and creates them again from the same text: one copy here, so
+ * that the two migrations cannot drift apart. Append-only: never edit. */
+#define WINDOW_TRIGGERS_V7 \
+    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN" \
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)" \
+    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END" \
+    "  FROM (SELECT coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)" \
+    "  AS last) s; END;" \
+    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members" \
+    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN" \
+    "  UPDATE member_windows SET upto_seq =" \
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)" \
+    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;" \
+    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members" \
+    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN" \
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)" \
+    "  VALUES(new.thread, new.device," \
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)); END;" \
+    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN" \
+    "  UPDATE member_windows SET upto_seq =" \
+    "  coalesce((SELECT max(seq) FROM messages WHERE thread = old.thread), 0)" \
+    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;"
+
 /* Ordered migrations: migrations[i] brings the schema from version i to
  * i + 1. Never edit a shipped migration; append a new one. */
 static const char *const migrations[] = {
@@ -278,25 +303,7 @@ static const char *const migrations[] = {
     "DROP TRIGGER member_window_close;"
     "DROP TRIGGER member_window_reopen;"
     "DROP TRIGGER member_window_end;"
-    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
-    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
-    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
-    "  FROM (SELECT coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
-    "  AS last) s; END;"
-    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
-    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
-    "  UPDATE member_windows SET upto_seq ="
-    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
-    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
-    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
-    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
-    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
-    "  VALUES(new.thread, new.device,"
-    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)); END;"
-    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
-    "  UPDATE member_windows SET upto_seq ="
-    "  coalesce((SELECT max(seq) FROM messages WHERE thread = old.thread), 0)"
-    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;"
+    WINDOW_TRIGGERS_V7
     "DROP TABLE thread_seqs;",
     /* 7 -> 8: a cheaper message row (PERFORMANCE.md "The message row").
      * - WITHOUT ROWID, keyed by (thread, seq): one B-tree holds the row and
@@ -331,25 +338,7 @@ static const char *const migrations[] = {
     "CREATE TRIGGER threads_keep_messages BEFORE DELETE ON threads"
     "  WHEN EXISTS (SELECT 1 FROM messages WHERE thread = old.id)"
     "  BEGIN SELECT RAISE(ABORT, 'the thread has messages'); END;"
-    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
-    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
-    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
-    "  FROM (SELECT coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
-    "  AS last) s; END;"
-    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
-    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
-    "  UPDATE member_windows SET upto_seq ="
-    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)"
-    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
-    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
-    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
-    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
-    "  VALUES(new.thread, new.device,"
-    "  coalesce((SELECT max(seq) FROM messages WHERE thread = new.thread), 0)); END;"
-    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
-    "  UPDATE member_windows SET upto_seq ="
-    "  coalesce((SELECT max(seq) FROM messages WHERE thread = old.thread), 0)"
-    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
+    WINDOW_TRIGGERS_V7,
     /* 8 -> 9: a cheaper cursor row (PERFORMANCE.md "The cursor table
      * (session 5)"). Every ack upserts its device's cursor (tstore
      * Q_CURSOR_PUT); as a rowid table with the primary key's autoindex that
