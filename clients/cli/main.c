@@ -305,12 +305,18 @@ int main(int argc, char **argv)
 
     rc = handlers[cli.args.cmd->tag](&cli);
 
-    client_dev_free(cli.dev);
     if (cli.conn) {
+        /* the close sends the sync's ack notification first */
         client_conn_close(cli.conn);
         (void)client_sync_closed(cli.conn, 1000);
-        client_conn_free(cli.conn);
     }
+    /* an ack the server refused (it answers later, with id 0): the data
+     * is safe on this device, and the next run acknowledges again */
+    if (cli.dev && client_dev_ack_failures(cli.dev) > 0)
+        fprintf(stderr, "sammen: warning: the server refused an acknowledgement: %s: %s\n",
+                cli.dev->ack_err_code, cli.dev->ack_err_msg);
+    client_dev_free(cli.dev);
+    client_conn_free(cli.conn);
     client_ctx_free(cli.ctx);
     return rc;
 }

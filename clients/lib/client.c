@@ -7,7 +7,9 @@
  * a bounded FIFO and are written one per LWS_CALLBACK_CLIENT_WRITEABLE.
  * Inbound fragments are reassembled (bounded by max_frame), decoded with
  * wire_decode() and dispatched: responses to the pending request with the
- * same id, events to on_event or the event queue.
+ * same id, events to on_event or the event queue, error responses with id 0
+ * (the server refused a notification) to on_note_error and a counter: id 0
+ * is never a request's id, so such an answer cannot complete one.
  *
  * Lifetime: a connection is released when both the caller has called
  * client_conn_free() (user_released) and libwebsockets has let go of the
@@ -27,6 +29,7 @@
 struct outframe {
     struct outframe *next;
     size_t len;
+    bool note; /* a notification: still sent when the connection is closing */
     uint8_t data[]; /* LWS_PRE bytes of headroom, then len bytes */
 };
 
@@ -64,6 +67,8 @@ struct client_conn {
     size_t npending;
     struct evnode *ev_head, *ev_tail;
     size_t nev, dropped_ev;
+    struct client_conn_counts counts;
+    struct client_note_error last_note_err;
 
     uint8_t *rx;
     size_t rx_len, rx_cap;
@@ -291,7 +296,7 @@ static void mark_closed(struct client_conn *c, int reason)
     }
 }
 
-static int enqueue(struct client_conn *c, const uint8_t *frame, size_t len)
+static int enqueue(struct client_conn *c, const uint8_t *frame, size_t len, bool note)
 {
     struct outframe *f;
 
@@ -304,6 +309,7 @@ static int enqueue(struct client_conn *c, const uint8_t *frame, size_t len)
         return ERR_NOMEM;
     f->next = NULL;
     f->len = len;
+    f->note = note;
     memcpy(f->data + LWS_PRE, frame, len);
     if (c->out_tail)
         c->out_tail->next = f;
@@ -362,6 +368,7 @@ static int dispatch(struct client_conn *c)
     if (rc != 0)
         goto out;
     if (f.msg.kind == WIRE_EVENT) {
+        c->counts.events++;
         if (c->cbs.on_event) {
             c->in_cb++;
             c->cbs.on_event(c, &f, c->user);
@@ -369,8 +376,29 @@ static int dispatch(struct client_conn *c)
         } else {
             queue_event(c, &f);
         }
+    } else if (f.msg.kind == WIRE_RESPONSE && f.msg.id == 0) {
+        /* no request has id 0 (client_conn_send refuses it): the server
+         * refused a notification, or a frame whose id it could not read */
+        if (f.msg.ok)
+            goto done; /* servers do not send these; nothing to tell */
+        c->counts.note_errors++;
+        {
+            size_t n = f.msg.err_msg_len < sizeof(c->last_note_err.msg) - 1
+                           ? f.msg.err_msg_len
+                           : sizeof(c->last_note_err.msg) - 1;
+            snprintf(c->last_note_err.code, sizeof(c->last_note_err.code), "%s", f.msg.name);
+            if (f.msg.err_msg && n)
+                memcpy(c->last_note_err.msg, f.msg.err_msg, n);
+            c->last_note_err.msg[n] = '\0';
+        }
+        if (c->cbs.on_note_error && !c->user_released) {
+            c->in_cb++;
+            c->cbs.on_note_error(c, &f, client_err_from_code(f.msg.name), c->user);
+            c->in_cb--;
+        }
     } else if (f.msg.kind == WIRE_RESPONSE) {
         struct pending **pp = &c->pending, *p;
+        c->counts.responses++;
         while (*pp && (*pp)->id != f.msg.id)
             pp = &(*pp)->next;
         p = *pp;
@@ -385,12 +413,12 @@ static int dispatch(struct client_conn *c)
             }
             free(p);
         }
-        /* a response to nothing pending (id 0: the server could not read a
-         * raw frame's id; or a cancelled request) is dropped */
+        /* a response to nothing pending (a cancelled request) is dropped */
     } else {
         rc = ERR_MALFORMED; /* servers do not send requests */
         goto out;
     }
+done:
     rc = 0;
 out:
     wire_msg_free(&f.msg);
@@ -476,8 +504,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
-        struct outframe *f = c->out_head;
+        struct outframe *f;
         if (c->close_requested) {
+            /* requests not yet written are dropped (their callbacks fail
+             * with the close); notifications go first, one per writeable
+             * callback, and the close follows once they are out */
+            while (c->out_head && !c->out_head->note) {
+                f = c->out_head;
+                c->out_head = f->next;
+                c->out_bytes -= f->len;
+                free(f);
+            }
+            if (!c->out_head)
+                c->out_tail = NULL;
+        }
+        f = c->out_head;
+        if (c->close_requested && !f) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             ret = -1;
             break;
@@ -494,7 +536,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->out_tail = NULL;
         c->out_bytes -= f->len;
         free(f);
-        if (c->out_head)
+        if (c->out_head || c->close_requested)
             lws_callback_on_writable(wsi);
         break;
     }
@@ -767,6 +809,8 @@ int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, s
     struct pending *p;
     int rc;
 
+    if (id == 0)
+        return ERR_INVALID;
     if (c->state == CLIENT_CLOSED || c->close_requested || c->freeing)
         return ERR_BADSTATE;
     for (p = c->pending; p; p = p->next)
@@ -775,11 +819,12 @@ int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, s
     p = malloc(sizeof(*p));
     if (!p)
         return ERR_NOMEM;
-    rc = enqueue(c, frame, len);
+    rc = enqueue(c, frame, len, false);
     if (rc != 0) {
         free(p);
         return rc;
     }
+    c->counts.requests++;
     p->id = id;
     p->cb = cb;
     p->user = user;
@@ -789,9 +834,17 @@ int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, s
     return 0;
 }
 
+int client_conn_notify(struct client_conn *c, const uint8_t *frame, size_t len)
+{
+    int rc = enqueue(c, frame, len, true);
+    if (rc == 0)
+        c->counts.notes++;
+    return rc;
+}
+
 int client_conn_send_raw(struct client_conn *c, const uint8_t *frame, size_t len)
 {
-    return enqueue(c, frame, len);
+    return enqueue(c, frame, len, false);
 }
 
 void client_conn_cancel(struct client_conn *c, uint32_t id)
@@ -827,4 +880,16 @@ int client_conn_pop_event(struct client_conn *c, struct client_frame *ev)
 size_t client_conn_dropped_events(const struct client_conn *c)
 {
     return c->dropped_ev;
+}
+
+size_t client_conn_note_errors(const struct client_conn *c, struct client_note_error *last)
+{
+    if (last && c->counts.note_errors)
+        *last = c->last_note_err;
+    return (size_t)c->counts.note_errors;
+}
+
+void client_conn_counts(const struct client_conn *c, struct client_conn_counts *out)
+{
+    *out = c->counts;
 }

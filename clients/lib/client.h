@@ -73,6 +73,14 @@ struct client_conn_cbs {
      * negative ERR_* (ERR_IO for a plain close or connect failure). Pending
      * requests have already been failed. */
     void (*on_close)(struct client_conn *c, int reason, void *user);
+    /* An error response with id 0: the server refused a notification
+     * (client_conn_notify; the connection stays open), or could not read
+     * the id of a frame we sent (the server then closes the connection).
+     * It never answers a pending request. rc is client_err_from_code() of
+     * the error. Whether or not this is set, the connection counts these and
+     * keeps the last one (client_conn_note_errors). */
+    void (*on_note_error)(struct client_conn *c, const struct client_frame *err, int rc,
+                          void *user);
 };
 
 /* A response to one request. rc is 0 for an `ok` response, the ERR_* that
@@ -123,17 +131,26 @@ enum client_state client_conn_state(const struct client_conn *c);
 struct client_ctx *client_conn_ctx(struct client_conn *c);
 /* Why the connection closed (0 while it is not closed). */
 int client_conn_close_reason(const struct client_conn *c);
-/* A fresh request id for this connection (1, 2, ...; never 0). */
+/* A fresh request id for this connection (1, 2, ...; never 0: id 0 is the
+ * server's answer to a frame without a readable id, e.g. a notification). */
 uint32_t client_conn_next_id(struct client_conn *c);
 /* Requests sent and not yet answered. */
 size_t client_conn_pending(const struct client_conn *c);
 
-/* Queues an encoded request (frame is copied) whose id is `id`, and calls
- * cb once with its response. Frames queued while connecting are sent once
- * the connection opens. Returns 0, ERR_BADSTATE (closed), ERR_CONFLICT (id
- * already pending), ERR_LIMIT (outbound queue full), ERR_NOMEM. */
+/* Queues an encoded request (frame is copied) whose id is `id` (not 0), and
+ * calls cb once with its response. Frames queued while connecting are sent
+ * once the connection opens. Returns 0, ERR_INVALID (id 0), ERR_BADSTATE
+ * (closed), ERR_CONFLICT (id already pending), ERR_LIMIT (outbound queue
+ * full), ERR_NOMEM. */
 int client_conn_send(struct client_conn *c, uint32_t id, const uint8_t *frame, size_t len,
                      client_response_fn *cb, void *user);
+/* Queues an encoded notification (a request without id, wire_enc_note():
+ * PROTOCOL.md "Envelope"; the server accepts only `ack` so). Nothing comes
+ * back when the server carries it out; a refusal arrives later as an error
+ * response with id 0 (on_note_error, client_conn_note_errors). Unlike
+ * requests, notifications queued when the connection is asked to close are
+ * still sent before it closes. Returns as client_conn_send(). */
+int client_conn_notify(struct client_conn *c, const uint8_t *frame, size_t len);
 /* Queues bytes as one binary frame without tracking a response (tests use
  * it to send malformed frames). Returns as client_conn_send(). */
 int client_conn_send_raw(struct client_conn *c, const uint8_t *frame, size_t len);
@@ -145,6 +162,26 @@ void client_conn_cancel(struct client_conn *c, uint32_t id);
 int client_conn_pop_event(struct client_conn *c, struct client_frame *ev);
 /* Events dropped because the queue was full. */
 size_t client_conn_dropped_events(const struct client_conn *c);
+
+/* The last error response with id 0, as the server put it (truncated). */
+struct client_note_error {
+    char code[WIRE_MAX_NAME + 1];
+    char msg[256];
+};
+/* How many error responses with id 0 came on this connection (see
+ * on_note_error); *last (may be NULL) gets the latest one when there was
+ * any. */
+size_t client_conn_note_errors(const struct client_conn *c, struct client_note_error *last);
+
+/* What went over the connection: frames queued by client_conn_send() /
+ * client_conn_notify() and responses / events received. */
+struct client_conn_counts {
+    uint64_t requests, notes; /* queued */
+    uint64_t responses;       /* with an id other than 0 (matched or not) */
+    uint64_t note_errors;     /* error responses with id 0 */
+    uint64_t events;
+};
+void client_conn_counts(const struct client_conn *c, struct client_conn_counts *out);
 
 /* ---- the receive path without a network (tests, fuzzing) ---- */
 

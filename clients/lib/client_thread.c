@@ -111,6 +111,9 @@ int client_dev_open(struct client_conn *conn, const char *dir, const char *id,
     strcpy(d->domain, domain);
     d->conn = conn;
     d->timeout_ms = timeout_ms;
+    /* the first sync acknowledges the stored cursor even when nothing new
+     * came: an ack of the last session may not have reached the server */
+    d->ack_due = true;
     rc = client_state_open(dir, seed, &d->st);
 out:
     if (rc != 0) {
@@ -1093,20 +1096,57 @@ static int fetch(struct client_dev *d, struct client_sync_stats *s, unsigned *go
     return 0;
 }
 
-static int ack(struct client_dev *d)
+int client_dev_ack(struct client_dev *d, uint64_t seq)
 {
     struct wire_enc e;
-    struct client_frame r;
+    const uint8_t *data;
+    size_t len;
+    int rc;
+
+    wire_enc_init(&e);
+    wire_enc_note(&e, "ack", 1);
+    wire_kv_uint(&e, "seq", seq);
+    rc = wire_enc_finish(&e, &data, &len);
+    if (rc == 0)
+        rc = client_conn_notify(d->conn, data, len);
+    wire_enc_reset(&e);
+    if (rc != 0)
+        set_err(d, rc == ERR_BADSTATE ? "io" : err_str(rc), "cannot send the ack: %s",
+                rc == ERR_BADSTATE ? "the connection to the server is closed" : err_str(rc));
+    return rc;
+}
+
+unsigned client_dev_ack_failures(struct client_dev *d)
+{
+    struct client_note_error last;
+    size_t n;
+
+    if (!d->conn)
+        return d->ack_failures;
+    n = client_conn_note_errors(d->conn, &last);
+    if (n > d->note_errs_seen) {
+        d->ack_failures += (unsigned)(n - d->note_errs_seen);
+        d->note_errs_seen = n;
+        d->ack_due = true;
+        snprintf(d->ack_err_code, sizeof(d->ack_err_code), "%s", last.code);
+        snprintf(d->ack_err_msg, sizeof(d->ack_err_msg), "%s", last.msg);
+        if (getenv("SAMMEN_DEBUG"))
+            fprintf(stderr, "sammen: the server refused an ack: %s: %s\n", last.code,
+                    last.msg);
+    }
+    return d->ack_failures;
+}
+
+/* Acknowledges the device's cursor (client_dev_ack). */
+static int ack(struct client_dev *d)
+{
     uint64_t cursor;
-    uint32_t id;
     int rc;
 
     if ((rc = client_state_get_u64(d->st, "meta", "cursor", 0, &cursor)) != 0 || cursor == 0)
         return rc;
-    id = req(d, &e, "ack", 1);
-    wire_kv_uint(&e, "seq", cursor);
-    rc = call(d, id, &e, &r);
-    client_frame_free(&r);
+    if ((rc = client_dev_ack(d, cursor)) == 0)
+        d->ack_due = false;
     return rc;
 }
 
@@ -1428,6 +1468,7 @@ int client_thread_sync(struct client_dev *d, struct client_sync_stats *stats)
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof(*stats));
+    (void)client_dev_ack_failures(d); /* a refused earlier ack: ack again below */
     /* the consent ledger is read afresh once per sync (client_thread_check_basis
      * caches it; a revocation since the last sync must count) */
     client_frame_free(&d->ledger);
@@ -1455,7 +1496,8 @@ int client_thread_sync(struct client_dev *d, struct client_sync_stats *stats)
             break;
         rc = 0;
     }
-    if (total > 0) {
+    (void)client_dev_ack_failures(d);
+    if (total > 0 || d->ack_due) {
         int a = ack(d);
         if (rc == 0)
             rc = a;

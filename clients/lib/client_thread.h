@@ -15,7 +15,8 @@
  *     app        decrypt; stored in the local history (or why it failed)
  *     notice     stored (break-glass, missed, removed)
  *   then commit pending external proposals (thread.commit with the Welcome;
- *   on `conflict` sync again and retry, bounded), then `ack` the cursor.
+ *   on `conflict` sync again and retry, bounded), then `ack` the cursor
+ *   as a notification (no answer; see client_dev_ack()).
  *
  * Errors: functions return 0 or a negative ERR_*; when the server said no,
  * dev->err_code / dev->err_msg hold its error code and message (else
@@ -51,6 +52,12 @@ struct client_dev {
     char err_msg[512];
     struct client_frame ledger; /* the last consent.list answer (check_basis) */
     char ledger_citizen[CLIENT_ID_MAX + 1];
+    /* acks the server refused (client_dev_ack_failures) */
+    unsigned ack_failures;
+    char ack_err_code[65];  /* the last refusal's error code and message */
+    char ack_err_msg[256];
+    bool ack_due;           /* the next sync acks its cursor even if nothing came */
+    size_t note_errs_seen;  /* client_conn_note_errors() already counted */
 };
 
 /* Opens the device state in dir for identity id / device with the device
@@ -66,6 +73,25 @@ void client_dev_free(struct client_dev *d);
  * failure fills d->err_code / err_msg. */
 int client_dev_call(struct client_dev *d, uint32_t id, struct wire_enc *e,
                     struct client_frame *reply);
+
+/* Acknowledges everything up to seq in this device's inbox with an `ack`
+ * notification (PROTOCOL.md "Envelope"): it is queued and nothing is
+ * waited for; the server's `delivered` events and counts follow as for a
+ * request, once the server has read it. A refusal comes back later as an
+ * error response with id 0, which client_dev_ack_failures() picks up.
+ * client_thread_sync() calls it with the device's cursor. Returns 0 when
+ * queued, else the client_conn_notify() error (with d->err_code set). */
+int client_dev_ack(struct client_dev *d, uint64_t seq);
+
+/* The acks the server refused on this device's connection so far (errors
+ * with id 0: the library sends nothing else without an id). Looks at what
+ * has arrived without waiting; every client_thread_sync() looks first. When
+ * there are new ones, d->ack_err_code / ack_err_msg get the last, the next
+ * client_thread_sync() acknowledges its cursor again (acks are cumulative,
+ * so that repairs any refused or lost one), and with SAMMEN_DEBUG set it is
+ * printed on stderr. An earlier ack's refusal does not fail the operation
+ * that notices it. */
+unsigned client_dev_ack_failures(struct client_dev *d);
 
 /* server.info: the server's domain and Ed25519 key, pinned in the state on
  * first use; a different key later is ERR_CRYPTO. */

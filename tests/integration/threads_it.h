@@ -125,7 +125,7 @@ static struct mls_kp *make_kp(const struct party *p)
 }
 
 /* Creates n KeyPackages, keeps them, uploads them; returns the stored count. */
-static void upload_kps(struct party *p, size_t n)
+__attribute__((unused)) static void upload_kps(struct party *p, size_t n)
 {
     struct wire_enc e;
     struct client_frame r;
@@ -303,7 +303,7 @@ struct seen {
     char last_notice_type[16];
 };
 
-static void sync_party(struct party *p, const char *thread, struct seen *sn)
+__attribute__((unused)) static void sync_party(struct party *p, const char *thread, struct seen *sn)
 {
     struct client_frame r;
     memset(sn, 0, sizeof(*sn));
@@ -419,7 +419,7 @@ __attribute__((unused)) static const char *commit_add(struct party *p, const cha
     return commit(p, thread, &co, code, cap);
 }
 
-static int send_app(struct party *p, const char *thread, const char *text, uint64_t *devices,
+__attribute__((unused)) static int send_app(struct party *p, const char *thread, const char *text, uint64_t *devices,
                     char *code, size_t cap)
 {
     uint8_t *ct = NULL;
@@ -473,7 +473,7 @@ static void server_ext(const struct st *s, struct mls_extension_list *ext)
 }
 
 /* p creates a care thread of citizen; returns its id. */
-static void create_thread(struct st *s, struct party *p, const char *citizen, char *thread,
+__attribute__((unused)) static void create_thread(struct st *s, struct party *p, const char *citizen, char *thread,
                           const char *want_err)
 {
     uint8_t gid[16];

@@ -390,12 +390,117 @@ static void receive_path(void **state)
     client_ctx_free(ctx); /* frees c as well */
 }
 
+/* An error response with id 0 answers a notification: it never completes a
+ * pending request (no request has id 0), goes to on_note_error and the
+ * counters, and the connection stays open. */
+struct note_seen {
+    int calls, rc;
+    char code[WIRE_MAX_NAME + 1];
+};
+
+static void on_note_err(struct client_conn *c, const struct client_frame *err, int rc,
+                        void *user)
+{
+    struct note_seen *n = user;
+    (void)c;
+    n->calls++;
+    n->rc = rc;
+    snprintf(n->code, sizeof(n->code), "%s", err->msg.name);
+}
+
+static void note_errors(void **state)
+{
+    (void)state;
+    struct client_ctx *ctx = NULL;
+    struct client_conn *c = NULL;
+    struct seen a = {0};
+    struct note_seen ns = {0};
+    struct client_note_error last;
+    struct client_conn_counts k;
+    struct client_conn_cbs cbs = {.on_note_error = on_note_err};
+    static const uint8_t req[1] = {0x80};
+    uint8_t *m;
+    size_t len;
+
+    assert_int_equal(client_ctx_new(NULL, &ctx), 0);
+    assert_int_equal(client_conn_new_offline(ctx, NULL, NULL, &c), 0);
+    /* id 0 is not a request id */
+    assert_int_equal(client_conn_send(c, 0, req, 1, on_resp, &a), ERR_INVALID);
+    assert_int_equal(client_conn_pending(c), 0);
+    assert_int_equal(client_conn_send(c, 1, req, 1, on_resp, &a), 0);
+    assert_int_equal(client_conn_notify(c, req, 1), 0);
+    assert_int_equal(client_conn_note_errors(c, &last), 0);
+
+    /* without a callback: counted, the last one kept, the request waits */
+    m = encode_err(0, "bad_request", &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    m = encode_err(0, "unauthenticated", &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(client_conn_pending(c), 1);
+    assert_int_equal(client_conn_state(c), CLIENT_OPEN);
+    memset(&last, 0, sizeof(last));
+    assert_int_equal(client_conn_note_errors(c, &last), 2);
+    assert_string_equal(last.code, "unauthenticated");
+    assert_string_equal(last.msg, "because");
+    /* an `ok` with id 0 answers nothing either (and is no error) */
+    m = encode_ok(0, &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(client_conn_note_errors(c, NULL), 2);
+    /* the request's own answer still completes it */
+    m = encode_ok(1, &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.rc, 0);
+    client_conn_counts(c, &k);
+    assert_int_equal(k.requests, 1);
+    assert_int_equal(k.notes, 1);
+    assert_int_equal(k.responses, 1);
+    assert_int_equal(k.note_errors, 2);
+    assert_int_equal(k.events, 0);
+    client_conn_free(c);
+
+    /* with on_note_error: called with the mapped error */
+    assert_int_equal(client_conn_new_offline(ctx, &cbs, &ns, &c), 0);
+    m = encode_err(0, "bad_request", &len);
+    assert_int_equal(client_conn_receive(c, m, len), 0);
+    free(m);
+    assert_int_equal(ns.calls, 1);
+    assert_int_equal(ns.rc, ERR_INVALID);
+    assert_string_equal(ns.code, "bad_request");
+    assert_int_equal(client_conn_note_errors(c, NULL), 1);
+    /* a long message is cut to the buffer, NUL-terminated */
+    {
+        struct wire_enc e;
+        const uint8_t *p;
+        char longmsg[600];
+        memset(longmsg, 'x', sizeof(longmsg) - 1);
+        longmsg[sizeof(longmsg) - 1] = '\0';
+        wire_enc_init(&e);
+        wire_enc_err(&e, 0, "internal", longmsg);
+        assert_int_equal(wire_enc_finish(&e, &p, &len), 0);
+        assert_int_equal(client_conn_receive(c, p, len), 0);
+        wire_enc_reset(&e);
+        assert_int_equal(client_conn_note_errors(c, &last), 2);
+        assert_string_equal(last.code, "internal");
+        assert_int_equal(strlen(last.msg), sizeof(last.msg) - 1);
+    }
+    assert_int_equal(ns.calls, 2);
+    client_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(args_commands), cmocka_unit_test(args_usage_errors),
         cmocka_unit_test(urls),          cmocka_unit_test(error_codes),
         cmocka_unit_test(profile),       cmocka_unit_test(receive_path),
+        cmocka_unit_test(note_errors),
     };
     if (sodium_init() < 0)
         return 1;
