@@ -45,6 +45,7 @@ static const struct directive directives[] = {
     {"thread_cache", CFG_UINT, "4096", 1, 1000000, F(thread_cache), "threads whose group state is kept in memory (least recently used beyond are reloaded from the store)"},
     {"commit_delay_us", CFG_UINT, "2000", 0, 100000, F(commit_delay_us), "while busy, how long an open transaction may wait for more writes before it is committed (group commit; 0: commit after every loop iteration)"},
     {"settle_ms", CFG_UINT, "100", 0, 10000, F(settle_ms), "how often acknowledgements are settled: `delivered` events to senders and the ciphertext dropped once every recipient has it (0: in every transaction)"},
+    {"wal_checkpoint_pages", CFG_UINT, "16000", 100, 1000000, F(wal_checkpoint_pages), "WAL pages (4 KiB each) after which a background thread copies the WAL back into the database file"},
     {"unauth_timeout", CFG_UINT, "30", 1, 86400, F(unauth_timeout), "seconds a connection that has not logged in may stay silent before it is closed"},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level), "debug, info, warn or error"},
     {"test_clock", CFG_BOOL, "no", 0, 0, F(test_clock), "tests only (loopback): shiftable clock"},

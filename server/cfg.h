@@ -36,6 +36,7 @@ struct cfg {
     uint64_t unauth_timeout;
     uint64_t commit_delay_us;
     uint64_t settle_ms;
+    uint64_t wal_checkpoint_pages;
     /* derived by cfg_validate() */
     char host[256];
     uint16_t port;

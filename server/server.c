@@ -349,7 +349,7 @@ int server_cmd_run(void)
                   srv.cfg.data, srv.cfg.data);
     if (rc)
         log_fatal("cannot open the database %s: %s", path, err_str(rc));
-    rc = store_checkpoint_in_background(srv.store, path);
+    rc = store_checkpoint_in_background(srv.store, path, (int)srv.cfg.wal_checkpoint_pages);
     if (rc)
         log_fatal("cannot start the database checkpointer: %s", err_str(rc));
     rc = store_meta_get(srv.store, "domain", srv.domain, sizeof(srv.domain));

@@ -424,6 +424,7 @@ struct ckpt {
     sqlite3 *db;       /* its own connection, used only by the thread */
     bool want, stop;   /* under mu */
     uint64_t passes;   /* checkpoints run (under mu) */
+    int pages;         /* WAL pages that wake the thread (read by the writer's hook) */
 };
 
 struct store {
@@ -667,17 +668,12 @@ out:
 
 /* ------------------------------------------------------ checkpoints */
 
-/* WAL pages after which the checkpointer copies the WAL back into the
- * database file (SQLite's own default is 1000, run inside the COMMIT that
- * crosses it). */
-#define CKPT_PAGES 2000
-
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     (void)db;
     (void)name;
     struct ckpt *ck = arg;
-    if (pages >= CKPT_PAGES && pthread_mutex_lock(&ck->mu) == 0) {
+    if (pages >= ck->pages && pthread_mutex_lock(&ck->mu) == 0) {
         ck->want = true;
         (void)pthread_cond_signal(&ck->cv);
         (void)pthread_mutex_unlock(&ck->mu);
@@ -706,7 +702,7 @@ static void *ckpt_main(void *arg)
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("store: checkpoint: %s (the WAL keeps the data; retried at the next "
                      "%d pages)",
-                     sqlite3_errstr(rc), CKPT_PAGES);
+                     sqlite3_errstr(rc), ck->pages);
         if (rc == SQLITE_OK && pthread_mutex_lock(&ck->mu) == 0) {
             ck->passes++;
             (void)pthread_mutex_unlock(&ck->mu);
@@ -745,13 +741,16 @@ static void ckpt_stop(struct store *st)
     (void)sqlite3_wal_autocheckpoint(st->db, 1000);
 }
 
-int store_checkpoint_in_background(struct store *st, const char *path)
+int store_checkpoint_in_background(struct store *st, const char *path, int pages)
 {
     if (st->ck)
         return 0;
+    if (pages < 1)
+        return ERR_INVALID;
     struct ckpt *ck = calloc(1, sizeof(*ck));
     if (!ck)
         return ERR_NOMEM;
+    ck->pages = pages;
     if (pthread_mutex_init(&ck->mu, NULL) != 0) {
         free(ck);
         return ERR_NOMEM;

@@ -44,8 +44,11 @@ void store_close(struct store *st);
  * own connection to path (the server's run; tests and tools keep SQLite's
  * automatic checkpoint). Copying the WAL back into the database file and
  * syncing it then no longer stalls the event loop; durability is the
- * WAL's, as before. store_close() stops it. 0 or ERR_IO / ERR_NOMEM. */
-int store_checkpoint_in_background(struct store *st, const char *path);
+ * WAL's, as before. A COMMIT that leaves at least `pages` pages in the WAL
+ * wakes the thread (cfg wal_checkpoint_pages: a page that every COMMIT
+ * rewrites is copied once per checkpoint, so a longer WAL copies less).
+ * store_close() stops it. 0 or ERR_INVALID / ERR_IO / ERR_NOMEM. */
+int store_checkpoint_in_background(struct store *st, const char *path, int pages);
 /* Background checkpoints completed so far (0 without the checkpointer). */
 uint64_t store_checkpoints(struct store *st);
 /* The handle, for tests and audit verification. */

@@ -607,24 +607,11 @@ static void cursor_row_migration(void **state)
     store_close(st);
 }
 
-/* The server's checkpointer: COMMITs past CKPT_PAGES of WAL wake it, it
- * copies the WAL back into the database file on its own connection, the
- * writer carries on meanwhile, and everything reads back after a reopen. */
-static void background_checkpoint(void **state)
+/* 40 commits of 100 rows of 2 KiB: ~8 MiB, about 2,000 pages per 10 commits */
+static void write_scratch(struct store *st, int commits)
 {
-    (void)state;
-    struct store *st;
-    char pc[160];
-    snprintf(pc, sizeof(pc), "%s/ckpt.db", dir);
-    assert_int_equal(store_open(pc, true, &st), 0);
-    assert_int_equal(store_checkpoint_in_background(st, pc), 0);
-    assert_int_equal(store_checkpoints(st), 0);
     sqlite3 *db = store_db(st);
-    assert_int_equal(sql_rc(db, "CREATE TABLE scratch(k INTEGER PRIMARY KEY, v BLOB)"), SQLITE_OK);
-    struct stat before;
-    assert_int_equal(stat(pc, &before), 0);
-    /* 40 commits of 100 rows of 2 KiB: ~8 MiB, about 2,000 pages per 10 commits */
-    for (int c = 0; c < 40; c++) {
+    for (int c = 0; c < commits; c++) {
         assert_int_equal(store_begin(st), 0);
         char sql[160];
         snprintf(sql, sizeof(sql),
@@ -634,6 +621,26 @@ static void background_checkpoint(void **state)
         assert_int_equal(sql_rc(db, sql), SQLITE_OK);
         assert_int_equal(store_commit(st), 0);
     }
+}
+
+/* The server's checkpointer: COMMITs past its pages of WAL wake it, it
+ * copies the WAL back into the database file on its own connection, the
+ * writer carries on meanwhile, and everything reads back after a reopen. */
+static void background_checkpoint(void **state)
+{
+    (void)state;
+    struct store *st;
+    char pc[160];
+    snprintf(pc, sizeof(pc), "%s/ckpt.db", dir);
+    assert_int_equal(store_open(pc, true, &st), 0);
+    assert_int_equal(store_checkpoint_in_background(st, pc, 0), ERR_INVALID);
+    assert_int_equal(store_checkpoint_in_background(st, pc, 2000), 0);
+    assert_int_equal(store_checkpoints(st), 0);
+    sqlite3 *db = store_db(st);
+    assert_int_equal(sql_rc(db, "CREATE TABLE scratch(k INTEGER PRIMARY KEY, v BLOB)"), SQLITE_OK);
+    struct stat before;
+    assert_int_equal(stat(pc, &before), 0);
+    write_scratch(st, 40);
     for (int i = 0; i < 200 && store_checkpoints(st) == 0; i++)
         usleep(50 * 1000);
     assert_true(store_checkpoints(st) >= 1);
@@ -644,6 +651,37 @@ static void background_checkpoint(void **state)
     assert_int_equal(store_open(pc, false, &st), 0);
     assert_int_equal(sql_int(store_db(st), "SELECT count(*) FROM scratch"), 4000);
     assert_int_equal(store_checkpoints(st), 0); /* off unless started */
+    store_close(st);
+}
+
+/* Below its threshold the checkpointer stays asleep: the WAL keeps every
+ * page (no copy into the database file), and the rows are there after a
+ * reopen, which checkpoints. */
+static void checkpoint_threshold(void **state)
+{
+    (void)state;
+    struct store *st;
+    char pc[160];
+    snprintf(pc, sizeof(pc), "%s/ckpt_t.db", dir);
+    assert_int_equal(store_open(pc, true, &st), 0);
+    assert_int_equal(store_checkpoint_in_background(st, pc, 100000), 0);
+    assert_int_equal(sql_rc(store_db(st), "CREATE TABLE scratch(k INTEGER PRIMARY KEY, v BLOB)"),
+                     SQLITE_OK);
+    struct stat before;
+    assert_int_equal(stat(pc, &before), 0);
+    write_scratch(st, 40); /* ~2,000 pages per 10 commits: far below 100,000 */
+    usleep(300 * 1000);
+    assert_int_equal(store_checkpoints(st), 0);
+    char pw[176];
+    snprintf(pw, sizeof(pw), "%s-wal", pc);
+    struct stat file, wal;
+    assert_int_equal(stat(pc, &file), 0);
+    assert_int_equal(stat(pw, &wal), 0);
+    assert_true(file.st_size < before.st_size + 1024 * 1024); /* nothing copied back */
+    assert_true(wal.st_size > 8 * 1024 * 1024);                 /* all of it in the WAL */
+    store_close(st);
+    assert_int_equal(store_open(pc, false, &st), 0);
+    assert_int_equal(sql_int(store_db(st), "SELECT count(*) FROM scratch"), 4000);
     store_close(st);
 }
 
@@ -673,6 +711,7 @@ int main(void)
         cmocka_unit_test(message_row_migration),
         cmocka_unit_test(cursor_row_migration),
         cmocka_unit_test(background_checkpoint),
+        cmocka_unit_test(checkpoint_threshold),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
