@@ -628,16 +628,38 @@ static int thr_pending(struct thr_ent *t)
     return 0;
 }
 
-/* A message was stored in thread: its cached pending list (if any) is read
- * again before use. deliver_thread_message, the one place that inserts
- * into `messages`, calls it for every row (the table is WITHOUT ROWID since
- * schema 8, so SQLite's update hook cannot tell us). A rollback of the row
- * is covered by cache_check(): every cache is forgotten then. */
-static void thr_note_insert(const char *thread)
+/* A message was stored in thread (deliver_thread_message, the one place
+ * that inserts into `messages`; it is WITHOUT ROWID since schema 8, so
+ * SQLite's update hook cannot tell us). A cached pending list that is
+ * complete up to now gets the row appended, as Q_MSG_PENDING would return
+ * it: its gseq is the newest, and it is pending when it kept its
+ * ciphertext (someone to deliver to). Any other list is read again before
+ * use. A rollback of the row is covered by cache_check(): every cache is
+ * forgotten then. */
+static void thr_note_insert(const char *thread, const struct pmsg *p, bool pending)
 {
+    cache_check();
     struct thr_ent *t = ctab_find(&thrs_c, thread);
-    if (t)
-        t->pend_dirty = true;
+    if (!t)
+        return;
+    if (!p || t->epoch != cache_epoch || !t->has_pend || t->pend_dirty || p->gseq <= t->pend_after ||
+        t->np >= PEND_CACHE_MAX)
+        goto reread;
+    if (pending) {
+        if (t->np == t->pcap) {
+            size_t nc = t->pcap ? 2 * t->pcap : 32;
+            struct pmsg *g = realloc(t->pm, nc * sizeof(*g));
+            if (!g)
+                goto reread;
+            t->pm = g;
+            t->pcap = nc;
+        }
+        t->pm[t->np++] = *p;
+    }
+    t->pend_after = p->gseq;
+    return;
+reread:
+    t->pend_dirty = true;
 }
 
 /* Whether settling thread now would find nothing pending: its list is
@@ -1007,7 +1029,14 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (!rc) rc = tq_run(s);
     if (!rc) {
         hot_seq_used(h, seq);
-        thr_note_insert(thread);
+        struct pmsg p = {.seq = seq, .gseq = gseq, .targets = n, .app = strcmp(kind, "app") == 0};
+        size_t dl = strlen(sender_device);
+        if (dl < sizeof(p.device)) {
+            memcpy(p.device, sender_device, dl + 1);
+            thr_note_insert(thread, &p, n > 0);
+        } else {
+            thr_note_insert(thread, NULL, false); /* not cacheable as is: read again */
+        }
     }
     /* the entry is the same for every recipient (the entry seq is the
      * message's gseq): encoded once, when someone is online to get it, into

@@ -419,8 +419,9 @@ __attribute__((unused)) static const char *commit_add(struct party *p, const cha
     return commit(p, thread, &co, code, cap);
 }
 
-__attribute__((unused)) static int send_app(struct party *p, const char *thread, const char *text, uint64_t *devices,
-                    char *code, size_t cap)
+__attribute__((unused)) static int send_app(struct party *p, const char *thread,
+                                            const char *text, uint64_t *devices, char *code,
+                                            size_t cap)
 {
     uint8_t *ct = NULL;
     size_t cl;

@@ -534,6 +534,42 @@ static void ack_caches(void **state)
     assert_int_equal(int_of(db, "SELECT acked FROM delivery_cursors WHERE device = 'dB'"),
                      (int64_t)gseq_of(db, 6));
 
+    /* a message stored while the thread's pending list is cached joins the
+     * list as it is (thr_note_insert appends it): message 7 is dB's, so it
+     * waits for dA alone, and dB's own ack past it must not count for it;
+     * then two in one transaction, completed together by one ack */
+    begin();
+    assert_int_equal(send_msg("dB", "m7", NOW, &targets), 7);
+    assert_int_equal(targets, 1);
+    commit();
+    begin();
+    assert_int_equal(deliver_ack("dB", gseq_of(db, 7)), 0);
+    commit();
+    assert_int_equal(data_kept(db, 7), 1);
+    assert_int_equal(delivered(7), 0);
+    begin();
+    assert_int_equal(deliver_ack("dA", gseq_of(db, 7)), 0);
+    commit();
+    assert_int_equal(data_kept(db, 7), 0);
+    assert_int_equal(delivered(7), 1);
+    begin();
+    assert_int_equal(send_msg("dA", "m8", NOW, &targets), 8);
+    assert_int_equal(send_msg("dA", "m9", NOW, &targets), 9);
+    commit();
+    begin();
+    assert_int_equal(deliver_ack("dB", gseq_of(db, 8)), 0);
+    commit();
+    assert_int_equal(data_kept(db, 8), 0);
+    assert_int_equal(data_kept(db, 9), 1);
+    begin();
+    assert_int_equal(deliver_ack("dB", gseq_of(db, 9)), 0);
+    commit();
+    assert_int_equal(data_kept(db, 9), 0);
+    assert_int_equal(delivered(8), 1);
+    assert_int_equal(delivered(9), 1);
+    sync_dev("dB", 0, &p);
+    assert_int_equal(p.n, 0);
+
     /* the offline-limit sweep reads a bounded step of pending rows per
      * call: 2,100 recent pending rows of one thread (more than a step)
      * before a due one in the next thread do not hide it, and 250 due rows
