@@ -67,7 +67,9 @@ struct wire_msg {
                                   error response: the err map */
     const char *err_msg;       /* error response: err.msg (not NUL-terminated) */
     size_t err_msg_len;
-    msgpack_unpacked up;       /* owns the decoded objects */
+    msgpack_zone *zone;        /* owns the decoded objects' maps and arrays
+                                  (strings and bins point into the frame) */
+    msgpack_object root;
     bool has_up;
 };
 
