@@ -311,7 +311,8 @@ struct dev_ent {
 struct thr_ent {
     char thread[THREAD_MAX]; /* the key: first member (ctab) */
     uint64_t epoch;
-    bool has_wins, has_pend;
+    bool has_num, has_wins, has_pend;
+    uint64_t num;        /* threads.num (hot.c): the key in `messages` */
     uint64_t wins_gen;
     struct win *w;
     size_t nw, wcap;
@@ -458,9 +459,21 @@ static struct thr_ent *thr_get(const char *thread)
     }
     if (t->epoch != cache_epoch) {
         t->epoch = cache_epoch;
-        t->has_wins = t->has_pend = false;
+        t->has_num = t->has_wins = t->has_pend = false;
     }
     return t;
+}
+
+/* The thread's number, kept in its entry (a number never changes; a
+ * rollback, which could undo a new thread, forgets it with the rest) */
+static int thr_num(struct thr_ent *t)
+{
+    if (t->has_num)
+        return 0;
+    int rc = hot_num(t->thread, &t->num);
+    if (!rc)
+        t->has_num = true;
+    return rc;
 }
 
 /* Forgets every cached value (O(1): entries are reset when next used). */
@@ -596,8 +609,11 @@ static int thr_pending(struct thr_ent *t)
         t->pend_after = 0;
     }
     t->has_pend = false; /* until the read below completes */
+    int rc = thr_num(t);
+    if (rc)
+        return rc;
     sqlite3_stmt *s = tq(Q_MSG_PENDING);
-    int rc = tq_text(s, 1, t->thread);
+    rc = tq_u64(s, 1, t->num);
     if (!rc) rc = tq_u64(s, 2, t->pend_after);
     while (!rc && (rc = tq_row(s)) == 0) {
         if (t->np == t->pcap) {
@@ -734,10 +750,11 @@ static bool touch_real(const struct touch *k, const struct win *w, size_t nw,
  * rising and no other pending message between): one statement. The rows
  * changed must be exactly those, else the cache disagrees with the store
  * and the transaction is refused. */
-static int drop_run(const char *thread, const struct pmsg *pm, size_t a, size_t b, uint64_t have)
+static int drop_run(const char *thread, uint64_t num, const struct pmsg *pm, size_t a, size_t b,
+                    uint64_t have)
 {
     sqlite3_stmt *s = tq(Q_MSG_COMPLETE_RANGE);
-    int rc = tq_text(s, 1, thread);
+    int rc = tq_u64(s, 1, num);
     if (!rc) rc = tq_u64(s, 2, pm[a].seq);
     if (!rc) rc = tq_u64(s, 3, pm[b - 1].seq);
     if (!rc) rc = tq_u64(s, 4, have);
@@ -765,6 +782,8 @@ static int settle_thread(const struct touch *t, size_t n)
     if (!te)
         return ERR_NOMEM;
     int rc = thr_windows(te);
+    if (!rc)
+        rc = thr_num(te);
     if (!rc && (!te->has_pend || te->pend_dirty))
         rc = thr_pending(te);
     if (rc)
@@ -821,7 +840,7 @@ static int settle_thread(const struct touch *t, size_t n)
             continue;
         while (rising && b < np && drop[b] && have[b] == have[a])
             b++;
-        rc = drop_run(thread, pm, a, b, have[a]);
+        rc = drop_run(thread, te->num, pm, a, b, have[a]);
     }
     if (rc)
         goto out;
@@ -842,8 +861,8 @@ static int settle_thread(const struct touch *t, size_t n)
     if (closed) {
         sqlite3_stmt *s = tq(Q_WIN_SWEEP);
         rc = tq_text(s, 1, thread);
-        if (!rc)
-            rc = tq_run(s);
+        if (!rc) rc = tq_u64(s, 2, te->num);
+        if (!rc) rc = tq_run(s);
     }
 out:
     if (rc)
@@ -1015,7 +1034,7 @@ int deliver_thread_message(const char *thread, const char *kind, const char *sen
     if (rc)
         return rc;
     sqlite3_stmt *s = tq(Q_MSG_ADD);
-    rc = tq_text(s, 1, thread);
+    rc = tq_u64(s, 1, h->num);
     if (!rc) rc = tq_u64(s, 2, seq);
     if (!rc) rc = tq_text(s, 3, kind);
     if (!rc) rc = tq_text(s, 4, sender);
@@ -1425,7 +1444,7 @@ int deliver_ack(const char *device, uint64_t seq)
 
 /* A message at the offline limit: the recipients that do not have it get
  * a `missed` notice and count as undeliverable; the data goes. */
-static int expire_message(const char *thread, uint64_t seq, uint64_t gseq,
+static int expire_message(const char *thread, uint64_t num, uint64_t seq, uint64_t gseq,
                           const char *sender_dev, uint64_t now)
 {
     struct win *w = NULL;
@@ -1461,8 +1480,8 @@ static int expire_message(const char *thread, uint64_t seq, uint64_t gseq,
     if (!rc && closed) {
         s = tq(Q_WIN_SWEEP);
         rc = tq_text(s, 1, thread);
-        if (!rc)
-            rc = tq_run(s);
+        if (!rc) rc = tq_u64(s, 2, num);
+        if (!rc) rc = tq_run(s);
     }
     if (!rc)
         log_info("delivery: thread %s message %llu dropped at the offline limit (%llu devices)",
@@ -1519,37 +1538,38 @@ static int expire_v2_message(const char *thread, uint64_t seq, uint64_t now)
  * limit (days) and bounds the sweep's cost whatever is pending. */
 #define SWEEP_STEP 2000
 #define SWEEP_DUE_MAX 200
-static char sweep_from[THREAD_MAX + 1]; /* where the next step starts ("": first) */
+static uint64_t sweep_from; /* the thread number where the next step starts (0: first) */
 
 int deliver_sweep(uint64_t now, bool *did)
 {
     struct due {
         char thread[THREAD_MAX];
-        uint64_t seq, gseq;
+        uint64_t num, seq, gseq;
     } due[SWEEP_DUE_MAX];
     size_t n = 0, seen = 0;
     bool full = false;
-    char first[THREAD_MAX] = "", last[THREAD_MAX] = "";
+    uint64_t first = 0, last = 0;
     uint64_t limit = srv.cfg.offline_days * 86400;
     *did = false;
     if (now <= limit)
         return 0;
     sqlite3_stmt *s = tq(Q_MSG_EXPIRED_DUE);
-    int rc = tq_text(s, 1, sweep_from);
+    int rc = tq_u64(s, 1, sweep_from);
     if (!rc) rc = tq_u64(s, 2, SWEEP_STEP);
     while (!rc && (rc = tq_row(s)) == 0) {
-        tq_col_text(s, 0, last, sizeof(last));
+        last = tq_col_u64(s, 0);
         if (seen++ == 0)
-            memcpy(first, last, sizeof(first));
-        if (tq_col_u64(s, 3) > now - limit)
+            first = last;
+        if (tq_col_u64(s, 4) > now - limit)
             continue;
         if (n == SWEEP_DUE_MAX) {
             full = true;
             continue;
         }
-        memcpy(due[n].thread, last, sizeof(due[n].thread));
-        due[n].seq = tq_col_u64(s, 1);
-        due[n].gseq = tq_col_u64(s, 2);
+        due[n].num = last;
+        tq_col_text(s, 1, due[n].thread, sizeof(due[n].thread));
+        due[n].seq = tq_col_u64(s, 2);
+        due[n].gseq = tq_col_u64(s, 3);
         n++;
     }
     if (rc != ERR_NOT_FOUND)
@@ -1561,16 +1581,12 @@ int deliver_sweep(uint64_t now, bool *did)
      * window, from the thread after it: its oldest pending rows were just
      * seen, and they are dropped before the newer ones come due */
     if (!full) {
-        if (seen < SWEEP_STEP) {
-            sweep_from[0] = 0;
-        } else if (strcmp(first, last) != 0) {
-            memcpy(sweep_from, last, sizeof(last));
-        } else {
-            size_t len = strlen(last); /* the least text above `last`: ids are printable */
-            memcpy(sweep_from, last, len);
-            sweep_from[len] = '\x01';
-            sweep_from[len + 1] = 0;
-        }
+        if (seen < SWEEP_STEP)
+            sweep_from = 0;
+        else if (first != last)
+            sweep_from = last;
+        else
+            sweep_from = last + 1;
     }
     if (n == 0)
         return 0;
@@ -1589,7 +1605,8 @@ int deliver_sweep(uint64_t now, bool *did)
                 return rc;
             tq_col_text(s, 2, sender_dev, sizeof(sender_dev));
             tq_done(s);
-            rc = expire_message(due[i].thread, due[i].seq, due[i].gseq, sender_dev, now);
+            rc = expire_message(due[i].thread, due[i].num, due[i].seq, due[i].gseq, sender_dev,
+                                now);
         }
         if (rc)
             return rc;

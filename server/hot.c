@@ -41,7 +41,10 @@ static int fill(struct hot_thread *h)
     h->epoch = tq_col_u64(s, 0);
     h->removal_pending = tq_col_u64(s, 1) != 0;
     h->last_seq = tq_col_u64(s, 2);
+    h->num = tq_col_u64(s, 3);
     tq_done(s);
+    if (h->num == 0)
+        return ERR_INTERNAL; /* every thread has one from schema 10 on */
     h->n = 0;
     s = tq(Q_MEMBER_EACH);
     rc = tq_text(s, 1, h->id);
@@ -119,6 +122,15 @@ int hot_get(const char *thread, const struct hot_thread **out)
     }
     *out = h;
     return 0;
+}
+
+int hot_num(const char *thread, uint64_t *num)
+{
+    const struct hot_thread *h;
+    int rc = hot_get(thread, &h);
+    if (!rc)
+        *num = h->num;
+    return rc;
 }
 
 void hot_seq_used(const struct hot_thread *h, uint64_t seq)

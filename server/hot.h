@@ -35,6 +35,7 @@ struct hot_thread {
     uint64_t epoch;
     bool removal_pending;
     uint64_t last_seq;     /* the thread's last message seq (hot_seq_used) */
+    uint64_t num;          /* threads.num: the key of its rows in `messages` */
     uint32_t n;            /* members, in leaf order */
     uint32_t cap;
     struct hot_member *m;
@@ -44,6 +45,9 @@ struct hot_thread {
  * such thread), ERR_NOMEM, ERR_LIMIT (more than HOT_MEMBERS_MAX members),
  * ERR_IO. *out stays valid until the next hot_get() or hot_clear(). */
 int hot_get(const char *thread, const struct hot_thread **out);
+/* The number of thread (threads.num, schema 10), through its entry: 0,
+ * or hot_get()'s errors. Invalidates *out of an earlier hot_get(). */
+int hot_num(const char *thread, uint64_t *num);
 /* Records that seq (h->last_seq + 1) was stored for h's thread: the next
  * message gets the one after. (Stored messages do not make the entry
  * stale; a rollback does, and the count is read again from the store.) */

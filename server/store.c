@@ -354,6 +354,74 @@ static const char *const migrations[] = {
     "  SELECT device, acked, v FROM delivery_cursors WHERE device IS NOT NULL;"
     "DROP TABLE delivery_cursors;"
     "ALTER TABLE delivery_cursors_new RENAME TO delivery_cursors;",
+    /* 9 -> 10: the thread as an integer key in `messages` (PERFORMANCE.md
+     * "The thread as an integer key (session 6)"). Every message row and
+     * its index entry carried the 34-character thread id twice (table key,
+     * messages_pending key); a number is 1-3 bytes.
+     * - threads.num: the thread's number, assigned when the row is
+     *   inserted (trigger threads_num_assign, from the counter
+     *   thread_nums, so never reused even if a thread were deleted), unique
+     *   and never changed (threads_num_fixed). Not the rowid, which VACUUM
+     *   may renumber. Existing threads are numbered from their rowid once.
+     * - messages keyed (tnum, seq) WITHOUT ROWID, every row copied with its
+     *   thread's number; a row whose thread does not exist (none can: the
+     *   foreign key of schema 2-7, then the server's own reads) would fail
+     *   NOT NULL and stop the migration rather than be lost.
+     * - messages_pending on (tnum, gseq, time) WHERE data IS NOT NULL.
+     * Other tables keep the text id (inbox, member_windows, ...): none is
+     * written per message. The triggers that name `messages` are dropped
+     * while it is rebuilt and created again through the number. */
+    "ALTER TABLE threads ADD COLUMN num INTEGER;"
+    "UPDATE threads SET num = rowid;"
+    "CREATE UNIQUE INDEX threads_num ON threads(num);"
+    "CREATE TABLE thread_nums(id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL,"
+    "  v INTEGER NOT NULL DEFAULT 1);"
+    "INSERT INTO thread_nums(id, last) VALUES(1, coalesce((SELECT max(num) FROM threads), 0));"
+    "CREATE TRIGGER threads_num_assign AFTER INSERT ON threads BEGIN"
+    "  UPDATE thread_nums SET last = last + 1 WHERE id = 1;"
+    "  UPDATE threads SET num = (SELECT last FROM thread_nums WHERE id = 1)"
+    "  WHERE id = new.id; END;"
+    "CREATE TRIGGER threads_num_fixed BEFORE UPDATE OF num ON threads"
+    "  WHEN old.num IS NOT NULL BEGIN SELECT RAISE(ABORT, 'a thread keeps its number'); END;"
+    "DROP TRIGGER member_window_open;"
+    "DROP TRIGGER member_window_close;"
+    "DROP TRIGGER member_window_reopen;"
+    "DROP TRIGGER member_window_end;"
+    "DROP TRIGGER threads_keep_messages;"
+    "CREATE TABLE messages_new(tnum INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL, sender TEXT NOT NULL, device TEXT NOT NULL, time INTEGER NOT NULL,"
+    "  epoch INTEGER NOT NULL, data BLOB, targets INTEGER NOT NULL DEFAULT 0,"
+    "  acked INTEGER NOT NULL DEFAULT 0, undeliverable INTEGER NOT NULL DEFAULT 0,"
+    "  v INTEGER NOT NULL DEFAULT 1, gseq INTEGER, PRIMARY KEY(tnum, seq)) WITHOUT ROWID;"
+    "INSERT INTO messages_new(tnum, seq, kind, sender, device, time, epoch, data, targets,"
+    "  acked, undeliverable, v, gseq) SELECT (SELECT num FROM threads t WHERE t.id = m.thread),"
+    "  seq, kind, sender, device, time, epoch, data, targets, acked, undeliverable, v, gseq"
+    "  FROM messages m;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_new RENAME TO messages;"
+    "CREATE INDEX messages_pending ON messages(tnum, gseq, time) WHERE data IS NOT NULL;"
+    "CREATE TRIGGER threads_keep_messages BEFORE DELETE ON threads"
+    "  WHEN EXISTS (SELECT 1 FROM messages WHERE tnum = old.num)"
+    "  BEGIN SELECT RAISE(ABORT, 'the thread has messages'); END;"
+    "CREATE TRIGGER member_window_open AFTER INSERT ON thread_members BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq, upto_seq)"
+    "  SELECT new.thread, new.device, s.last, CASE WHEN new.removing != 0 THEN s.last END"
+    "  FROM (SELECT coalesce((SELECT max(seq) FROM messages WHERE tnum ="
+    "  (SELECT num FROM threads WHERE id = new.thread)), 0) AS last) s; END;"
+    "CREATE TRIGGER member_window_close AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing != 0 AND old.removing = 0 BEGIN"
+    "  UPDATE member_windows SET upto_seq = coalesce((SELECT max(seq) FROM messages"
+    "  WHERE tnum = (SELECT num FROM threads WHERE id = new.thread)), 0)"
+    "  WHERE thread = new.thread AND device = new.device AND upto_seq IS NULL; END;"
+    "CREATE TRIGGER member_window_reopen AFTER UPDATE OF removing ON thread_members"
+    "  WHEN new.removing = 0 AND old.removing != 0 BEGIN"
+    "  INSERT OR REPLACE INTO member_windows(thread, device, after_seq)"
+    "  VALUES(new.thread, new.device, coalesce((SELECT max(seq) FROM messages"
+    "  WHERE tnum = (SELECT num FROM threads WHERE id = new.thread)), 0)); END;"
+    "CREATE TRIGGER member_window_end AFTER DELETE ON thread_members BEGIN"
+    "  UPDATE member_windows SET upto_seq = coalesce((SELECT max(seq) FROM messages"
+    "  WHERE tnum = (SELECT num FROM threads WHERE id = old.thread)), 0)"
+    "  WHERE thread = old.thread AND device = old.device AND upto_seq IS NULL; END;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -27,7 +27,7 @@
 struct store;
 struct sqlite3;
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 #define STORE_ID_MAX 320 /* name@domain, NUL included */
 #define STORE_NAME_MAX 65
 

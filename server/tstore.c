@@ -100,9 +100,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_KP_DEL] = "DELETE FROM key_packages WHERE ref = ?1",
     [Q_THREAD_ADD] = "INSERT INTO threads(id, citizen, kind, title, creator, created, epoch,"
                      " group_info) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-    [Q_THREAD_GET] = "SELECT citizen, kind, title, epoch, removal_pending,"
-                     " coalesce((SELECT max(seq) FROM messages WHERE thread = id), 0),"
-                     " coalesce(latest_gi, group_info) FROM threads WHERE id = ?1",
+    [Q_THREAD_GET] = "SELECT t.citizen, t.kind, t.title, t.epoch, t.removal_pending,"
+                     " coalesce((SELECT max(m.seq) FROM messages m WHERE m.tnum = t.num), 0),"
+                     " coalesce(t.latest_gi, t.group_info) FROM threads t WHERE t.id = ?1",
     [Q_THREAD_SET_EPOCH] = "UPDATE threads SET epoch = ?2 WHERE id = ?1",
     [Q_THREAD_SET_REMOVAL] = "UPDATE threads SET removal_pending = ?2 WHERE id = ?1",
     [Q_THREAD_EACH] = "SELECT id, citizen, kind, title, epoch FROM threads ORDER BY created, id",
@@ -134,33 +134,43 @@ static const char *const sql[Q_COUNT] = {
                  " (SELECT coalesce(max(idx), 0) + 1 FROM handshakes WHERE thread = ?1),"
                  " ?2, ?3, ?4)",
     [Q_HS_EACH] = "SELECT time, data FROM handshakes WHERE thread = ?1 ORDER BY idx",
-    [Q_MSG_ADD] = "INSERT INTO messages(thread, seq, kind, sender, device, time, epoch, data,"
+    /* `messages` is keyed by the thread's number (schema 10): ?1 is
+     * threads.num (hot.c holds it), not the text id */
+    [Q_MSG_ADD] = "INSERT INTO messages(tnum, seq, kind, sender, device, time, epoch, data,"
                   " targets, gseq) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    /* the statements off the send and settle paths bind the text id ?1 and
+     * look its number up (one search of threads' primary key) */
     [Q_MSG_GET] = "SELECT kind, sender, device, time, data IS NOT NULL, targets, acked,"
-                  " undeliverable, coalesce(gseq, 0) FROM messages WHERE thread = ?1 AND seq = ?2",
+                  " undeliverable, coalesce(gseq, 0) FROM messages"
+                  " WHERE tnum = (SELECT num FROM threads WHERE id = ?1) AND seq = ?2",
     /* v2 inbox rows (message > 0, schema 2 data still pending): an ack up
      * to seq ?2 by device ?1, in one statement: each message with an inbox
      * row of that device up to seq counts that device's rows. */
     [Q_MSG_ACK_UPTO] = "UPDATE messages SET acked = acked + (SELECT count(*) FROM inbox i"
                        " INDEXED BY inbox_message"
-                       " WHERE i.thread = messages.thread AND i.message = messages.seq"
-                       " AND i.device = ?1 AND i.seq <= ?2)"
-                       " WHERE (thread, seq) IN (SELECT thread, message FROM inbox"
-                       " WHERE device = ?1 AND seq <= ?2 AND message > 0)"
-                       " RETURNING thread, seq, acked, targets, device, kind",
-    [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL WHERE thread = ?1 AND seq = ?2",
+                       " WHERE i.thread = (SELECT id FROM threads WHERE num = messages.tnum)"
+                       " AND i.message = messages.seq AND i.device = ?1 AND i.seq <= ?2)"
+                       " WHERE (tnum, seq) IN (SELECT t.num, i.message FROM inbox i"
+                       " JOIN threads t ON t.id = i.thread"
+                       " WHERE i.device = ?1 AND i.seq <= ?2 AND i.message > 0)"
+                       " RETURNING (SELECT id FROM threads WHERE num = messages.tnum), seq,"
+                       " acked, targets, device, kind",
+    [Q_MSG_DROP_DATA] = "UPDATE messages SET data = NULL"
+                        " WHERE tnum = (SELECT num FROM threads WHERE id = ?1) AND seq = ?2",
     /* The offline-limit sweep's step: at most ?2 rows still holding their
      * ciphertext, threads from ?1 on, each thread's in gseq order (its
-     * oldest first). Read from messages_pending alone (schema 8: it
-     * carries `time`, and seq as the key's tail); deliver_sweep checks the
-     * times and moves on, so each call costs a bounded step whatever the
-     * number of pending rows, and the calls pass over all of them in turn.
-     * (Schema 7 had an index on time for this; it cost every insert.) */
-    [Q_MSG_EXPIRED_DUE] = "SELECT thread, seq, coalesce(gseq, 0), time FROM messages"
-                          " INDEXED BY messages_pending WHERE data IS NOT NULL AND thread >= ?1"
-                          " ORDER BY thread, gseq LIMIT ?2",
+     * oldest first; ?1 a thread number). Read from messages_pending (schema
+     * 8: it carries `time`, and seq as the key's tail; the thread's text id
+     * from threads by number); deliver_sweep checks the times and moves
+     * on, so each call costs a bounded step whatever the number of pending
+     * rows, and the calls pass over all of them in turn. (Schema 7 had an
+     * index on time for this; it cost every insert.) */
+    [Q_MSG_EXPIRED_DUE] = "SELECT m.tnum, t.id, m.seq, coalesce(m.gseq, 0), m.time FROM messages m"
+                          " INDEXED BY messages_pending CROSS JOIN threads t ON t.num = m.tnum"
+                          " WHERE m.data IS NOT NULL AND m.tnum >= ?1"
+                          " ORDER BY m.tnum, m.gseq LIMIT ?2",
     [Q_MSG_UNDELIVERABLE] = "UPDATE messages SET undeliverable = undeliverable + ?3"
-                            " WHERE thread = ?1 AND seq = ?2",
+                            " WHERE tnum = (SELECT num FROM threads WHERE id = ?1) AND seq = ?2",
     [Q_GSEQ_GET] = "SELECT last FROM delivery_seq WHERE id = 1",
     [Q_GSEQ_PUT] = "UPDATE delivery_seq SET last = max(last, ?1) WHERE id = 1",
     [Q_CURSOR_GET] = "SELECT acked FROM delivery_cursors WHERE device = ?1",
@@ -173,23 +183,24 @@ static const char *const sql[Q_COUNT] = {
                         " ON c.device = w.device WHERE w.thread = ?1",
     /* A thread's messages whose ciphertext is still kept, in order, after
      * entry seq ?2 (0: all; deliver.c reads only what is new since its
-     * cached list) */
+     * cached list); ?1 the thread's number */
     [Q_MSG_PENDING] = "SELECT seq, gseq, device, kind, targets, undeliverable FROM messages"
-                      " WHERE thread = ?1 AND data IS NOT NULL AND gseq IS NOT NULL"
+                      " WHERE tnum = ?1 AND data IS NOT NULL AND gseq IS NOT NULL"
                       " AND gseq > ?2 ORDER BY gseq",
     /* Every target has it (or is counted undeliverable ?3): drop the data */
     [Q_MSG_COMPLETE] = "UPDATE messages SET data = NULL, undeliverable = undeliverable + ?3,"
-                       " acked = ?4 WHERE thread = ?1 AND seq = ?2",
-    /* Closed windows with no pending message left */
+                       " acked = ?4 WHERE tnum = (SELECT num FROM threads WHERE id = ?1)"
+                       " AND seq = ?2",
+    /* Closed windows of thread ?1 (number ?2) with no pending message left */
     [Q_WIN_SWEEP] = "DELETE FROM member_windows WHERE thread = ?1 AND upto_seq IS NOT NULL"
-                    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread = ?1"
+                    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tnum = ?2"
                     " AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
                     " AND m.seq > member_windows.after_seq AND m.seq <= member_windows.upto_seq)",
     /* thread.list's unread: v2 inbox rows + app messages in device ?1's
      * windows of thread ?2 after its cursor ?3 */
     [Q_UNREAD] = "SELECT (SELECT count(*) FROM inbox WHERE device = ?1 AND thread = ?2"
                  " AND kind = 'app') + (SELECT count(*) FROM member_windows w JOIN messages m"
-                 " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                 " ON m.tnum = (SELECT num FROM threads WHERE id = ?2) AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
                  " AND m.gseq > ?3 AND m.seq > w.after_seq"
                  " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
                  " WHERE w.device = ?1 AND w.thread = ?2 AND m.device != ?1"
@@ -202,24 +213,26 @@ static const char *const sql[Q_COUNT] = {
                      "SELECT i.seq AS seq, i.thread AS thread, i.message AS message,"
                      " i.kind AS kind, i.sender AS sender, i.sender_device AS sender_device,"
                      " i.time AS time, coalesce(i.data, m.data) AS data FROM inbox i"
-                     " LEFT JOIN messages m ON i.data IS NULL AND m.thread = i.thread"
+                     " LEFT JOIN messages m ON i.data IS NULL"
+                     " AND m.tnum = (SELECT num FROM threads t WHERE t.id = i.thread)"
                      " AND m.seq = i.message WHERE i.device = ?1 AND i.seq > ?2"
-                     " UNION ALL SELECT m.gseq, m.thread, m.seq, m.kind, m.sender, m.device,"
-                     " m.time, m.data FROM member_windows w"
+                     " UNION ALL SELECT m.gseq, w.thread, m.seq, m.kind, m.sender, m.device,"
+                     " m.time, m.data FROM member_windows w JOIN threads t ON t.id = w.thread"
                      /* the pending rows after the cursor, not the window's
                       * history: without the hint SQLite takes the primary
                       * key (seq > after_seq) of the WITHOUT ROWID table */
                      " JOIN messages m INDEXED BY messages_pending"
-                     " ON m.thread = w.thread AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                     " ON m.tnum = t.num AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
                      " AND m.gseq > ?2 AND m.seq > w.after_seq"
                      " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
                      " WHERE w.device = ?1 AND m.device != ?1"
                      ") ORDER BY seq LIMIT ?3",
     /* After Q_MSG_ACK_UPTO: drop the data of those messages now complete */
     [Q_MSG_DROP_ACKED] = "UPDATE messages SET data = NULL WHERE data IS NOT NULL"
-                         " AND acked + undeliverable >= targets AND (thread, seq) IN"
-                         " (SELECT thread, message FROM inbox WHERE device = ?1 AND seq <= ?2"
-                         " AND message > 0)",
+                         " AND acked + undeliverable >= targets AND (tnum, seq) IN"
+                         " (SELECT t.num, i.message FROM inbox i JOIN threads t"
+                         " ON t.id = i.thread WHERE i.device = ?1 AND i.seq <= ?2"
+                         " AND i.message > 0)",
     [Q_INBOX_V2_ANY] = "SELECT 1 FROM inbox WHERE message > 0 LIMIT 1",
     [Q_INBOX_DEL_UPTO] = "DELETE FROM inbox WHERE device = ?1 AND seq <= ?2",
     [Q_INBOX_OF_MESSAGE] = "SELECT device FROM inbox WHERE thread = ?1 AND message = ?2",
@@ -265,9 +278,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_THREADS_OF_IDENTITY] = "SELECT DISTINCT m.thread, t.citizen FROM thread_members m"
                               " JOIN threads t ON t.id = m.thread WHERE m.identity = ?1",
     /* thread.send's read: no blobs */
-    [Q_THREAD_HOT] = "SELECT epoch, removal_pending,"
-                     " coalesce((SELECT max(seq) FROM messages WHERE thread = ?1), 0)"
-                     " FROM threads WHERE id = ?1",
+    [Q_THREAD_HOT] = "SELECT t.epoch, t.removal_pending,"
+                     " coalesce((SELECT max(m.seq) FROM messages m WHERE m.tnum = t.num), 0),"
+                     " t.num FROM threads t WHERE t.id = ?1",
     /* threads identity ?1 may be entitled to or is in */
     [Q_THREADS_CANDIDATE] = THREADS_CANDIDATE_SQL " ORDER BY created, id",
     /* the candidates a device's new KeyPackages can matter to: those it is
@@ -305,10 +318,11 @@ static const char *const sql[Q_COUNT] = {
     [Q_WIN_OF_DEVICE] = "SELECT thread FROM member_windows WHERE device = ?1",
     /* Messages ?2..?3 of thread ?1, every one complete with the same count
      * ?4: the data of those still pending dropped in one statement (the
-     * caller checks the number of rows changed against its list) */
+     * caller checks the number of rows changed against its list); ?1 is
+     * the thread's number */
     /* Whether device ?1 has inbox rows left (after an ack's delete) */
     [Q_INBOX_DEVICE_ANY] = "SELECT 1 FROM inbox WHERE device = ?1 LIMIT 1",
-    [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE thread = ?1"
+    [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE tnum = ?1"
                              " AND seq >= ?2 AND seq <= ?3 AND data IS NOT NULL"
                              " AND gseq IS NOT NULL",
     [Q_THREAD_FOLLOWER] = "SELECT follower, group_info FROM threads WHERE id = ?1",

@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "code.h"
 #include "err.h"
+#include "hot.h"
 #include "store.h"
 #include "tstore.h"
 
@@ -324,10 +325,12 @@ static void seq_counter_migration(void **state)
                      SQLITE_OK);
     store_close(st);
 
-    assert_int_equal(store_open(p6, false, &st), 0);
+    /* to schema 7 only: the statements below write `messages` as it was
+     * keyed until schema 10 (intkey_migration covers 9 -> 10) */
+    assert_int_equal(store_open_upto(p6, false, 7, &st), 0);
     int v = 0;
     assert_int_equal(store_schema_version(st, &v), 0);
-    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    assert_int_equal(v, 7);
     db = store_db(st);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'thread_seqs'"),
                      0);
@@ -416,10 +419,11 @@ static void message_row_migration(void **state)
     assert_non_null(before);
     store_close(st);
 
-    assert_int_equal(store_open(p7, false, &st), 0);
+    /* to schema 8 only: `messages` as 8 left it (text thread key) */
+    assert_int_equal(store_open_upto(p7, false, 8, &st), 0);
     int v = 0;
     assert_int_equal(store_schema_version(st, &v), 0);
-    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    assert_int_equal(v, 8);
     db = store_db(st);
     char *after = sql_text(db, ALL_MESSAGES);
     assert_non_null(after);
@@ -483,7 +487,7 @@ static void message_row_migration(void **state)
  * frees) */
 static char *plan_of(sqlite3 *db, const char *sql)
 {
-    char q[1024];
+    char q[4096];
     sqlite3_stmt *s;
     int n = snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
     assert_true(n > 0 && (size_t)n < sizeof(q));
@@ -607,6 +611,309 @@ static void cursor_row_migration(void **state)
     store_close(st);
 }
 
+/* Every message with its thread's text id, in (thread id, seq) order: the
+ * same rows before (schema 9: `thread` is the id) and after (schema 10:
+ * `tnum` is threads.num) the migration */
+#define MESSAGE_ROWS(FROM)                                                                    \
+    "SELECT group_concat(thread || ',' || seq || ',' || kind || ',' || sender || ','"        \
+    " || device || ',' || time || ',' || epoch || ',' || quote(data) || ',' || targets || ','" \
+    " || acked || ',' || undeliverable || ',' || v || ',' || quote(gseq), ';')"              \
+    " FROM (SELECT * FROM " FROM " ORDER BY thread, seq)"
+#define MESSAGES_V9 MESSAGE_ROWS("messages")
+#define MESSAGES_V10 \
+    MESSAGE_ROWS("(SELECT t.id AS thread, m.* FROM messages m JOIN threads t ON t.num = m.tnum)")
+/* The tables that keep the text id, whole */
+#define WINDOWS_ALL                                                                          \
+    "SELECT group_concat(thread || ',' || device || ',' || after_seq || ','"                  \
+    " || quote(upto_seq) || ',' || v, ';') FROM (SELECT * FROM member_windows"               \
+    " ORDER BY thread, device, after_seq)"
+#define INBOX_ALL                                                                            \
+    "SELECT group_concat(device || ',' || seq || ',' || thread || ',' || message || ','"      \
+    " || kind || ',' || quote(data), ';') FROM (SELECT * FROM inbox ORDER BY device, seq)"
+
+/* Joins the rows of a server statement (already bound) into text: each
+ * row's columns (blobs in hex) joined by '/', rows by ',' (the caller
+ * frees) */
+static char *rows_of(sqlite3_stmt *s)
+{
+    char *out = calloc(1, 1);
+    size_t len = 0;
+    assert_non_null(out);
+    int rc;
+    while ((rc = tq_row(s)) == 0) {
+        for (int c = 0; c < sqlite3_column_count(s); c++) {
+            char cell[256];
+            if (sqlite3_column_type(s, c) == SQLITE_BLOB) {
+                const uint8_t *b = sqlite3_column_blob(s, c);
+                size_t n = (size_t)sqlite3_column_bytes(s, c), k = 0;
+                for (size_t i = 0; i < n && k + 3 < sizeof(cell); i++)
+                    k += (size_t)snprintf(cell + k, sizeof(cell) - k, "%02X", b[i]);
+                cell[k] = 0;
+            } else {
+                const unsigned char *t = sqlite3_column_text(s, c);
+                snprintf(cell, sizeof(cell), "%s", t ? (const char *)t : "NULL");
+            }
+            size_t cl = strlen(cell);
+            char *g = realloc(out, len + cl + 2);
+            assert_non_null(g);
+            out = g;
+            if (c)
+                out[len++] = '/';
+            else if (len)
+                out[len++] = ',';
+            memcpy(out + len, cell, cl + 1);
+            len += cl;
+        }
+    }
+    assert_int_equal(rc, ERR_NOT_FOUND);
+    return out;
+}
+
+static void expect_rows(sqlite3_stmt *s, const char *want)
+{
+    char *got = rows_of(s);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void expect_plan(sqlite3 *db, enum tq i, const char *want)
+{
+    char *plan = plan_of(db, sqlite3_sql(tq(i)));
+    if (!strstr(plan, want))
+        fail_msg("plan of %d: %s (wanted %s)", (int)i, plan, want);
+    free(plan);
+}
+
+/* 9 -> 10: `messages` keyed by the thread's number. A schema-9 database
+ * with pending, dropped and v2 rows, windows (one closed), inbox rows and
+ * cursors comes through with the same rows; threads are numbered (unique,
+ * fixed, never reused); the server's own statements (tstore.c, hot.c) give
+ * the answers the rows call for; their plans search the keys. */
+static void intkey_migration(void **state)
+{
+    (void)state;
+    struct store *st;
+    char p9[160];
+    snprintf(p9, sizeof(p9), "%s/upgrade9.db", dir);
+    assert_int_equal(store_open_upto(p9, true, 9, &st), 0);
+    sqlite3 *db = store_db(st);
+    /* t_b is created before t_a (rowids 1, 2): numbers follow creation,
+     * not the text order */
+    assert_int_equal(sql_rc(db, "INSERT INTO threads(id, citizen, kind, title, creator, created,"
+                                " epoch, group_info) VALUES"
+                                " ('t_b', 'c@x.test', 'care', 't', 'c@x.test', 1, 1, x'00'),"
+                                " ('t_a', 'c@x.test', 'care', 't', 'c@x.test', 2, 1, x'00'),"
+                                " ('t_c', 'c@x.test', 'care', 't', 'c@x.test', 3, 1, x'00');"
+                                "INSERT INTO thread_members(thread, device, identity, leaf, basis,"
+                                " joined, joined_seq) VALUES"
+                                " ('t_a', 'dA', 'a@x.test', 0, 'c', 1, 0),"
+                                " ('t_a', 'dB', 'b@x.test', 1, 'g', 1, 0),"
+                                " ('t_b', 'dB', 'b@x.test', 0, 'g', 1, 0);"
+                                "INSERT INTO messages(thread, seq, kind, sender, device, time,"
+                                " epoch, data, targets, acked, undeliverable, gseq) VALUES"
+                                " ('t_a', 1, 'app', 'a@x.test', 'dA', 10, 1, x'a1', 1, 0, 0, 11),"
+                                " ('t_a', 2, 'app', 'a@x.test', 'dA', 11, 1, NULL, 1, 1, 0, 12),"
+                                " ('t_a', 3, 'commit', 'a@x.test', 'dA', 12, 2, x'a3', 1, 0, 0, 13),"
+                                " ('t_b', 1, 'app', 'b@x.test', 'dB', 13, 1, x'b1', 1, 0, 0, NULL),"
+                                " ('t_b', 2, 'app', 'c@x.test', 'dC', 14, 1, x'b2', 1, 0, 0, 14);"
+                                /* dB's window of t_b closes after message 2 */
+                                "UPDATE thread_members SET removing = 1 WHERE thread = 't_b';"
+                                "INSERT INTO inbox(device, seq, thread, message, kind, sender,"
+                                " sender_device, time, data) VALUES"
+                                " ('dX', 5, 't_b', 1, 'app', 'b@x.test', 'dB', 13, NULL),"
+                                " ('dB', 6, 't_a', 0, 'notice', 's@x.test', '', 14, x'80');"
+                                "INSERT INTO delivery_cursors(device, acked) VALUES('dB', 11);"
+                                "UPDATE delivery_seq SET last = 14;"),
+                     SQLITE_OK);
+    char *msgs = sql_text(db, MESSAGES_V9), *wins = sql_text(db, WINDOWS_ALL),
+         *inbox = sql_text(db, INBOX_ALL);
+    assert_non_null(msgs);
+    assert_non_null(wins);
+    assert_non_null(inbox);
+    assert_string_equal(wins, "t_a,dA,0,NULL,1;t_a,dB,0,NULL,1;t_b,dB,0,2,1");
+    store_close(st);
+
+    assert_int_equal(store_open(p9, false, &st), 0);
+    int v = 0;
+    assert_int_equal(store_schema_version(st, &v), 0);
+    assert_int_equal(v, 10);
+    db = store_db(st);
+    assert_int_equal(tstore_open(st), 0); /* the server's statements, as it runs them */
+    /* the same rows, every column; nothing else changed */
+    char *after = sql_text(db, MESSAGES_V10);
+    assert_non_null(after);
+    assert_string_equal(after, msgs);
+    free(after);
+    after = sql_text(db, WINDOWS_ALL);
+    assert_string_equal(after, wins);
+    free(after);
+    after = sql_text(db, INBOX_ALL);
+    assert_string_equal(after, inbox);
+    free(after);
+    free(msgs);
+    free(wins);
+    free(inbox);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_new'"),
+                     0);
+    assert_int_not_equal(sql_rc(db, "SELECT rowid FROM messages"), SQLITE_OK);
+    assert_int_not_equal(sql_rc(db, "SELECT thread FROM messages"), SQLITE_OK);
+    /* numbered in creation order; the counter at the highest */
+    char *nums = sql_text(db, "SELECT group_concat(id || '=' || num, ',') FROM"
+                              " (SELECT id, num FROM threads ORDER BY num)");
+    assert_string_equal(nums, "t_b=1,t_a=2,t_c=3");
+    free(nums);
+    assert_int_equal(sql_int(db, "SELECT last FROM thread_nums"), 3);
+    /* the pending index: the rows with data, keyed by number */
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM messages INDEXED BY messages_pending"
+                                 " WHERE data IS NOT NULL"),
+                     4);
+
+    /* the server's statements. hot.c: t_a's number and last seq */
+    const struct hot_thread *h;
+    assert_int_equal(hot_get("t_a", &h), 0);
+    assert_int_equal(h->num, 2);
+    assert_int_equal(h->last_seq, 3);
+    uint64_t num_b = 0;
+    assert_int_equal(hot_num("t_b", &num_b), 0);
+    assert_int_equal(num_b, 1);
+    assert_int_equal(hot_num("t_zz", &num_b), ERR_NOT_FOUND);
+    sqlite3_stmt *s = tq(Q_THREAD_GET);
+    assert_int_equal(tq_text(s, 1, "t_b"), 0);
+    assert_int_equal(tq_row(s), 0);
+    assert_int_equal(tq_col_u64(s, 5), 2); /* its last seq */
+    tq_done(s);
+    /* a message by text id; a thread's pending list by number */
+    s = tq(Q_MSG_GET);
+    assert_int_equal(tq_text(s, 1, "t_a"), 0);
+    assert_int_equal(tq_u64(s, 2, 2), 0);
+    expect_rows(s, "app/a@x.test/dA/11/0/1/1/0/12");
+    s = tq(Q_MSG_PENDING);
+    assert_int_equal(tq_u64(s, 1, 2), 0);
+    assert_int_equal(tq_u64(s, 2, 0), 0);
+    expect_rows(s, "1/11/dA/app/1/0,3/13/dA/commit/1/0");
+    /* a device's page: its notice, then the pending messages of its
+     * windows (t_a's open one, t_b's closed one) not sent by itself */
+    s = tq(Q_INBOX_PAGE);
+    assert_int_equal(tq_text(s, 1, "dB"), 0);
+    assert_int_equal(tq_u64(s, 2, 0), 0);
+    assert_int_equal(tq_u64(s, 3, 10), 0);
+    expect_rows(s, "6/t_a/0/notice/s@x.test//14/80,11/t_a/1/app/a@x.test/dA/10/A1,"
+                   "13/t_a/3/commit/a@x.test/dA/12/A3,14/t_b/2/app/c@x.test/dC/14/B2");
+    /* a v2 inbox row reads its data from the message through the number */
+    s = tq(Q_INBOX_PAGE);
+    assert_int_equal(tq_text(s, 1, "dX"), 0);
+    assert_int_equal(tq_u64(s, 2, 0), 0);
+    assert_int_equal(tq_u64(s, 3, 10), 0);
+    expect_rows(s, "5/t_b/1/app/b@x.test/dB/13/B1");
+    s = tq(Q_UNREAD);
+    assert_int_equal(tq_text(s, 1, "dB"), 0);
+    assert_int_equal(tq_text(s, 2, "t_a"), 0);
+    assert_int_equal(tq_u64(s, 3, 0), 0);
+    expect_rows(s, "1");
+    /* the sweep's step: pending rows by thread number, then gseq */
+    s = tq(Q_MSG_EXPIRED_DUE);
+    assert_int_equal(tq_u64(s, 1, 0), 0);
+    assert_int_equal(tq_u64(s, 2, 10), 0);
+    expect_rows(s, "1/t_b/1/0/13,1/t_b/2/14/14,2/t_a/1/11/10,2/t_a/3/13/12");
+    s = tq(Q_MSG_EXPIRED_DUE);
+    assert_int_equal(tq_u64(s, 1, 2), 0);
+    assert_int_equal(tq_u64(s, 2, 1), 0);
+    expect_rows(s, "2/t_a/1/11/10");
+    /* the v2 ack: counted, reported by text id, then dropped */
+    s = tq(Q_MSG_ACK_UPTO);
+    assert_int_equal(tq_text(s, 1, "dX"), 0);
+    assert_int_equal(tq_u64(s, 2, 5), 0);
+    expect_rows(s, "t_b/1/1/1/dB/app");
+    s = tq(Q_MSG_DROP_ACKED);
+    assert_int_equal(tq_text(s, 1, "dX"), 0);
+    assert_int_equal(tq_u64(s, 2, 5), 0);
+    assert_int_equal(tq_run(s), 0);
+    assert_int_equal(tq_changes(), 1);
+    assert_int_equal(sql_int(db, "SELECT data IS NULL FROM messages WHERE tnum = 1 AND seq = 1"),
+                     1);
+    /* the settle's drop of a run: the two still pending of 1..3 */
+    s = tq(Q_MSG_COMPLETE_RANGE);
+    assert_int_equal(tq_u64(s, 1, 2), 0);
+    assert_int_equal(tq_u64(s, 2, 1), 0);
+    assert_int_equal(tq_u64(s, 3, 3), 0);
+    assert_int_equal(tq_u64(s, 4, 1), 0);
+    assert_int_equal(tq_run(s), 0);
+    assert_int_equal(tq_changes(), 2);
+    /* a closed window stays while a message of it is pending */
+    s = tq(Q_WIN_SWEEP);
+    assert_int_equal(tq_text(s, 1, "t_b"), 0);
+    assert_int_equal(tq_u64(s, 2, 1), 0);
+    assert_int_equal(tq_run(s), 0);
+    assert_int_equal(tq_changes(), 0);
+    s = tq(Q_MSG_COMPLETE);
+    assert_int_equal(tq_text(s, 1, "t_b"), 0);
+    assert_int_equal(tq_u64(s, 2, 2), 0);
+    assert_int_equal(tq_u64(s, 3, 0), 0);
+    assert_int_equal(tq_u64(s, 4, 1), 0);
+    assert_int_equal(tq_run(s), 0);
+    assert_int_equal(tq_changes(), 1);
+    s = tq(Q_WIN_SWEEP);
+    assert_int_equal(tq_text(s, 1, "t_b"), 0);
+    assert_int_equal(tq_u64(s, 2, 1), 0);
+    assert_int_equal(tq_run(s), 0);
+    assert_int_equal(tq_changes(), 1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM messages WHERE data IS NOT NULL"), 0);
+
+    /* a new thread gets the next number; a deleted one's is not reused;
+     * numbers never change */
+    s = tq(Q_THREAD_ADD);
+    assert_int_equal(tq_text(s, 1, "t_d"), 0);
+    assert_int_equal(tq_text(s, 2, "c@x.test"), 0);
+    assert_int_equal(tq_text(s, 3, "care"), 0);
+    assert_int_equal(tq_text(s, 4, "t"), 0);
+    assert_int_equal(tq_text(s, 5, "c@x.test"), 0);
+    assert_int_equal(tq_u64(s, 6, 4), 0);
+    assert_int_equal(tq_u64(s, 7, 1), 0);
+    assert_int_equal(tq_blob(s, 8, (const uint8_t *)"g", 1), 0);
+    assert_int_equal(tq_run(s), 0);
+    assert_int_equal(sql_int(db, "SELECT num FROM threads WHERE id = 't_d'"), 4);
+    assert_int_equal(sql_rc(db, "DELETE FROM threads WHERE id = 't_d'"), SQLITE_OK);
+    assert_int_equal(sql_rc(db, "INSERT INTO threads(id, citizen, kind, title, creator, created,"
+                                " epoch, group_info) VALUES"
+                                " ('t_e', 'c@x.test', 'care', 't', 'c@x.test', 5, 1, x'00')"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT num FROM threads WHERE id = 't_e'"), 5);
+    assert_int_equal(sql_rc(db, "UPDATE threads SET num = 9 WHERE id = 't_e'"),
+                     SQLITE_CONSTRAINT_TRIGGER);
+    assert_int_equal(sql_rc(db, "UPDATE threads SET title = 'u' WHERE id = 't_e'"), SQLITE_OK);
+    /* a thread with messages stays */
+    assert_int_equal(sql_rc(db, "DELETE FROM threads WHERE id = 't_a'"), SQLITE_CONSTRAINT_TRIGGER);
+    /* the window triggers read the last seq through the number */
+    assert_int_equal(sql_rc(db, "INSERT INTO thread_members(thread, device, identity, leaf,"
+                                " basis, joined, joined_seq) VALUES('t_a', 'dC', 'c@x.test', 2,"
+                                " 'g', 2, 3)"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT after_seq FROM member_windows WHERE device = 'dC'"), 3);
+    assert_int_equal(sql_rc(db, "UPDATE thread_members SET removing = 1 WHERE device = 'dC'"),
+                     SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT upto_seq FROM member_windows WHERE device = 'dC'"), 3);
+
+    /* the plans: the statements of the send, settle and read paths search
+     * (tnum, ...) keys, none scans `messages` */
+    expect_plan(db, Q_MSG_GET, "SEARCH messages USING PRIMARY KEY (tnum=? AND seq=?)");
+    expect_plan(db, Q_MSG_PENDING, "SEARCH messages USING INDEX messages_pending (tnum=? AND gseq>?)");
+    expect_plan(db, Q_MSG_COMPLETE_RANGE,
+                "SEARCH messages USING PRIMARY KEY (tnum=? AND seq>? AND seq<?)");
+    expect_plan(db, Q_THREAD_HOT, "SEARCH m USING PRIMARY KEY (tnum=?)");
+    expect_plan(db, Q_INBOX_PAGE, "SEARCH m USING INDEX messages_pending (tnum=? AND gseq>?)");
+    expect_plan(db, Q_MSG_EXPIRED_DUE, "SEARCH t USING INDEX threads_num (num=?)");
+    expect_plan(db, Q_WIN_SWEEP, "SEARCH m USING PRIMARY KEY (tnum=? AND seq>? AND seq<?)");
+    for (int i = 0; i < Q_COUNT; i++) {
+        char *plan = plan_of(db, sqlite3_sql(tq((enum tq)i)));
+        if (strstr(plan, "SCAN messages") || strstr(plan, "SCAN m "))
+            fail_msg("statement %d scans messages: %s", i, plan);
+        free(plan);
+    }
+    hot_clear();
+    tstore_close();
+    store_close(st);
+}
+
 /* 40 commits of 100 rows of 2 KiB: ~8 MiB, about 2,000 pages per 10 commits */
 static void write_scratch(struct store *st, int commits)
 {
@@ -710,6 +1017,7 @@ int main(void)
         cmocka_unit_test(seq_counter_migration),
         cmocka_unit_test(message_row_migration),
         cmocka_unit_test(cursor_row_migration),
+        cmocka_unit_test(intkey_migration),
         cmocka_unit_test(background_checkpoint),
         cmocka_unit_test(checkpoint_threshold),
     };
