@@ -43,8 +43,12 @@ if w == "catchup":
     assert f["deliveries"] == p["threads"] * (p["members"] - 1) * 20, f
 else:
     for k in ("latency_p50", "latency_p99", "latency_p999", "deliveries_per_s",
-              "accepted_per_s", "deliveries_per_server_cpu_s"):
+              "deliveries_per_s_steady", "accepted_per_s", "deliveries_per_server_cpu_s"):
         assert k in f and k in d["units"], k
+    # deliveries in the second half of the sending window: some, and no
+    # more than the members could get at the offered rate (with slack for
+    # a batch delayed from the first half)
+    assert 0 < f["deliveries_per_s_steady"] <= 2 * p["rate"] * (p["members"] - 1), (p, f)
     assert 0 < f["latency_p50"] <= f["latency_p99"] <= f["latency_p999"], f
 EOF
 }
