@@ -109,38 +109,18 @@ static uint64_t last_entry(struct party *p)
 static void ack_as_notification(void **state)
 {
     struct st *s = *state;
-    char code[64], err[32], thread[40], gid[MSG_GRANT_GID_LEN + 1];
-    struct seen sn;
+    char err[32], thread[40], gid[MSG_GRANT_GID_LEN + 1];
     struct client_frame r;
     struct caught k;
 
-    enroll(s, &s->admin, s->ts.admin_code);
-    invite(s, "citizen", "karen", NULL, code, sizeof(code));
-    enroll(s, &s->karen, code);
-    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
-    enroll(s, &s->ole, code);
-    fetch_server_key(s, &s->karen);
+    enroll_karen_ole(s);
     upload_kps(&s->ole, 2);
 
     /* karen's thread; ole admitted (the server's external Add, committed
      * with a Welcome) and caught up with the request form of ack */
     create_thread(s, &s->karen, "karen", thread, NULL);
-    {
-        char scope[64];
-        snprintf(scope, sizeof(scope), "thread:%s", thread);
-        grant(s, &s->karen, "ole@" DOMAIN, scope, gid);
-    }
-    sync_party(&s->karen, thread, &sn);
-    assert_true(sn.external_pending);
-    {
-        struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
-                                          .tree_in_welcome = true};
-        struct mls_group_commit_out co = {0};
-        assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &co), 0);
-        assert_string_equal(commit(&s->karen, thread, &co, err, sizeof(err)), "");
-    }
-    sync_party(&s->ole, thread, &sn);
-    assert_int_equal(sn.welcomes, 1);
+    grant_thread(s, &s->karen, "ole@" DOMAIN, thread, gid);
+    admit(&s->karen, &s->ole, thread);
 
     /* a message; ole has it but has not acknowledged it */
     uint64_t m1 = sent_message(&s->karen, thread, "hej Ole");

@@ -108,29 +108,20 @@ static void on_answer(struct client_conn *c, const struct client_frame *resp, in
 static void library_acks(void **state)
 {
     struct st *s = *state;
-    char code[64], thread[CLIENT_THREAD_ID_LEN + 1], gid[MSG_GRANT_GID_LEN + 1];
+    char thread[CLIENT_THREAD_ID_LEN + 1], gid[MSG_GRANT_GID_LEN + 1];
     struct client_dev *kd, *od;
     struct client_sync_stats st;
     struct client_conn_counts before, after;
     uint64_t cursor;
 
-    enroll(s, &s->admin, s->ts.admin_code);
-    invite(s, "citizen", "karen", NULL, code, sizeof(code));
-    enroll(s, &s->karen, code);
-    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
-    enroll(s, &s->ole, code);
-    fetch_server_key(s, &s->karen);
+    enroll_karen_ole(s);
     kd = dev_open(s, &s->karen, "karen");
     od = dev_open(s, &s->ole, "ole");
     assert_int_equal(client_thread_kp_stock(od, NULL), 0);
 
     /* karen's thread; ole granted, added by karen's sync, joins by his */
     assert_int_equal(client_thread_create(kd, "karen", "care", "Karens pleje", thread), 0);
-    {
-        char scope[64];
-        snprintf(scope, sizeof(scope), "thread:%s", thread);
-        grant(s, &s->karen, "ole@" DOMAIN, scope, gid);
-    }
+    grant_thread(s, &s->karen, "ole@" DOMAIN, thread, gid);
     sync_ok(kd, &st);
     assert_int_equal(st.commits, 1);
     sync_ok(od, &st);
@@ -264,25 +255,16 @@ static void library_acks(void **state)
 static void ack_sent_before_close(void **state)
 {
     struct st *s = *state;
-    char code[64], thread[CLIENT_THREAD_ID_LEN + 1], gid[MSG_GRANT_GID_LEN + 1];
+    char thread[CLIENT_THREAD_ID_LEN + 1], gid[MSG_GRANT_GID_LEN + 1];
     struct client_dev *kd, *od;
     struct client_sync_stats st;
 
-    enroll(s, &s->admin, s->ts.admin_code);
-    invite(s, "citizen", "karen", NULL, code, sizeof(code));
-    enroll(s, &s->karen, code);
-    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
-    enroll(s, &s->ole, code);
-    fetch_server_key(s, &s->karen);
+    enroll_karen_ole(s);
     kd = dev_open(s, &s->karen, "karen");
     od = dev_open(s, &s->ole, "ole");
     assert_int_equal(client_thread_kp_stock(od, NULL), 0);
     assert_int_equal(client_thread_create(kd, "karen", "care", "Karens pleje", thread), 0);
-    {
-        char scope[64];
-        snprintf(scope, sizeof(scope), "thread:%s", thread);
-        grant(s, &s->karen, "ole@" DOMAIN, scope, gid);
-    }
+    grant_thread(s, &s->karen, "ole@" DOMAIN, thread, gid);
     sync_ok(kd, &st);
     sync_ok(od, &st);
     assert_int_equal(st.welcomes, 1);

@@ -87,34 +87,15 @@ static void ack(struct party *p, uint64_t seq)
 static void delivered_events(void **state)
 {
     struct st *s = *state;
-    char code[64], err[32], thread[40], gid[MSG_GRANT_GID_LEN + 1];
+    char thread[40], gid[MSG_GRANT_GID_LEN + 1];
     struct seen sn;
     struct dlv d[2];
 
-    enroll(s, &s->admin, s->ts.admin_code);
-    invite(s, "citizen", "karen", NULL, code, sizeof(code));
-    enroll(s, &s->karen, code);
-    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
-    enroll(s, &s->ole, code);
-    fetch_server_key(s, &s->karen);
+    enroll_karen_ole(s);
     upload_kps(&s->ole, 2);
     create_thread(s, &s->karen, "karen", thread, NULL);
-    {
-        char scope[64];
-        snprintf(scope, sizeof(scope), "thread:%s", thread);
-        grant(s, &s->karen, "ole@" DOMAIN, scope, gid);
-    }
-    sync_party(&s->karen, thread, &sn);
-    assert_true(sn.external_pending);
-    {
-        struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
-                                          .tree_in_welcome = true};
-        struct mls_group_commit_out co = {0};
-        assert_int_equal(mls_group_commit_create(s->karen.g, &o, now_s(), &co), 0);
-        assert_string_equal(commit(&s->karen, thread, &co, err, sizeof(err)), "");
-    }
-    sync_party(&s->ole, thread, &sn);
-    assert_int_equal(sn.welcomes, 1);
+    grant_thread(s, &s->karen, "ole@" DOMAIN, thread, gid);
+    admit(&s->karen, &s->ole, thread);
     sync_party(&s->karen, thread, &sn);
 
     /* the first message: ole's ack reaches karen as delivered_to 1 of 1 */

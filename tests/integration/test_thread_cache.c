@@ -66,16 +66,11 @@ static void touch_all(struct party *p, char thread[NTHREADS][40])
 static void refused_commit_restores(void **state)
 {
     struct st *s = *state;
-    char code[64], err[32], thread[NTHREADS][40], gid[MSG_GRANT_GID_LEN + 1], scope[64];
+    char err[32], thread[NTHREADS][40], gid[MSG_GRANT_GID_LEN + 1];
     struct mls_group *kg[NTHREADS];
     struct seen sn;
 
-    enroll(s, &s->admin, s->ts.admin_code);
-    invite(s, "citizen", "karen", NULL, code, sizeof(code));
-    enroll(s, &s->karen, code);
-    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
-    enroll(s, &s->ole, code);
-    fetch_server_key(s, &s->karen);
+    enroll_karen_ole(s);
     upload_kps(&s->ole, 2);
 
     for (size_t i = 0; i < NTHREADS; i++) {
@@ -85,8 +80,7 @@ static void refused_commit_restores(void **state)
     }
     /* the middle thread: ole gets its scope; the server proposes an Add */
     const size_t t = 1;
-    snprintf(scope, sizeof(scope), "thread:%s", thread[t]);
-    grant(s, &s->karen, "ole@" DOMAIN, scope, gid);
+    grant_thread(s, &s->karen, "ole@" DOMAIN, thread[t], gid);
     touch_all(&s->karen, thread);
     s->karen.g = kg[t];
     sync_party(&s->karen, thread[t], &sn);

@@ -17,26 +17,6 @@
 #define DOMAIN "ledger.test"
 #include "threads_it.h"
 
-/* The new member's entitlement brought an external Add: the committer
- * syncs, commits it with a Welcome, the joiner syncs and joins. */
-static void admit(struct party *committer, struct party *joiner, const char *thread)
-{
-    struct seen sn;
-    char err[32];
-    sync_party(committer, thread, &sn);
-    assert_true(sn.external_pending);
-    struct mls_group_commit_out co = {0};
-    struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
-                                      .tree_in_welcome = true};
-    assert_int_equal(mls_group_commit_create(committer->g, &o, now_s(), &co), 0);
-    assert_non_null(co.welcome);
-    assert_string_equal(commit(committer, thread, &co, err, sizeof(err)), "");
-    sync_party(joiner, thread, &sn);
-    assert_int_equal(sn.welcomes, 1);
-    assert_non_null(joiner->g);
-    assert_int_equal(mls_group_epoch(joiner->g), mls_group_epoch(committer->g));
-}
-
 /* Other members catch up with a commit they did not make. */
 static void catch_up(struct party *p, const char *thread)
 {

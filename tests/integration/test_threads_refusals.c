@@ -308,9 +308,8 @@ static void consent_and_threads(void **state)
     create_thread(s, &s->karen, "karen", thread2, NULL);
     {
         struct mls_group *g1 = s->karen.g; /* thread2's group */
-        char scope[64], gid2[MSG_GRANT_GID_LEN + 1];
-        snprintf(scope, sizeof(scope), "thread:%s", thread2);
-        grant(s, &s->karen, "ole@" DOMAIN, scope, gid2);
+        char gid2[MSG_GRANT_GID_LEN + 1];
+        grant_thread(s, &s->karen, "ole@" DOMAIN, thread2, gid2);
         call_ok(s->ole.c, "kp.count", NULL, 0, &r);
         uint64_t n;
         assert_int_equal(wire_get_uint(&r.msg.body, "count", &n), 0);

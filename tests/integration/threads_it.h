@@ -204,6 +204,16 @@ static void grant(struct st *s, const struct party *p, const char *grantee, cons
     free(tbs);
 }
 
+/* Grants grantee the scope thread:ID of one thread (grant()). */
+__attribute__((unused)) static void grant_thread(struct st *s, const struct party *p,
+                                                 const char *grantee, const char *thread,
+                                                 char gid[MSG_GRANT_GID_LEN + 1])
+{
+    char scope[64];
+    assert_true((size_t)snprintf(scope, sizeof(scope), "thread:%s", thread) < sizeof(scope));
+    grant(s, p, grantee, scope, gid);
+}
+
 __attribute__((unused)) static void revoke(const struct party *p, const char *gid)
 {
     struct msg_revocation v;
@@ -520,6 +530,40 @@ __attribute__((unused)) static void fetch_server_key(struct st *s, struct party 
     assert_int_equal(kl, 32);
     memcpy(s->server_key, k, 32);
     client_frame_free(&r);
+}
+
+/* The cast of most thread tests: the admin, karen (a citizen) and ole (a
+ * volunteer) enrolled; karen has the server's key for her threads. */
+__attribute__((unused)) static void enroll_karen_ole(struct st *s)
+{
+    char code[64];
+    enroll(s, &s->admin, s->ts.admin_code);
+    invite(s, "citizen", "karen", NULL, code, sizeof(code));
+    enroll(s, &s->karen, code);
+    invite(s, "volunteer", "ole", NULL, code, sizeof(code));
+    enroll(s, &s->ole, code);
+    fetch_server_key(s, &s->karen);
+}
+
+/* The new member's entitlement brought an external Add: the committer
+ * syncs, commits it with a Welcome, the joiner syncs and joins. */
+__attribute__((unused)) static void admit(struct party *committer, struct party *joiner,
+                                          const char *thread)
+{
+    struct seen sn;
+    char err[32];
+    sync_party(committer, thread, &sn);
+    assert_true(sn.external_pending);
+    struct mls_group_commit_out co = {0};
+    struct mls_group_commit_opts o = {.include_pending = true, .force_path = true,
+                                      .tree_in_welcome = true};
+    assert_int_equal(mls_group_commit_create(committer->g, &o, now_s(), &co), 0);
+    assert_non_null(co.welcome);
+    assert_string_equal(commit(committer, thread, &co, err, sizeof(err)), "");
+    sync_party(joiner, thread, &sn);
+    assert_int_equal(sn.welcomes, 1);
+    assert_non_null(joiner->g);
+    assert_int_equal(mls_group_epoch(joiner->g), mls_group_epoch(committer->g));
 }
 
 /* Sends text to thread as p (an application message of p's group);
