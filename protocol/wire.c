@@ -355,7 +355,6 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
     out->zone = msgpack_zone_new(WIRE_ZONE_CHUNK);
     if (!out->zone)
         return ERR_NOMEM;
-    out->has_up = true;
     size_t off = 0;
     msgpack_unpack_return ur =
         msgpack_unpack((const char *)buf, len, &off, out->zone, &out->root);
@@ -430,10 +429,9 @@ void wire_msg_free(struct wire_msg *msg)
 {
     if (!msg)
         return;
-    if (msg->has_up)
+    if (msg->zone)
         msgpack_zone_free(msg->zone);
     msg->zone = NULL;
-    msg->has_up = false;
 }
 
 /* --------------------------------------------------------------- encoder */

@@ -68,9 +68,9 @@ struct wire_msg {
     const char *err_msg;       /* error response: err.msg (not NUL-terminated) */
     size_t err_msg_len;
     msgpack_zone *zone;        /* owns the decoded objects' maps and arrays
-                                  (strings and bins point into the frame) */
+                                  (strings and bins point into the frame);
+                                  NULL: nothing to free */
     msgpack_object root;
-    bool has_up;
 };
 
 /* Walks buf[0..len) as exactly one msgpack object and checks every limit in

@@ -43,26 +43,28 @@ done
 case "$RUNS" in ''|*[!0-9]*|0) echo "bench.sh: --runs wants a positive number" >&2; exit 2 ;; esac
 
 declare -A ARGS
-if [ "$QUICK" = 1 ]; then
-  ARGS[idle]="idle --sessions 40 --window 2 --keepalive 1"
-  ARGS[care100_2k]="care --threads 4 --members 3 --rate 50 --duration 2 --drain 10"
-  ARGS[care100]="care --threads 6 --members 3 --rate 100 --duration 2 --drain 10"
-  ARGS[care1k]="care --threads 8 --members 3 --rate 200 --duration 2 --drain 10"
-  ARGS[care1k_30k]="care --threads 8 --members 3 --rate 300 --duration 2 --drain 10"
-  ARGS[care1500]="care --threads 12 --members 3 --rate 200 --duration 2 --drain 10"
-  ARGS[catchup]="catchup --threads 4 --members 3 --backlog 20 --drain 60"
-  ARGS[fanout]="fanout --members 12 --rate 5 --duration 2 --drain 10"
-else
-  ARGS[idle]="idle --sessions 19000 --window 10 --keepalive 30"
-  ARGS[care100_2k]="care --threads 100 --members 10 --rate 2000 --duration 10"
-  ARGS[care100]="care --threads 100 --members 10 --rate 20000 --duration 10"
-  ARGS[care1k]="care --threads 1000 --members 10 --rate 20000 --duration 10"
-  ARGS[care1k_30k]="care --threads 1000 --members 10 --rate 30000 --duration 20"
-  ARGS[care1500]="care --threads 1500 --members 10 --rate 20000 --duration 10"
-  ARGS[catchup]="catchup --threads 100 --members 11 --backlog 1000 --drain 60"
-  ARGS[fanout]="fanout --members 300 --rate 20 --duration 10"
-fi
-ORDER=(idle care100_2k care100 care1k care1k_30k care1500 catchup fanout)
+ORDER=()
+# wl NAME "arguments at the documented size" "arguments at --quick size"
+wl() {
+  ORDER+=("$1")
+  if [ "$QUICK" = 1 ]; then ARGS[$1]=$3; else ARGS[$1]=$2; fi
+}
+wl idle "idle --sessions 19000 --window 10 --keepalive 30" \
+        "idle --sessions 40 --window 2 --keepalive 1"
+wl care100_2k "care --threads 100 --members 10 --rate 2000 --duration 10" \
+              "care --threads 4 --members 3 --rate 50 --duration 2 --drain 10"
+wl care100 "care --threads 100 --members 10 --rate 20000 --duration 10" \
+           "care --threads 6 --members 3 --rate 100 --duration 2 --drain 10"
+wl care1k "care --threads 1000 --members 10 --rate 20000 --duration 10" \
+          "care --threads 8 --members 3 --rate 200 --duration 2 --drain 10"
+wl care1k_30k "care --threads 1000 --members 10 --rate 30000 --duration 20" \
+              "care --threads 8 --members 3 --rate 300 --duration 2 --drain 10"
+wl care1500 "care --threads 1500 --members 10 --rate 20000 --duration 10" \
+            "care --threads 12 --members 3 --rate 200 --duration 2 --drain 10"
+wl catchup "catchup --threads 100 --members 11 --backlog 1000 --drain 60" \
+           "catchup --threads 4 --members 3 --backlog 20 --drain 60"
+wl fanout "fanout --members 300 --rate 20 --duration 10" \
+          "fanout --members 12 --rate 5 --duration 2 --drain 10"
 [ ${#SEL[@]} -gt 0 ] || SEL=("${ORDER[@]}")
 for w in "${SEL[@]}"; do
   [ -n "${ARGS[$w]:-}" ] || { echo "bench.sh: no workload '$w' (${ORDER[*]})" >&2; exit 2; }

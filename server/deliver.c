@@ -658,8 +658,8 @@ static void thr_note_insert(const char *thread, const struct pmsg *p, bool pendi
     struct thr_ent *t = ctab_find(&thrs_c, thread);
     if (!t)
         return;
-    if (!p || t->epoch != cache_epoch || !t->has_pend || t->pend_dirty || p->gseq <= t->pend_after ||
-        t->np >= PEND_CACHE_MAX)
+    if (!p || t->epoch != cache_epoch || !t->has_pend || t->pend_dirty ||
+        p->gseq <= t->pend_after || t->np >= PEND_CACHE_MAX)
         goto reread;
     if (pending) {
         if (t->np == t->pcap) {

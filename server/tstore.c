@@ -200,7 +200,8 @@ static const char *const sql[Q_COUNT] = {
      * windows of thread ?2 after its cursor ?3 */
     [Q_UNREAD] = "SELECT (SELECT count(*) FROM inbox WHERE device = ?1 AND thread = ?2"
                  " AND kind = 'app') + (SELECT count(*) FROM member_windows w JOIN messages m"
-                 " ON m.tnum = (SELECT num FROM threads WHERE id = ?2) AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
+                 " ON m.tnum = (SELECT num FROM threads WHERE id = ?2)"
+                 " AND m.data IS NOT NULL AND m.gseq IS NOT NULL"
                  " AND m.gseq > ?3 AND m.seq > w.after_seq"
                  " AND (w.upto_seq IS NULL OR m.seq <= w.upto_seq)"
                  " WHERE w.device = ?1 AND w.thread = ?2 AND m.device != ?1"
@@ -316,12 +317,12 @@ static const char *const sql[Q_COUNT] = {
                    " FROM member_windows WHERE thread = ?1",
     /* The threads where device ?1 has a window (once per window) */
     [Q_WIN_OF_DEVICE] = "SELECT thread FROM member_windows WHERE device = ?1",
+    /* Whether device ?1 has inbox rows left (after an ack's delete) */
+    [Q_INBOX_DEVICE_ANY] = "SELECT 1 FROM inbox WHERE device = ?1 LIMIT 1",
     /* Messages ?2..?3 of thread ?1, every one complete with the same count
      * ?4: the data of those still pending dropped in one statement (the
      * caller checks the number of rows changed against its list); ?1 is
      * the thread's number */
-    /* Whether device ?1 has inbox rows left (after an ack's delete) */
-    [Q_INBOX_DEVICE_ANY] = "SELECT 1 FROM inbox WHERE device = ?1 LIMIT 1",
     [Q_MSG_COMPLETE_RANGE] = "UPDATE messages SET data = NULL, acked = ?4 WHERE tnum = ?1"
                              " AND seq >= ?2 AND seq <= ?3 AND data IS NOT NULL"
                              " AND gseq IS NOT NULL",

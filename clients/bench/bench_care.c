@@ -183,9 +183,8 @@ static void account_app(struct cmember *m, const uint8_t *data, size_t len)
         uint64_t since = w->t_last_rx - w->t_start, dur = (uint64_t)(w->a->o->duration * 1e9);
         if (since >= dur / 2 && since < dur)
             w->c[C_RX_LATE]++;
-    }
-    if (!w->a->catchup)
         bench_hist_add(&w->hist, (w->t_last_rx - a->send_ns[counter]) / 1000u);
+    }
 }
 
 /* The fields of an entry in a decoded map (a sync page, or an event the
