@@ -54,27 +54,6 @@ static void wait_delivered(struct party *p, const char *thread, const uint64_t *
     }
 }
 
-/* The last entry seq waiting for p (a sync that does not acknowledge). */
-static uint64_t last_entry(struct party *p)
-{
-    struct client_frame r;
-    struct wire_array arr;
-    uint64_t last = 0;
-    struct arg a[] = {{.key = "after", .is_uint = true, .u = p->after}};
-    call_ok(p->c, "sync", a, 1, &r);
-    assert_int_equal(wire_get_array(&r.msg.body, "entries", &arr), 0);
-    for (uint32_t i = 0; i < arr.n; i++) {
-        struct wire_map m;
-        uint64_t seq;
-        assert_int_equal(wire_array_map(&arr, i, &m), 0);
-        assert_int_equal(wire_get_uint(&m, "seq", &seq), 0);
-        if (seq > last)
-            last = seq;
-    }
-    client_frame_free(&r);
-    return last;
-}
-
 static void ack(struct party *p, uint64_t seq)
 {
     struct client_frame r;
