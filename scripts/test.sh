@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 JOBS=$(nproc)
 FUZZ_SECONDS=${SAMMEN_FUZZ_SECONDS:-20}
+# What a failure may depend on (the tests' servers write under $TMPDIR or /tmp)
+echo "== machine: $JOBS cores, open files $(ulimit -n), file size $(ulimit -f);" \
+  "free: checkout $(df -h --output=avail . | tail -1 | tr -d ' ')," \
+  "tmp $(df -h --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -d ' ')"
 
 echo "== build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

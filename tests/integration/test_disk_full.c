@@ -34,6 +34,7 @@ static int setup(void **state)
     struct st *s = calloc(1, sizeof(*s));
     if (!s || sodium_init() < 0)
         return -1;
+    *state = s; /* the teardown frees what a failed setup made */
     /* Inherited by the server: past the limit, write() fails instead of
      * the process being killed (as `trap '' XFSZ` before exec). */
     if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
@@ -42,13 +43,14 @@ static int setup(void **state)
         return -1;
     if (client_ctx_new(NULL, &s->ctx) != 0)
         return -1;
-    *state = s;
     return 0;
 }
 
 static int teardown(void **state)
 {
     struct st *s = *state;
+    if (!s)
+        return 0;
     client_ctx_free(s->ctx);
     testserver_cleanup(&s->ts);
     free(s);

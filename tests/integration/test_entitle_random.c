@@ -1642,6 +1642,8 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 static int teardown(void **state)
 {
     (void)state;
+    if (!W)
+        return 0;
     for (size_t d = 0; d < EM_MAX_DEVS; d++)
         if (W->devs[d].live)
             dev_close(d);

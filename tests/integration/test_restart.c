@@ -24,17 +24,19 @@ static int setup(void **state)
     struct st *s = calloc(1, sizeof(*s));
     if (!s || sodium_init() < 0)
         return -1;
+    *state = s; /* the teardown frees what a failed setup made */
     if (testserver_init(&s->ts, "restart.test", false) != 0 || testserver_start(&s->ts) != 0)
         return -1;
     if (client_ctx_new(NULL, &s->ctx) != 0)
         return -1;
-    *state = s;
     return 0;
 }
 
 static int teardown(void **state)
 {
     struct st *s = *state;
+    if (!s)
+        return 0;
     client_ctx_free(s->ctx);
     testserver_cleanup(&s->ts);
     free(s);

@@ -165,11 +165,11 @@ static int setup_small(void **state)
     static const char *const args[] = {"--thread-cache", "1", NULL};
     if (!s || sodium_init() < 0)
         return -1;
+    *state = s; /* the teardown frees what a failed setup made */
     if (testserver_init(&s->ts, DOMAIN, true) != 0 || testserver_start_args(&s->ts, args) != 0)
         return -1;
     if (client_ctx_new(NULL, &s->ctx) != 0)
         return -1;
-    *state = s;
     return 0;
 }
 

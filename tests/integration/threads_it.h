@@ -651,6 +651,7 @@ static int setup(void **state)
     struct st *s = calloc(1, sizeof(*s));
     if (!s || sodium_init() < 0)
         return -1;
+    *state = s; /* the teardown frees what a failed setup made */
 #ifdef THREADS_IT_ARGS
     static const char *const args[] = {THREADS_IT_ARGS, NULL};
     if (testserver_init(&s->ts, DOMAIN, true) != 0 || testserver_start_args(&s->ts, args) != 0)
@@ -661,7 +662,6 @@ static int setup(void **state)
 #endif
     if (client_ctx_new(NULL, &s->ctx) != 0)
         return -1;
-    *state = s;
     return 0;
 }
 
@@ -677,6 +677,8 @@ static void party_free(struct party *p)
 static int teardown(void **state)
 {
     struct st *s = *state;
+    if (!s)
+        return 0;
     party_free(&s->admin);
     party_free(&s->karen);
     party_free(&s->ole);

@@ -22,6 +22,8 @@
 #endif
 
 #define WAIT_MS 10000
+#define TS_DIR_PREFIX "sammen-it-"
+#define TS_LOG_TAIL_LINES 40
 
 static long long now_ms(void)
 {
@@ -59,7 +61,7 @@ static int wait_exit(pid_t pid, int ms)
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status)
+            return WIFEXITED(status)     ? WEXITSTATUS(status)
                    : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                          : -1;
         if (r < 0 && errno != EINTR)
@@ -81,11 +83,18 @@ int testserver_init(struct testserver *ts, const char *domain, bool test_clock)
     json_t *doc = NULL;
 
     memset(ts, 0, sizeof(*ts));
-    snprintf(ts->bin, sizeof(ts->bin), "%s/sammen-server", bindir && *bindir ? bindir
-                                                                            : SAMMEN_BIN_DIR);
+    snprintf(ts->bin, sizeof(ts->bin), "%s/sammen-server",
+             bindir && *bindir ? bindir : SAMMEN_BIN_DIR);
     snprintf(ts->domain, sizeof(ts->domain), "%s", domain);
     ts->test_clock = test_clock;
-    snprintf(ts->dir, sizeof(ts->dir), "/tmp/sammen-it-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    int dn = snprintf(ts->dir, sizeof(ts->dir), "%s/" TS_DIR_PREFIX "XXXXXX",
+                      tmp && *tmp ? tmp : "/tmp");
+    if (dn < 0 || (size_t)dn >= sizeof(ts->dir)) {
+        fprintf(stderr, "testserver: TMPDIR too long\n");
+        ts->dir[0] = '\0';
+        return -1;
+    }
     if (!mkdtemp(ts->dir)) {
         fprintf(stderr, "testserver: mkdtemp: %s\n", strerror(errno));
         ts->dir[0] = '\0';
@@ -238,8 +247,8 @@ int testserver_start_args(struct testserver *ts, const char *const *extra_args)
         int status = wait_exit(pid, 0);
         if (status != -2) {
             char *log = testserver_log(ts);
-            fprintf(stderr, "testserver: server exited (%d) before listening; log:\n%s\n",
-                    status, log ? log + (offset <= (long)strlen(log) ? offset : 0) : "");
+            fprintf(stderr, "testserver: server exited (%d) before listening; log:\n%s\n", status,
+                    log ? log + (offset <= (long)strlen(log) ? offset : 0) : "");
             free(log);
             ts->pid = 0;
             return -1;
@@ -262,8 +271,7 @@ int testserver_stop(struct testserver *ts, int sig)
     kill(ts->pid, sig);
     status = wait_exit(ts->pid, WAIT_MS);
     if (status == -2) {
-        fprintf(stderr, "testserver: no exit within %d ms of signal %d; killing\n", WAIT_MS,
-                sig);
+        fprintf(stderr, "testserver: no exit within %d ms of signal %d; killing\n", WAIT_MS, sig);
         kill(ts->pid, SIGKILL);
         wait_exit(ts->pid, WAIT_MS);
         status = -1;
@@ -293,14 +301,40 @@ char *testserver_log(const struct testserver *ts)
     return buf;
 }
 
+/* Prints the last lines of the server's log to stderr. ctest shows a
+ * test's output only when it fails, so this costs nothing on success and
+ * says why the server refused something when it does not. */
+static void print_log_tail(const struct testserver *ts)
+{
+    char *log = testserver_log(ts);
+    if (!log || !*log) {
+        free(log);
+        return;
+    }
+    size_t len = strlen(log);
+    const char *p = log + len;
+    int lines = 0;
+    while (p > log && lines <= TS_LOG_TAIL_LINES)
+        if (*--p == '\n')
+            lines++;
+    if (*p == '\n')
+        p++;
+    fprintf(stderr, "testserver: the last lines of %s:\n%s%s", ts->log, p,
+            log[len - 1] == '\n' ? "" : "\n");
+    free(log);
+}
+
 void testserver_cleanup(struct testserver *ts)
 {
     char cmd[256];
 
     if (ts->pid)
         testserver_stop(ts, SIGKILL);
-    if (ts->dir[0] && strncmp(ts->dir, "/tmp/sammen-it-", 15) == 0 &&
-        !getenv("SAMMEN_KEEP_TEST_DIR")) {
+    if (ts->dir[0])
+        print_log_tail(ts);
+    const char *base = strrchr(ts->dir, '/');
+    if (ts->dir[0] && base && strncmp(base + 1, TS_DIR_PREFIX, strlen(TS_DIR_PREFIX)) == 0 &&
+        strchr(ts->dir, '\'') == NULL && !getenv("SAMMEN_KEEP_TEST_DIR")) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ts->dir);
         if (system(cmd) != 0)
             fprintf(stderr, "testserver: could not remove %s\n", ts->dir);

@@ -34,8 +34,9 @@ struct testserver {
     pid_t pid;          /* 0 when not running */
 };
 
-/* Makes a temp dir and runs `sammen-server --data D --domain domain init
- * --json`, keeping the admin code. Returns 0 or -1. */
+/* Makes a temp dir (sammen-it-XXXXXX in $TMPDIR, else /tmp) and runs
+ * `sammen-server --data D --domain domain init --json`, keeping the admin
+ * code. Returns 0 or -1. */
 int testserver_init(struct testserver *ts, const char *domain, bool test_clock);
 /* Starts the server on 127.0.0.1:0 and waits (10 s at most) for its
  * "listening on 127.0.0.1:PORT" line. extra_args (NULL-terminated, may be
@@ -47,7 +48,9 @@ int testserver_start_args(struct testserver *ts, const char *const *extra_args);
 int testserver_stop(struct testserver *ts, int sig);
 /* The log so far (malloc()ed, NUL-terminated; caller frees), or NULL. */
 char *testserver_log(const struct testserver *ts);
-/* Kills a running server, removes the temp dir. */
+/* Kills a running server, prints the last 40 lines of its log on stderr
+ * (ctest shows them only if the test fails) and removes the temp dir
+ * (kept when SAMMEN_KEEP_TEST_DIR is set). Safe on a zeroed struct. */
 void testserver_cleanup(struct testserver *ts);
 
 #endif
