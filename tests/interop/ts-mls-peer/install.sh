@@ -20,8 +20,18 @@ if [ -f "$stamp" ] && cmp -s "$stamp" "$dest/package-lock.json"; then
   exit 0
 fi
 cd "$dest"
-# --ignore-scripts: nothing from the registry runs at install time.
-npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+# --ignore-scripts: nothing from the registry runs at install time. A
+# registry that drops a connection is retried (npm's own retries, then the
+# whole install once more) before the failure counts.
+install() {
+  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error \
+    --fetch-retries=4 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=20000
+}
+if ! install; then
+  echo "npm ci failed; trying once more in 10 s" >&2
+  sleep 10
+  install
+fi
 cp package-lock.json "$stamp"
 node -e 'import("ts-mls").then(() => console.log("ts-mls " +
   JSON.parse(require("fs").readFileSync("node_modules/ts-mls/package.json")).version + " installed"))'
