@@ -72,14 +72,17 @@ static bool listed(const struct client_frame *r, const char *field, const char *
     return false;
 }
 
-/* Sets the server's soft file-size limit (bytes), keeping the hard one. */
-static void set_fsize(pid_t pid, rlim_t cur)
+/* Sets the server's soft file-size limit (bytes), keeping the hard one;
+ * returns the soft limit it had (restored to lift the limit: the
+ * environment may have a finite hard limit, above which none can go). */
+static rlim_t set_fsize(pid_t pid, rlim_t cur)
 {
     struct rlimit old, lim;
     assert_int_equal(prlimit(pid, RLIMIT_FSIZE, NULL, &old), 0);
     lim.rlim_cur = cur;
     lim.rlim_max = old.rlim_max;
     assert_int_equal(prlimit(pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    return old.rlim_cur;
 }
 
 /* Checks the department list on c: before-0..nb-1 and after-0..na-1 are
@@ -122,7 +125,7 @@ static void commit_failure(void **state)
     }
     /* The WAL already holds frames past 4 KiB (and a restarted WAL's first
      * frame ends past it too), so no COMMIT can append a frame now. */
-    set_fsize(s->ts.pid, 4096);
+    rlim_t before = set_fsize(s->ts.pid, 4096);
 
     enum { DURING = 3 };
     for (int k = 0; k < DURING; k++) {
@@ -146,7 +149,7 @@ static void commit_failure(void **state)
     client_frame_free(&r);
 
     /* The disk takes writes again: so does the same server. */
-    set_fsize(s->ts.pid, RLIM_INFINITY);
+    set_fsize(s->ts.pid, before);
     c = it_login(s->ctx, s->ts.url, s->id, s->seed);
     for (int k = 0; k < 2; k++) {
         snprintf(name, sizeof(name), "after-%d", k);
@@ -182,7 +185,7 @@ static void kill_while_full(void **state)
     snprintf(name, sizeof(name), "before-%d", 3);
     const char *dep[] = {"name", name, NULL};
     it_ok(c, "admin.department.add", dep, "department", got, sizeof(got));
-    set_fsize(s->ts.pid, 4096);
+    (void)set_fsize(s->ts.pid, 4096);
     const char *dep2[] = {"name", "during-9", NULL};
     it_err(c, "admin.department.add", dep2, "internal");
     client_conn_free(c);

@@ -21,13 +21,17 @@
 #define DOMAIN "diskthreads.test"
 #include "threads_it.h"
 
-static void set_fsize(pid_t pid, rlim_t cur)
+/* Sets the server's soft file-size limit (bytes), keeping the hard one;
+ * returns the soft limit it had (restored to lift the limit: the
+ * environment may have a finite hard limit, above which none can go). */
+static rlim_t set_fsize(pid_t pid, rlim_t cur)
 {
     struct rlimit old, lim;
     assert_int_equal(prlimit(pid, RLIMIT_FSIZE, NULL, &old), 0);
     lim.rlim_cur = cur;
     lim.rlim_max = old.rlim_max;
     assert_int_equal(prlimit(pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    return old.rlim_cur;
 }
 
 static void refused_message(void **state)
@@ -61,7 +65,7 @@ static void refused_message(void **state)
     while (client_sync_event(s->mette.c, 300, &r) == 0)
         client_frame_free(&r);
 
-    set_fsize(s->ts.pid, 4096);
+    rlim_t before = set_fsize(s->ts.pid, 4096);
     assert_int_not_equal(send_app(&s->karen, thread, "refused", NULL, err, sizeof(err)), 0);
     assert_string_equal(err, "internal");
     assert_int_equal(client_sync_closed(s->karen.c, IT_TIMEOUT), 0);
@@ -75,7 +79,7 @@ static void refused_message(void **state)
         client_frame_free(&r);
     }
 
-    set_fsize(s->ts.pid, RLIM_INFINITY);
+    set_fsize(s->ts.pid, before);
     s->karen.c = it_login(s->ctx, s->ts.url, s->karen.id, s->karen.seed);
     assert_int_equal(send_app(&s->karen, thread, "after", NULL, err, sizeof(err)), 0);
     sync_party(&s->mette, thread, &sn);
