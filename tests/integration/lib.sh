@@ -49,7 +49,7 @@ it_cleanup() {
 }
 
 it_init() {
-    IT_DIR=$(mktemp -d /tmp/sammen-it-XXXXXX)
+    IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sammen-it-XXXXXX")
     trap it_cleanup EXIT
     timeout 30 "$SERVER" --data "$IT_DIR/data" --domain "$1" init --json \
         >"$IT_DIR/init.json" 2>>"$IT_DIR/server.log" || fail "init failed"

@@ -14,7 +14,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 SCRIPT="$(cd "$(dirname "$0")/../.." && pwd)/scripts/bench.sh"
 [ -f "$SCRIPT" ] || fail "no $SCRIPT"
-IT_DIR=$(mktemp -d /tmp/sammen-it-XXXXXX)
+IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sammen-it-XXXXXX")
 trap it_cleanup EXIT
 OUT=$IT_DIR/out
 

@@ -10,7 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 BENCH="$BIN/sammen-bench"
 [ -x "$BENCH" ] || fail "no $BENCH"
-IT_DIR=$(mktemp -d /tmp/sammen-it-XXXXXX)
+IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sammen-it-XXXXXX")
 trap it_cleanup EXIT
 P=$IT_DIR/prof
 OUT=$IT_DIR/bench.json

@@ -791,7 +791,7 @@ static void slow_reader_plain(void **state)
 
 static char cert[256], key[256];
 static bool have_tls;
-static char tls_root[64];
+static char tls_root[128];
 
 /* Checks every answer of p as it arrives on the lws client c. */
 static void wsc_check(struct wsc *c, const struct pipe *p)
@@ -871,8 +871,7 @@ static int setup(void **state)
     (void)state;
     if (sodium_init() < 0)
         return -1;
-    snprintf(tls_root, sizeof(tls_root), "/tmp/sammen-it-XXXXXX");
-    if (!mkdtemp(tls_root))
+    if (testserver_mkdtemp(tls_root, sizeof(tls_root)) != 0)
         return -1;
     snprintf(cert, sizeof(cert), "%s/cert.pem", tls_root);
     snprintf(key, sizeof(key), "%s/key.pem", tls_root);
@@ -892,7 +891,7 @@ static int teardown(void **state)
 {
     (void)state;
     wsc_global_free();
-    char cmd[128];
+    char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", tls_root);

@@ -28,6 +28,7 @@
 
 #include <libwebsockets.h>
 
+#include "testserver.h"
 #include "wire.h"
 
 #define WSRAW_UNUSED __attribute__((unused))
@@ -65,8 +66,7 @@ static WSRAW_UNUSED int tsrv_init(struct tsrv *s, const char *domain)
     memset(s, 0, sizeof(*s));
     s->pid = -1;
     s->out_fd = -1;
-    snprintf(s->root, sizeof(s->root), "/tmp/sammen-it-XXXXXX");
-    if (!mkdtemp(s->root))
+    if (testserver_mkdtemp(s->root, sizeof(s->root)) != 0)
         return -1;
     snprintf(s->data, sizeof(s->data), "%s/data", s->root);
     char cmd[1024];

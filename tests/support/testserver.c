@@ -72,6 +72,23 @@ static int wait_exit(pid_t pid, int ms)
     }
 }
 
+int testserver_mkdtemp(char *dir, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, cap, "%s/" TS_DIR_PREFIX "XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (n < 0 || (size_t)n >= cap || strchr(dir, '\'')) {
+        fprintf(stderr, "testserver: TMPDIR too long or has a quote\n");
+        dir[0] = '\0';
+        return -1;
+    }
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "testserver: mkdtemp %s: %s\n", dir, strerror(errno));
+        dir[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 int testserver_init(struct testserver *ts, const char *domain, bool test_clock)
 {
     const char *bindir = getenv("SAMMEN_BIN_DIR");
@@ -87,19 +104,8 @@ int testserver_init(struct testserver *ts, const char *domain, bool test_clock)
              bindir && *bindir ? bindir : SAMMEN_BIN_DIR);
     snprintf(ts->domain, sizeof(ts->domain), "%s", domain);
     ts->test_clock = test_clock;
-    const char *tmp = getenv("TMPDIR");
-    int dn = snprintf(ts->dir, sizeof(ts->dir), "%s/" TS_DIR_PREFIX "XXXXXX",
-                      tmp && *tmp ? tmp : "/tmp");
-    if (dn < 0 || (size_t)dn >= sizeof(ts->dir)) {
-        fprintf(stderr, "testserver: TMPDIR too long\n");
-        ts->dir[0] = '\0';
+    if (testserver_mkdtemp(ts->dir, sizeof(ts->dir)) != 0)
         return -1;
-    }
-    if (!mkdtemp(ts->dir)) {
-        fprintf(stderr, "testserver: mkdtemp: %s\n", strerror(errno));
-        ts->dir[0] = '\0';
-        return -1;
-    }
     snprintf(ts->data, sizeof(ts->data), "%s/data", ts->dir);
     snprintf(ts->log, sizeof(ts->log), "%s/server.log", ts->dir);
     if (pipe(pipefd) != 0)

@@ -19,6 +19,7 @@
 #define SAMMEN_TESTSERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct testserver {
@@ -34,7 +35,11 @@ struct testserver {
     pid_t pid;          /* 0 when not running */
 };
 
-/* Makes a temp dir (sammen-it-XXXXXX in $TMPDIR, else /tmp) and runs
+/* Makes a directory sammen-it-XXXXXX in $TMPDIR (else /tmp) into dir (cap
+ * bytes; the name has no quote, so it can go in a shell command between
+ * single quotes). Returns 0 or -1 (dir then empty). */
+int testserver_mkdtemp(char *dir, size_t cap);
+/* Makes a temp dir (testserver_mkdtemp) and runs
  * `sammen-server --data D --domain domain init --json`, keeping the admin
  * code. Returns 0 or -1. */
 int testserver_init(struct testserver *ts, const char *domain, bool test_clock);
