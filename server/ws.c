@@ -202,15 +202,26 @@ int ws_start(uint16_t *port)
         info.ssl_cert_filepath = srv.cfg.tls_cert;
         info.ssl_private_key_filepath = srv.cfg.tls_key;
     }
+    /* The context first, then its vhost: when the vhost fails (address in
+     * use, bad TLS files), lws_create_context() alone still returns a
+     * context whose destruction frees uv handles our loop still lists
+     * (a crash on exit). A context made whole, then a vhost that fails,
+     * is destroyed like any other. */
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     srv.ctx = lws_create_context(&info);
     if (!srv.ctx) {
+        log_error("cannot create the WebSocket context");
+        ws_stop();
+        return ERR_IO;
+    }
+    struct lws_vhost *vh = lws_create_vhost(srv.ctx, &info);
+    if (!vh) {
         log_error("cannot listen on %s (address in use, bad address or TLS files?)",
                   srv.cfg.listen);
         ws_stop();
         return ERR_IO;
     }
-    struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "sammen");
-    int p = vh ? lws_get_vhost_listen_port(vh) : -1;
+    int p = lws_get_vhost_listen_port(vh);
     if (p <= 0 || p > 65535) {
         log_error("cannot find the listening port");
         ws_stop();
