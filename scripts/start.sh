@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, initializes ./var on first run (printing
 # the administrator's one-time enrollment code), and starts the server on
-# 127.0.0.1:8480 with its embedded defaults.
+# 127.0.0.1:8480 (SAMMEN_LISTEN=HOST:PORT for another) with its embedded defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -11,4 +11,4 @@ DOMAIN=${SAMMEN_DOMAIN:-localhost}
 if [ ! -e var/sammen.db ]; then
   ./build/bin/sammen-server --data ./var --domain "$DOMAIN" init
 fi
-exec ./build/bin/sammen-server --data ./var --listen 127.0.0.1:8480
+exec ./build/bin/sammen-server --data ./var --listen "${SAMMEN_LISTEN:-127.0.0.1:8480}"
