@@ -2,7 +2,10 @@
 # Installs what is missing, builds, and runs every test:
 #   1. the normal build and the whole CTest suite (unit, MLS vectors, integration, corpus replay)
 #   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. every libFuzzer target for SAMMEN_FUZZ_SECONDS (default 20) each
+#   3. the C integration tests with the server under valgrind memcheck
+#      (scripts/valgrind-server.sh: libwebsockets and libuv, which ASan does
+#      not instrument)
+#   4. every libFuzzer target for SAMMEN_FUZZ_SECONDS (default 20) each
 # Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +29,8 @@ cmake --build build-asan -j"$JOBS"
 echo "== test (ASan+UBSan)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$JOBS")
+
+bash scripts/valgrind-server.sh build
 
 echo "== fuzz (${FUZZ_SECONDS}s per target)"
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
