@@ -2,7 +2,7 @@
 # Installs what is missing, builds, and runs every test:
 #   1. the normal build and the whole CTest suite (unit, MLS vectors, integration, corpus replay)
 #   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. the C integration tests with the server under valgrind memcheck
+#   3. the integration tests with the server under valgrind memcheck
 #      (scripts/valgrind-server.sh: libwebsockets and libuv, which ASan does
 #      not instrument)
 #   4. every libFuzzer target for SAMMEN_FUZZ_SECONDS (default 20) each

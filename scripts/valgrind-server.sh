@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the C integration tests against a sammen-server that runs under
+# Runs the integration tests against a sammen-server that runs under
 # valgrind memcheck, and fails if memcheck reports anything.
 #
 #   bash scripts/valgrind-server.sh [BUILD_DIR]     (default: build)
@@ -8,8 +8,8 @@
 # instrumented there, so a use-after-free inside them (e.g. a uv handle in
 # memory lws already freed) goes unseen by ASan; memcheck sees every access.
 # Leaks are LeakSanitizer's job (the ASan suite) and are not checked here.
-# The bench tests (minutes under memcheck) and test_entitle_random (its own
-# time budget) are left out. Exit: 0 clean, 1 a test failed or memcheck
+# The bench tests (minutes under memcheck), test_entitle_random (its own
+# time budget) and test_keys_tool (no server) are left out. Exit: 0 clean, 1 a test failed or memcheck
 # reported an error, 2 misuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +34,9 @@ for b in sammen sammen-keys sammen-bench; do
 done
 
 tests=()
-for src in tests/integration/test_*.c; do
-  t=$(basename "$src" .c)
-  case $t in test_entitle_random | test_bench_*) continue ;; esac
+for src in tests/integration/test_*.c tests/integration/test_*.sh; do
+  t=$(basename "$src")
+  case $t in test_entitle_random.c | test_bench_* | test_keys_tool.sh) continue ;; esac
   tests+=("$t")
 done
 
@@ -44,7 +44,10 @@ export SAMMEN_BIN_DIR="$WORK/bin" WORK BIN
 run_one() {
   local t=$1 s rc=0
   s=$(date +%s)
-  timeout 900 "$BIN/$t" >"$WORK/out/$t.txt" 2>&1 || rc=$?
+  case $t in
+    *.c) timeout 900 "$BIN/${t%.c}" >"$WORK/out/$t.txt" 2>&1 || rc=$? ;;
+    *.sh) timeout 900 bash "tests/integration/$t" >"$WORK/out/$t.txt" 2>&1 || rc=$? ;;
+  esac
   echo "$t: exit $rc, $(($(date +%s) - s)) s"
   [ "$rc" -eq 0 ] || { echo "--- $t output (tail)"; tail -n 40 "$WORK/out/$t.txt"; }
   return "$rc"
