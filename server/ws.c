@@ -223,7 +223,8 @@ int ws_start(uint16_t *port)
     }
     int p = lws_get_vhost_listen_port(vh);
     if (p <= 0 || p > 65535) {
-        log_error("cannot find the listening port");
+        /* lws keeps a vhost whose interface does not exist (yet) */
+        log_error("cannot listen on %s (no such local address?)", srv.cfg.listen);
         ws_stop();
         return ERR_IO;
     }
