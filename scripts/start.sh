@@ -8,7 +8,9 @@ bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 DOMAIN=${SAMMEN_DOMAIN:-localhost}
+LISTEN=${SAMMEN_LISTEN:-127.0.0.1:8480}
 if [ ! -e var/sammen.db ]; then
-  ./build/bin/sammen-server --data ./var --domain "$DOMAIN" init
+  # --listen here only makes the printed enroll command name the right address
+  ./build/bin/sammen-server --data ./var --domain "$DOMAIN" --listen "$LISTEN" init
 fi
-exec ./build/bin/sammen-server --data ./var --listen "${SAMMEN_LISTEN:-127.0.0.1:8480}"
+exec ./build/bin/sammen-server --data ./var --listen "$LISTEN"
