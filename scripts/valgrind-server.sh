@@ -26,7 +26,7 @@ mkdir "$WORK/bin" "$WORK/logs" "$WORK/out"
 # nothing is written through to the build tree).
 cat >"$WORK/bin/sammen-server" <<EOF
 #!/bin/sh
-exec valgrind -q --error-exitcode=99 --log-file="$WORK/logs/vg.%p.log" "$BIN/sammen-server" "\$@"
+exec valgrind -q --vgdb=no --error-exitcode=99 --log-file="$WORK/logs/vg.%p.log" "$BIN/sammen-server" "\$@"
 EOF
 chmod +x "$WORK/bin/sammen-server"
 for b in sammen sammen-keys sammen-bench; do
