@@ -124,6 +124,7 @@ struct cworker {
     struct bench_hist hist;
     bool measuring;
     uint64_t t_start, t_last_rx;
+    uint64_t late_from, late_to; /* the second half of the sending window (ns) */
     uint64_t cpu0_us; /* own CPU when the measured window opened */
     uint64_t last_ctl; /* when the control pipe was last read */
     /* members whose inbox is ahead of their last ack: the only ones an ack
@@ -180,8 +181,7 @@ static void account_app(struct cmember *m, const uint8_t *data, size_t len)
     w->c[C_RECEIVED]++;
     w->t_last_rx = bnet_now_ns();
     if (!w->a->catchup) {
-        uint64_t since = w->t_last_rx - w->t_start, dur = (uint64_t)(w->a->o->duration * 1e9);
-        if (since >= dur / 2 && since < dur)
+        if (w->t_last_rx >= w->late_from && w->t_last_rx < w->late_to)
             w->c[C_RX_LATE]++;
         bench_hist_add(&w->hist, (w->t_last_rx - a->send_ns[counter]) / 1000u);
     }
@@ -955,6 +955,8 @@ static int run_care(struct cworker *w, int ctl_fd, const uint32_t *sched, size_t
 
     w->measuring = true;
     t0 = w->t_start = bnet_now_ns();
+    w->late_from = t0 + dur / 2;
+    w->late_to = t0 + dur;
     while (sent < nsched) {
         /* one clock reading per turn: the schedule, the send stamps, the
          * ack period and the control pipe all use it */
