@@ -1,10 +1,11 @@
 /*
  * test_disk_full.c: the COMMIT-failure path against the real server, with
  * no mocks. The disk refuses writes through RLIMIT_FSIZE, set on the running
- * server with prlimit(2) (same uid: no privilege, no mount needed). SIGXFSZ
- * is ignored in this process and so in the server it forks (an ignored
- * disposition survives exec), so write() past the limit fails with EFBIG and
- * SQLite reports SQLITE_FULL when it appends to the WAL at COMMIT.
+ * server with prlimit(2) by testserver_set_fsize (same uid: no privilege, no
+ * mount needed). SIGXFSZ is ignored in this process and so in the server it
+ * forks (an ignored disposition survives exec), so write() past the limit
+ * fails with EFBIG and SQLite reports SQLITE_FULL when it appends to the WAL
+ * at COMMIT.
  *
  * - Writes acknowledged before the limit stay; every write tried under it
  *   gets `internal` (never `ok`), and its session is closed.
@@ -14,12 +15,10 @@
  * - After a restart, everything acknowledged is there and nothing that was
  *   answered with an error is.
  */
-#define _GNU_SOURCE
 #include "it.h"
 
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 struct st {
     struct testserver ts;
@@ -72,19 +71,6 @@ static bool listed(const struct client_frame *r, const char *field, const char *
     return false;
 }
 
-/* Sets the server's soft file-size limit (bytes), keeping the hard one;
- * returns the soft limit it had (restored to lift the limit: the
- * environment may have a finite hard limit, above which none can go). */
-static rlim_t set_fsize(pid_t pid, rlim_t cur)
-{
-    struct rlimit old, lim;
-    assert_int_equal(prlimit(pid, RLIMIT_FSIZE, NULL, &old), 0);
-    lim.rlim_cur = cur;
-    lim.rlim_max = old.rlim_max;
-    assert_int_equal(prlimit(pid, RLIMIT_FSIZE, &lim, NULL), 0);
-    return old.rlim_cur;
-}
-
 /* Checks the department list on c: before-0..nb-1 and after-0..na-1 are
  * there, during-0..nd-1 are not. */
 static void check_departments(struct client_conn *c, int nb, int nd, int na)
@@ -125,7 +111,8 @@ static void commit_failure(void **state)
     }
     /* The WAL already holds frames past 4 KiB (and a restarted WAL's first
      * frame ends past it too), so no COMMIT can append a frame now. */
-    rlim_t before = set_fsize(s->ts.pid, 4096);
+    rlim_t before;
+    assert_int_equal(testserver_set_fsize(&s->ts, 4096, &before), 0);
 
     enum { DURING = 3 };
     for (int k = 0; k < DURING; k++) {
@@ -149,7 +136,7 @@ static void commit_failure(void **state)
     client_frame_free(&r);
 
     /* The disk takes writes again: so does the same server. */
-    set_fsize(s->ts.pid, before);
+    assert_int_equal(testserver_set_fsize(&s->ts, before, NULL), 0);
     c = it_login(s->ctx, s->ts.url, s->id, s->seed);
     for (int k = 0; k < 2; k++) {
         snprintf(name, sizeof(name), "after-%d", k);
@@ -185,7 +172,7 @@ static void kill_while_full(void **state)
     snprintf(name, sizeof(name), "before-%d", 3);
     const char *dep[] = {"name", name, NULL};
     it_ok(c, "admin.department.add", dep, "department", got, sizeof(got));
-    (void)set_fsize(s->ts.pid, 4096);
+    assert_int_equal(testserver_set_fsize(&s->ts, 4096, NULL), 0);
     const char *dep2[] = {"name", "during-9", NULL};
     it_err(c, "admin.department.add", dep2, "internal");
     client_conn_free(c);

@@ -7,32 +7,13 @@
  * again the member receives the messages acknowledged before and after but
  * never the refused one, nor after a restart.
  */
-#define _GNU_SOURCE /* prlimit() */
-/* glibc's revoke(2) under _GNU_SOURCE would clash with threads_it.h's revoke() */
-#define revoke unistd_revoke
-#include <unistd.h>
-#undef revoke
 #include "it.h"
 
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #define DOMAIN "diskthreads.test"
 #include "threads_it.h"
-
-/* Sets the server's soft file-size limit (bytes), keeping the hard one;
- * returns the soft limit it had (restored to lift the limit: the
- * environment may have a finite hard limit, above which none can go). */
-static rlim_t set_fsize(pid_t pid, rlim_t cur)
-{
-    struct rlimit old, lim;
-    assert_int_equal(prlimit(pid, RLIMIT_FSIZE, NULL, &old), 0);
-    lim.rlim_cur = cur;
-    lim.rlim_max = old.rlim_max;
-    assert_int_equal(prlimit(pid, RLIMIT_FSIZE, &lim, NULL), 0);
-    return old.rlim_cur;
-}
 
 static void refused_message(void **state)
 {
@@ -65,7 +46,8 @@ static void refused_message(void **state)
     while (client_sync_event(s->mette.c, 300, &r) == 0)
         client_frame_free(&r);
 
-    rlim_t before = set_fsize(s->ts.pid, 4096);
+    rlim_t before;
+    assert_int_equal(testserver_set_fsize(&s->ts, 4096, &before), 0);
     assert_int_not_equal(send_app(&s->karen, thread, "refused", NULL, err, sizeof(err)), 0);
     assert_string_equal(err, "internal");
     assert_int_equal(client_sync_closed(s->karen.c, IT_TIMEOUT), 0);
@@ -79,7 +61,7 @@ static void refused_message(void **state)
         client_frame_free(&r);
     }
 
-    set_fsize(s->ts.pid, before);
+    assert_int_equal(testserver_set_fsize(&s->ts, before, NULL), 0);
     s->karen.c = it_login(s->ctx, s->ts.url, s->karen.id, s->karen.seed);
     assert_int_equal(send_app(&s->karen, thread, "after", NULL, err, sizeof(err)), 0);
     sync_party(&s->mette, thread, &sn);

@@ -38,7 +38,7 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A answers a ping on a new connection. */
+/* s answers a ping on a new connection. */
 static void serves(const struct tsrv *s, uint32_t id)
 {
     struct wsc *c = wsc_open(s->port);

@@ -1,4 +1,5 @@
 /* testserver.c: start/stop the real sammen-server (see testserver.h). */
+#define _GNU_SOURCE /* prlimit() */
 #include "testserver.h"
 
 #include <errno.h>
@@ -305,6 +306,20 @@ char *testserver_log(const struct testserver *ts)
     }
     fclose(f);
     return buf;
+}
+
+int testserver_set_fsize(const struct testserver *ts, rlim_t cur, rlim_t *old_cur)
+{
+    struct rlimit old, lim;
+    if (!ts->pid || prlimit(ts->pid, RLIMIT_FSIZE, NULL, &old) != 0)
+        return -1;
+    lim.rlim_cur = cur;
+    lim.rlim_max = old.rlim_max;
+    if (prlimit(ts->pid, RLIMIT_FSIZE, &lim, NULL) != 0)
+        return -1;
+    if (old_cur)
+        *old_cur = old.rlim_cur;
+    return 0;
 }
 
 /* Prints the last lines of the server's log to stderr. ctest shows a

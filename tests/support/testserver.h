@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 struct testserver {
@@ -51,6 +52,12 @@ int testserver_start_args(struct testserver *ts, const char *const *extra_args);
 /* Sends sig and waits (10 s, then SIGKILL) for the process. Returns its
  * exit status (0..255), 128+signal if killed by one, or -1. */
 int testserver_stop(struct testserver *ts, int sig);
+/* Sets the running server's soft file-size limit to cur bytes, keeping the
+ * hard one (which no limit can pass), and stores the soft limit it had in
+ * *old_cur (may be NULL): restore that to lift the limit. With SIGXFSZ
+ * ignored (inherited from the test), writes past it fail with EFBIG, so
+ * SQLite's COMMIT fails as on a full disk. Returns 0 or -1. */
+int testserver_set_fsize(const struct testserver *ts, rlim_t cur, rlim_t *old_cur);
 /* The log so far (malloc()ed, NUL-terminated; caller frees), or NULL. */
 char *testserver_log(const struct testserver *ts);
 /* Kills a running server, prints the last 40 lines of its log on stderr
