@@ -9,8 +9,8 @@
 # memory lws already freed) goes unseen by ASan; memcheck sees every access.
 # Leaks are LeakSanitizer's job (the ASan suite) and are not checked here.
 # The bench tests (minutes under memcheck), test_entitle_random (its own
-# time budget) and test_keys_tool (no server) are left out. Exit: 0 clean, 1 a test failed or memcheck
-# reported an error, 2 misuse.
+# time budget) and test_keys_tool (no server) are left out.
+# Exit: 0 clean, 1 a test failed or memcheck reported an error, 2 misuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -30,7 +30,7 @@ exec valgrind -q --vgdb=no --error-exitcode=99 --log-file="$WORK/logs/vg.%p.log"
 EOF
 chmod +x "$WORK/bin/sammen-server"
 for b in sammen sammen-keys sammen-bench; do
-  [ -e "$BIN/$b" ] && ln -s "$BIN/$b" "$WORK/bin/$b"
+  if [ -e "$BIN/$b" ]; then ln -s "$BIN/$b" "$WORK/bin/$b"; fi
 done
 
 tests=()
