@@ -1,0 +1,962 @@
+/*
+ * floor.c: sammen-floor, the loopback floor of the care workload (issue 6;
+ * PERFORMANCE.md "The loopback floor").
+ *
+ * What the care workload's traffic costs this machine when the server does
+ * nothing but move it: the least any server and any load generator can
+ * spend here on T threads of M members at R messages a second.
+ *
+ *   server process  takes fixed-size message records from its T*M
+ *                   connections; makes each batch durable (pwrite + fdatasync
+ *                   on a helper thread, group commit: the next batch gathers
+ *                   while one is synced); then appends one fixed-size delivery
+ *                   frame per other member of the thread to each member's
+ *                   connection, and sends each connection's pending frames
+ *                   with one send() per loop turn (optionally split over
+ *                   --send-threads). Acks set a cursor in memory.
+ *   client process  holds the T*M connections; sends R messages a second from
+ *                   random members (one send() each, as sammen-bench does);
+ *                   reads the deliveries; checks every sender's sequence per
+ *                   receiving connection (lost, duplicated, out of order);
+ *                   measures the latency from send to receipt; acknowledges
+ *                   what arrived (a 16-byte record per connection at most
+ *                   every --ack-every ms).
+ *
+ * No WebSocket, no msgpack, no SQLite, no MLS, no consent checks: the real
+ * server and bench do all of this and more, so their costs are above these.
+ * Both processes run on this machine, on loopback, as the bench and the
+ * server do. The window: --warmup seconds after the start (connections made,
+ * the rate reached), then --duration seconds measured; the client then waits
+ * up to 10 s for the last deliveries.
+ *
+ * Output: a table, or with --json one JSON document, on stdout. Exit 0 when
+ * every delivery arrived once and in order, 1 otherwise, 2 on bad usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REC_MSG 1
+#define REC_ACK 2
+#define ACK_BYTES 16
+#define INBUF 16384
+#define FRAME_MAX 4096
+#define MEMBERS_MAX 64
+#define HBUCKET_NS 10000ull          /* latency histogram: 10 µs buckets */
+#define HBUCKETS 1000000u            /* up to 10 s; later ones in the last */
+#define DRAIN_NS 10000000000ull      /* after the window: wait for the rest */
+#define NS 1000000000.0
+
+/* The head of every record in both directions; a message or a delivery is
+ * padded to --frame bytes, an ack is ACK_BYTES (struct rec is 24). */
+struct rec {
+    uint8_t type, pad[3];
+    uint32_t thread, member, seq;
+    uint64_t t_ns; /* when the client sent the message */
+};
+
+struct opts {
+    int threads, members, send_threads, ack_ms, json;
+    size_t frame;
+    double rate, duration, warmup;
+};
+
+/* Figures the server process leaves for the client process (shared map). */
+struct srv_fig {
+    double cpu_s;
+    uint64_t turns, sends, frames, syncs;
+    int measured;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    if (clock_gettime(CLOCK_MONOTONIC, &t) != 0)
+        abort();
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+    struct rusage r;
+    if (getrusage(RUSAGE_SELF, &r) != 0)
+        return 0;
+    return (double)r.ru_utime.tv_sec + (double)r.ru_stime.tv_sec +
+           ((double)r.ru_utime.tv_usec + (double)r.ru_stime.tv_usec) / 1e6;
+}
+
+static void die(const char *who, const char *what)
+{
+    fprintf(stderr, "sammen-floor: %s: %s: %s\n", who, what, strerror(errno));
+    exit(1);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "sammen-floor: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void grow(uint8_t **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    uint8_t *q = realloc(*p, c);
+    if (!q) {
+        fprintf(stderr, "sammen-floor: out of memory\n");
+        exit(1);
+    }
+    *p = q;
+    *cap = c;
+}
+
+static int nonblocking_nodelay(int fd)
+{
+    int one = 1, fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ================================================================ server */
+
+struct sconn {
+    int fd;
+    size_t inlen, outlen, outcap;
+    uint8_t *out;
+    int dirty, closed;
+    uint32_t cursor;
+    uint8_t in[INBUF];
+};
+
+struct batch {
+    struct rec *m;
+    size_t n, cap;
+    uint8_t *bytes;
+    size_t blen, bcap;
+};
+
+/* The syncer: one batch at a time, appended to the log file and synced. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct batch *job;
+    int stop, efd, file;
+    off_t off;
+    const char *err;
+} sy = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, -1, -1, 0, NULL};
+
+static void *syncer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        if (pthread_mutex_lock(&sy.mu) != 0)
+            abort();
+        while (!sy.job && !sy.stop)
+            if (pthread_cond_wait(&sy.cv, &sy.mu) != 0)
+                abort();
+        struct batch *b = sy.job;
+        int stop = sy.stop;
+        if (pthread_mutex_unlock(&sy.mu) != 0)
+            abort();
+        if (stop)
+            return NULL;
+        if (pwrite(sy.file, b->bytes, b->blen, sy.off) != (ssize_t)b->blen)
+            die("server", "pwrite of the log");
+        sy.off += (off_t)b->blen;
+        if (fdatasync(sy.file) != 0)
+            die("server", "fdatasync of the log");
+        if (pthread_mutex_lock(&sy.mu) != 0)
+            abort();
+        sy.job = NULL;
+        if (pthread_mutex_unlock(&sy.mu) != 0)
+            abort();
+        uint64_t one = 1;
+        if (write(sy.efd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+            die("server", "eventfd write");
+    }
+}
+
+/* The send pool: the loop thread and send_threads-1 helpers take the dirty
+ * connections by an atomic index, one send() each, and the loop thread
+ * waits for all before the turn goes on. */
+static struct {
+    struct sconn *conns;
+    int *dirty;
+    int ndirty, workers, gen, done, stop;
+    int next; /* taken with __atomic */
+    pthread_mutex_t mu;
+    pthread_cond_t go, fin;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
+          .fin = PTHREAD_COND_INITIALIZER};
+
+static int peer_gone; /* a send saw the client close: the run is over */
+
+static void flush_some(void)
+{
+    for (;;) {
+        int i = __atomic_fetch_add(&pool.next, 1, __ATOMIC_RELAXED);
+        if (i >= pool.ndirty)
+            return;
+        struct sconn *c = &pool.conns[pool.dirty[i]];
+        ssize_t k = send(c->fd, c->out, c->outlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EAGAIN)
+                continue;
+            if (errno == EPIPE || errno == ECONNRESET) {
+                __atomic_store_n(&peer_gone, 1, __ATOMIC_RELAXED);
+                continue;
+            }
+            die("server", "send");
+        }
+        memmove(c->out, c->out + k, c->outlen - (size_t)k);
+        c->outlen -= (size_t)k;
+    }
+}
+
+static void *pool_worker(void *arg)
+{
+    (void)arg;
+    int seen = 0;
+    for (;;) {
+        if (pthread_mutex_lock(&pool.mu) != 0)
+            abort();
+        while (pool.gen == seen && !pool.stop)
+            if (pthread_cond_wait(&pool.go, &pool.mu) != 0)
+                abort();
+        seen = pool.gen;
+        int stop = pool.stop;
+        if (pthread_mutex_unlock(&pool.mu) != 0)
+            abort();
+        if (stop)
+            return NULL;
+        flush_some();
+        if (pthread_mutex_lock(&pool.mu) != 0)
+            abort();
+        pool.done++;
+        if (pthread_cond_signal(&pool.fin) != 0)
+            abort();
+        if (pthread_mutex_unlock(&pool.mu) != 0)
+            abort();
+    }
+}
+
+static void pool_flush(void)
+{
+    __atomic_store_n(&pool.next, 0, __ATOMIC_RELAXED);
+    if (pool.workers > 0) {
+        if (pthread_mutex_lock(&pool.mu) != 0)
+            abort();
+        pool.done = 0;
+        pool.gen++;
+        if (pthread_cond_broadcast(&pool.go) != 0)
+            abort();
+        if (pthread_mutex_unlock(&pool.mu) != 0)
+            abort();
+    }
+    flush_some();
+    if (pool.workers > 0) {
+        if (pthread_mutex_lock(&pool.mu) != 0)
+            abort();
+        while (pool.done < pool.workers)
+            if (pthread_cond_wait(&pool.fin, &pool.mu) != 0)
+                abort();
+        if (pthread_mutex_unlock(&pool.mu) != 0)
+            abort();
+    }
+}
+
+static void batch_add(struct batch *b, const struct rec *r, const uint8_t *bytes, size_t len)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        struct rec *m = realloc(b->m, cap * sizeof(*m));
+        if (!m) {
+            fprintf(stderr, "sammen-floor: out of memory\n");
+            exit(1);
+        }
+        b->m = m;
+        b->cap = cap;
+    }
+    b->m[b->n++] = *r;
+    grow(&b->bytes, &b->bcap, b->blen + len);
+    memcpy(b->bytes + b->blen, bytes, len);
+    b->blen += len;
+}
+
+/* Read what a connection has; records to the gathering batch or the cursor.
+ * Returns -1 when the client closed it (the end of the run). */
+static int server_read(const struct opts *o, struct sconn *c, struct batch *b)
+{
+    for (;;) {
+        ssize_t k = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+        if (k == 0)
+            return -1;
+        if (k < 0) {
+            if (errno == EAGAIN)
+                return 0;
+            if (errno == ECONNRESET)
+                return -1;
+            die("server", "recv");
+        }
+        c->inlen += (size_t)k;
+        size_t off = 0;
+        while (c->inlen - off >= sizeof(struct rec)) {
+            struct rec r;
+            memcpy(&r, c->in + off, sizeof(r));
+            size_t need = r.type == REC_MSG ? o->frame : ACK_BYTES;
+            if ((r.type != REC_MSG && r.type != REC_ACK) ||
+                (r.type == REC_MSG &&
+                 (r.thread >= (uint32_t)o->threads || r.member >= (uint32_t)o->members))) {
+                fprintf(stderr, "sammen-floor: server: a malformed record\n");
+                exit(1);
+            }
+            if (c->inlen - off < need)
+                break;
+            if (r.type == REC_MSG)
+                batch_add(b, &r, c->in + off, need);
+            else
+                c->cursor = r.seq;
+            off += need;
+        }
+        memmove(c->in, c->in + off, c->inlen - off);
+        c->inlen -= off;
+    }
+}
+
+static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, struct srv_fig *fig)
+{
+    int nconn = o->threads * o->members;
+    struct sconn *conns = xcalloc((size_t)nconn, sizeof(*conns));
+    int *dirty = xcalloc((size_t)nconn, sizeof(int));
+    uint8_t *frame = xcalloc(1, o->frame);
+    memset(frame, 'd', o->frame);
+    int ep = epoll_create1(0);
+    if (ep < 0)
+        die("server", "epoll_create1");
+    /* The client connects in order: connection i is thread i / M, member i % M. */
+    for (int i = 0; i < nconn; i++) {
+        int fd = accept(ls, NULL, NULL);
+        if (fd < 0)
+            die("server", "accept");
+        if (nonblocking_nodelay(fd) != 0)
+            die("server", "socket options");
+        conns[i].fd = fd;
+        struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0)
+            die("server", "epoll_ctl");
+    }
+    if (close(ls) != 0)
+        die("server", "close");
+
+    char path[] = "/tmp/sammen-floor-XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    char tpath[4096];
+    if (tmp && *tmp && snprintf(tpath, sizeof(tpath), "%s/sammen-floor-XXXXXX", tmp) <
+                           (int)sizeof(tpath)) {
+        sy.file = mkstemp(tpath);
+        if (sy.file >= 0 && unlink(tpath) != 0)
+            die("server", "unlink of the log");
+    } else {
+        sy.file = mkstemp(path);
+        if (sy.file >= 0 && unlink(path) != 0)
+            die("server", "unlink of the log");
+    }
+    if (sy.file < 0)
+        die("server", "the log file");
+    sy.efd = eventfd(0, EFD_NONBLOCK);
+    if (sy.efd < 0)
+        die("server", "eventfd");
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, sy.efd, &e) != 0)
+        die("server", "epoll_ctl");
+    pthread_t syt;
+    if (pthread_create(&syt, NULL, syncer, NULL) != 0)
+        die("server", "pthread_create");
+    pool.conns = conns;
+    pool.dirty = dirty;
+    pool.workers = o->send_threads - 1;
+    pthread_t *pt = xcalloc((size_t)o->send_threads, sizeof(pthread_t));
+    for (int i = 0; i < pool.workers; i++)
+        if (pthread_create(&pt[i], NULL, pool_worker, NULL) != 0)
+            die("server", "pthread_create");
+
+    struct batch bs[2];
+    memset(bs, 0, sizeof(bs));
+    int gather = 0, syncing = 0, done = 0;
+    uint64_t turns = 0, sends = 0, frames = 0, syncs = 0;
+    uint64_t t_turns = 0, t_sends = 0, t_frames = 0, t_syncs = 0;
+    double c0 = 0;
+    struct epoll_event ev[1024];
+    while (!done) {
+        int n = epoll_wait(ep, ev, 1024, pool.ndirty ? 1 : 50);
+        if (n < 0 && errno != EINTR)
+            die("server", "epoll_wait");
+        uint64_t t = now_ns();
+        if (fig->measured == 0 && t >= w0) {
+            c0 = cpu_s();
+            t_turns = turns, t_sends = sends, t_frames = frames, t_syncs = syncs;
+            fig->measured = 1;
+        } else if (fig->measured == 1 && t >= w1) {
+            fig->cpu_s = cpu_s() - c0;
+            fig->turns = turns - t_turns;
+            fig->sends = sends - t_sends;
+            fig->frames = frames - t_frames;
+            fig->syncs = syncs - t_syncs;
+            fig->measured = 2;
+        }
+        turns++;
+        int released = 0;
+        for (int j = 0; j < n; j++) {
+            uint32_t id = ev[j].data.u32;
+            if (id == UINT32_MAX) {
+                uint64_t v;
+                if (read(sy.efd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+                    die("server", "eventfd read");
+                released = 1;
+            } else if (server_read(o, &conns[id], &bs[gather]) < 0) {
+                done = 1;
+            }
+        }
+        if (released) { /* the synced batch is durable: deliver it */
+            struct batch *b = &bs[!gather];
+            for (size_t i = 0; i < b->n; i++) {
+                const struct rec *r = &b->m[i];
+                for (int mb = 0; mb < o->members; mb++) {
+                    if ((uint32_t)mb == r->member)
+                        continue;
+                    int ci = (int)r->thread * o->members + mb;
+                    struct sconn *c = &conns[ci];
+                    grow(&c->out, &c->outcap, c->outlen + o->frame);
+                    memcpy(frame, r, sizeof(*r));
+                    memcpy(c->out + c->outlen, frame, o->frame);
+                    c->outlen += o->frame;
+                    frames++;
+                    if (!c->dirty) {
+                        c->dirty = 1;
+                        dirty[pool.ndirty++] = ci;
+                    }
+                }
+            }
+            b->n = 0;
+            b->blen = 0;
+            syncing = 0;
+            syncs++;
+        }
+        if (!syncing && bs[gather].n) { /* group commit: hand over what gathered */
+            if (pthread_mutex_lock(&sy.mu) != 0)
+                abort();
+            sy.job = &bs[gather];
+            if (pthread_cond_signal(&sy.cv) != 0)
+                abort();
+            if (pthread_mutex_unlock(&sy.mu) != 0)
+                abort();
+            gather = !gather;
+            syncing = 1;
+        }
+        if (pool.ndirty && !done) {
+            sends += (uint64_t)pool.ndirty;
+            pool_flush();
+            int keep = 0;
+            for (int i = 0; i < pool.ndirty; i++) {
+                struct sconn *c = &conns[dirty[i]];
+                if (c->outlen)
+                    dirty[keep++] = dirty[i];
+                else
+                    c->dirty = 0;
+            }
+            pool.ndirty = keep;
+            if (peer_gone)
+                done = 1;
+        }
+    }
+    /* the end: stop the helpers, free */
+    if (pthread_mutex_lock(&pool.mu) != 0 || pthread_mutex_lock(&sy.mu) != 0)
+        abort();
+    pool.stop = 1;
+    sy.stop = 1;
+    if (pthread_cond_broadcast(&pool.go) != 0 || pthread_cond_signal(&sy.cv) != 0)
+        abort();
+    if (pthread_mutex_unlock(&sy.mu) != 0 || pthread_mutex_unlock(&pool.mu) != 0)
+        abort();
+    for (int i = 0; i < pool.workers; i++)
+        if (pthread_join(pt[i], NULL) != 0)
+            abort();
+    if (pthread_join(syt, NULL) != 0)
+        abort();
+    for (int i = 0; i < nconn; i++) {
+        free(conns[i].out);
+        (void)close(conns[i].fd);
+    }
+    for (int i = 0; i < 2; i++) {
+        free(bs[i].m);
+        free(bs[i].bytes);
+    }
+    (void)close(sy.efd);
+    (void)close(sy.file);
+    (void)close(ep);
+    free(pt);
+    free(frame);
+    free(dirty);
+    free(conns);
+}
+
+/* ================================================================ client */
+
+struct cconn {
+    int fd, ack_queued;
+    uint32_t seq, got;
+    uint64_t last_ack;
+    size_t inlen;
+    uint32_t *last; /* per sender member: the last sequence received */
+    uint8_t in[INBUF];
+};
+
+struct cfig {
+    uint64_t sent, sent_w, received, received_w, expected, lost, dup, reorder, acks, acks_w;
+    uint64_t lat_n;
+    double cpu_w;
+    unsigned long long st[2][8];
+    uint32_t *hist;
+};
+
+static void procstat(unsigned long long v[8])
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) {
+        memset(v, 0, 8 * sizeof(*v));
+        return;
+    }
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) != 8)
+        memset(v, 0, 8 * sizeof(*v));
+    (void)fclose(f);
+}
+
+static void client_send(int fd, const void *p, size_t n)
+{
+    /* Blocking sends would stall the loop; the server drains quickly, so a
+     * short send here means the machine is far past saturation. */
+    size_t off = 0;
+    while (off < n) {
+        ssize_t k = send(fd, (const uint8_t *)p + off, n - off, MSG_NOSIGNAL);
+        if (k < 0 && errno == EAGAIN) {
+            struct timespec ts = {0, 100000};
+            (void)nanosleep(&ts, NULL);
+            continue;
+        }
+        if (k < 0)
+            die("client", "send");
+        off += (size_t)k;
+    }
+}
+
+static void client_ack(struct cconn *c, uint64_t t, struct cfig *f, int in_window)
+{
+    struct rec r;
+    memset(&r, 0, sizeof(r));
+    r.type = REC_ACK;
+    r.seq = c->got;
+    client_send(c->fd, &r, ACK_BYTES);
+    c->last_ack = t;
+    f->acks++;
+    f->acks_w += (uint64_t)in_window;
+}
+
+static void client_read(const struct opts *o, struct cconn *c, uint64_t t, uint64_t w0,
+                        uint64_t w1, struct cfig *f)
+{
+    for (;;) {
+        ssize_t k = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+        if (k == 0) {
+            fprintf(stderr, "sammen-floor: client: the server closed a connection\n");
+            exit(1);
+        }
+        if (k < 0) {
+            if (errno == EAGAIN)
+                return;
+            die("client", "recv");
+        }
+        c->inlen += (size_t)k;
+        size_t off = 0;
+        while (c->inlen - off >= o->frame) {
+            struct rec d;
+            memcpy(&d, c->in + off, sizeof(d));
+            off += o->frame;
+            if (d.type != REC_MSG || d.member >= (uint32_t)o->members) {
+                fprintf(stderr, "sammen-floor: client: a malformed delivery\n");
+                exit(1);
+            }
+            f->received++;
+            f->received_w += (uint64_t)(t >= w0 && t < w1);
+            c->got++;
+            uint32_t *last = &c->last[d.member];
+            if (d.seq <= *last)
+                f->dup++;
+            else if (d.seq != *last + 1)
+                f->reorder++;
+            if (d.seq > *last)
+                *last = d.seq;
+            if (d.t_ns >= w0 && d.t_ns < w1) {
+                uint64_t b = (t - d.t_ns) / HBUCKET_NS;
+                f->hist[b >= HBUCKETS ? HBUCKETS : b]++;
+                f->lat_n++;
+            }
+        }
+        memmove(c->in, c->in + off, c->inlen - off);
+        c->inlen -= off;
+    }
+}
+
+static double pct_ms(const struct cfig *f, double p)
+{
+    if (!f->lat_n)
+        return 0;
+    uint64_t want = (uint64_t)((double)f->lat_n * p), acc = 0;
+    for (uint32_t i = 0; i <= HBUCKETS; i++) {
+        acc += f->hist[i];
+        if (acc > want)
+            return (double)(i + 1) * (double)HBUCKET_NS / 1e6; /* the bucket's upper edge */
+    }
+    return (double)HBUCKETS * (double)HBUCKET_NS / 1e6;
+}
+
+static void run_client(const struct opts *o, const struct sockaddr_in *a, uint64_t t0,
+                       uint64_t w0, uint64_t w1, struct cfig *f)
+{
+    int n = o->threads * o->members;
+    struct cconn *cs = xcalloc((size_t)n, sizeof(*cs));
+    uint32_t *lasts = xcalloc((size_t)n * (size_t)o->members, sizeof(uint32_t));
+    int *ackq = xcalloc((size_t)n, sizeof(int));
+    uint8_t *msg = xcalloc(1, o->frame);
+    memset(msg, 'm', o->frame);
+    int ep = epoll_create1(0);
+    if (ep < 0)
+        die("client", "epoll_create1");
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            die("client", "socket");
+        if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) != 0)
+            die("client", "connect");
+        if (nonblocking_nodelay(fd) != 0)
+            die("client", "socket options");
+        cs[i].fd = fd;
+        cs[i].last = &lasts[(size_t)i * (size_t)o->members];
+        struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0)
+            die("client", "epoll_ctl");
+    }
+    uint64_t ts = now_ns(); /* sending starts: the rate counts from here */
+    if (ts >= w0) {
+        fprintf(stderr, "sammen-floor: making %d connections took %.1f s, longer than the "
+                        "warm-up; give a longer --warmup\n",
+                n, (double)(ts - t0) / NS);
+        exit(1);
+    }
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    struct itimerspec its = {{0, 1000000}, {0, 1000000}}; /* 1 ms */
+    if (tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) != 0)
+        die("client", "timerfd");
+    struct epoll_event te = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &te) != 0)
+        die("client", "epoll_ctl");
+
+    uint64_t aq_head = 0, aq_tail = 0;
+    uint64_t ack_ns = o->ack_ms > 0 ? (uint64_t)o->ack_ms * 1000000u : 0;
+    unsigned seed = 0x5a3eu;
+    int phase = 0; /* 0 warm-up, 1 window, 2 drain */
+    double c0 = 0;
+    struct epoll_event ev[1024];
+    for (;;) {
+        int k = epoll_wait(ep, ev, 1024, 50);
+        if (k < 0 && errno != EINTR)
+            die("client", "epoll_wait");
+        uint64_t t = now_ns();
+        if (phase == 0 && t >= w0) {
+            c0 = cpu_s();
+            procstat(f->st[0]);
+            phase = 1;
+        } else if (phase == 1 && t >= w1) {
+            f->cpu_w = cpu_s() - c0;
+            procstat(f->st[1]);
+            phase = 2;
+        }
+        if (phase == 2 && (f->received >= f->sent * (uint64_t)(o->members - 1) ||
+                           t >= w1 + DRAIN_NS))
+            break;
+        int in_w = phase == 1;
+        for (int j = 0; j < k; j++) {
+            uint32_t id = ev[j].data.u32;
+            if (id != UINT32_MAX) {
+                struct cconn *c = &cs[id];
+                client_read(o, c, t, w0, w1, f);
+                if (o->ack_ms < 0 || c->ack_queued)
+                    continue;
+                if (t - c->last_ack >= ack_ns) {
+                    client_ack(c, t, f, in_w);
+                } else {
+                    c->ack_queued = 1;
+                    ackq[aq_tail++ % (uint64_t)n] = (int)id;
+                }
+                continue;
+            }
+            uint64_t v;
+            if (read(tfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                die("client", "timerfd read");
+            if (t < w1) { /* the messages due by now, from random members */
+                uint64_t due = (uint64_t)(o->rate * (double)(t - ts) / NS);
+                while (f->sent < due) {
+                    uint32_t th = (uint32_t)rand_r(&seed) % (uint32_t)o->threads;
+                    uint32_t mb = (uint32_t)rand_r(&seed) % (uint32_t)o->members;
+                    struct cconn *c = &cs[th * (uint32_t)o->members + mb];
+                    struct rec r;
+                    memset(&r, 0, sizeof(r));
+                    r.type = REC_MSG;
+                    r.thread = th;
+                    r.member = mb;
+                    r.seq = ++c->seq;
+                    r.t_ns = now_ns();
+                    memcpy(msg, &r, sizeof(r));
+                    client_send(c->fd, msg, o->frame);
+                    f->sent++;
+                    f->sent_w += (uint64_t)in_w;
+                }
+            }
+            while (aq_head != aq_tail) { /* the acks whose time came, oldest first */
+                struct cconn *c = &cs[ackq[aq_head % (uint64_t)n]];
+                if (t - c->last_ack < ack_ns)
+                    break;
+                aq_head++;
+                c->ack_queued = 0;
+                client_ack(c, t, f, in_w);
+            }
+        }
+    }
+    f->expected = f->sent * (uint64_t)(o->members - 1);
+    f->lost = f->received < f->expected ? f->expected - f->received : 0;
+    for (int i = 0; i < n; i++)
+        (void)close(cs[i].fd);
+    (void)close(tfd);
+    (void)close(ep);
+    free(msg);
+    free(ackq);
+    free(lasts);
+    free(cs);
+}
+
+/* ================================================================ report */
+
+static void report(const struct opts *o, const struct cfig *f, const struct srv_fig *s)
+{
+    double w = o->duration, tot = 0, pc[8];
+    for (int i = 0; i < 8; i++)
+        tot += (double)(f->st[1][i] - f->st[0][i]);
+    for (int i = 0; i < 8; i++)
+        pc[i] = tot > 0 ? 100.0 * (double)(f->st[1][i] - f->st[0][i]) / tot : 0;
+    double dps = (double)f->received_w / w;
+    double srv_us = f->received_w ? s->cpu_s * 1e6 / (double)f->received_w : 0;
+    double cli_us = f->received_w ? f->cpu_w * 1e6 / (double)f->received_w : 0;
+    double fps = s->sends ? (double)s->frames / (double)s->sends : 0;
+    double p50 = pct_ms(f, 0.5), p99 = pct_ms(f, 0.99), p999 = pct_ms(f, 0.999);
+    int ok = f->lost == 0 && f->dup == 0 && f->reorder == 0 && s->measured == 2;
+    if (o->json) {
+        printf("{\"tool\":\"sammen-floor\",\"ok\":%s,"
+               "\"params\":{\"threads\":%d,\"members\":%d,\"rate\":%.0f,\"duration_s\":%.3g,"
+               "\"warmup_s\":%.3g,\"frame_bytes\":%zu,\"ack_every_ms\":%d,\"send_threads\":%d},"
+               "\"figures\":{\"sent\":%llu,\"expected\":%llu,\"received\":%llu,\"lost\":%llu,"
+               "\"duplicated\":%llu,\"out_of_order\":%llu,"
+               "\"msgs_per_s\":%.1f,\"deliveries_per_s\":%.1f,"
+               "\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"p99_9\":%.2f,\"count\":%llu},"
+               "\"server_cores\":%.3f,\"server_us_per_delivery\":%.3f,"
+               "\"server_turns_per_s\":%.1f,\"server_sends_per_s\":%.1f,"
+               "\"server_frames_per_send\":%.2f,\"server_syncs_per_s\":%.1f,"
+               "\"client_cores\":%.3f,\"client_us_per_delivery\":%.3f,\"acks_per_s\":%.1f,"
+               "\"machine_pct\":{\"user\":%.1f,\"system\":%.1f,\"softirq\":%.1f,"
+               "\"idle\":%.1f,\"iowait\":%.1f}}}\n",
+               ok ? "true" : "false", o->threads, o->members, o->rate, o->duration, o->warmup,
+               o->frame, o->ack_ms, o->send_threads, (unsigned long long)f->sent,
+               (unsigned long long)f->expected, (unsigned long long)f->received,
+               (unsigned long long)f->lost, (unsigned long long)f->dup,
+               (unsigned long long)f->reorder, (double)f->sent_w / w, dps, p50, p99, p999,
+               (unsigned long long)f->lat_n, s->cpu_s / w, srv_us, (double)s->turns / w,
+               (double)s->sends / w, fps, (double)s->syncs / w, f->cpu_w / w, cli_us,
+               (double)f->acks_w / w, pc[0] + pc[1], pc[2], pc[6], pc[3], pc[4]);
+    } else {
+        printf("sammen-floor: %d threads x %d members, %.0f msgs/s offered, %.3g s measured "
+               "after %.3g s, frames of %zu bytes, ack every %d ms, %d send thread(s)\n",
+               o->threads, o->members, o->rate, o->duration, o->warmup, o->frame, o->ack_ms,
+               o->send_threads);
+        printf("  %-30s %.0f\n", "messages/s sent", (double)f->sent_w / w);
+        printf("  %-30s %.0f\n", "deliveries/s received", dps);
+        printf("  %-30s %llu of %llu (lost %llu, duplicated %llu, out of order %llu)\n",
+               "deliveries", (unsigned long long)f->received, (unsigned long long)f->expected,
+               (unsigned long long)f->lost, (unsigned long long)f->dup,
+               (unsigned long long)f->reorder);
+        printf("  %-30s p50 %.2f  p99 %.2f  p99.9 %.2f ms\n", "latency, send to receipt", p50,
+               p99, p999);
+        printf("  %-30s %.2f cores, %.2f us per delivery\n", "server CPU", s->cpu_s / w,
+               srv_us);
+        printf("  %-30s %.0f turns/s, %.0f sends/s, %.2f frames/send, %.0f syncs/s\n",
+               "server loop", (double)s->turns / w, (double)s->sends / w, fps,
+               (double)s->syncs / w);
+        printf("  %-30s %.2f cores, %.2f us per delivery, %.0f acks/s\n", "client CPU",
+               f->cpu_w / w, cli_us, (double)f->acks_w / w);
+        printf("  %-30s user %.1f%%  system %.1f%%  softirq %.1f%%  idle %.1f%%  iowait %.1f%%\n",
+               "machine (/proc/stat)", pc[0] + pc[1], pc[2], pc[6], pc[3], pc[4]);
+    }
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sammen-floor [options]\n"
+            "The care workload's traffic between a server that only moves it and a client,\n"
+            "on loopback: the floor under what sammen-server and sammen-bench can do here.\n"
+            "  --threads T        threads (default 1000)\n"
+            "  --members M        members per thread, 2..%d (default 10)\n"
+            "  --rate R           messages per second from random members (default 20000)\n"
+            "  --duration D       seconds measured (default 5)\n"
+            "  --warmup W         seconds before the window (default 4)\n"
+            "  --frame BYTES      bytes of a message and of a delivery, %zu..%d (default 300)\n"
+            "  --ack-every MS     a member's acks at most every MS ms; -1: none (default 20)\n"
+            "  --send-threads N   server threads sending, 1..16 (default 1)\n"
+            "  --json             one JSON document instead of the table\n",
+            MEMBERS_MAX, sizeof(struct rec), FRAME_MAX);
+}
+
+static int parse_num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.threads = 1000, .members = 10, .send_threads = 1, .ack_ms = 20,
+                     .frame = 300, .rate = 20000, .duration = 5, .warmup = 4};
+    static const struct option lo[] = {
+        {"threads", required_argument, NULL, 't'},   {"members", required_argument, NULL, 'm'},
+        {"rate", required_argument, NULL, 'r'},      {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'w'},    {"frame", required_argument, NULL, 'f'},
+        {"ack-every", required_argument, NULL, 'a'}, {"send-threads", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        double v = 0;
+        int bad = 0;
+        switch (ch) {
+        case 't': bad = parse_num(optarg, 1, 100000, &v); o.threads = (int)v; break;
+        case 'm': bad = parse_num(optarg, 2, MEMBERS_MAX, &v); o.members = (int)v; break;
+        case 'r': bad = parse_num(optarg, 1, 1e6, &v); o.rate = v; break;
+        case 'd': bad = parse_num(optarg, 0.1, 3600, &v); o.duration = v; break;
+        case 'w': bad = parse_num(optarg, 0.1, 600, &v); o.warmup = v; break;
+        case 'f': bad = parse_num(optarg, (double)sizeof(struct rec), FRAME_MAX, &v);
+                  o.frame = (size_t)v; break;
+        case 'a': bad = parse_num(optarg, -1, 60000, &v); o.ack_ms = (int)v; break;
+        case 's': bad = parse_num(optarg, 1, 16, &v); o.send_threads = (int)v; break;
+        case 'j': o.json = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) {
+            const char *name = "?";
+            for (const struct option *p = lo; p->name; p++)
+                if (p->val == ch)
+                    name = p->name;
+            fprintf(stderr, "sammen-floor: --%s %s: out of range or not a number\n", name,
+                    optarg);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sammen-floor: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    struct rlimit rl;
+    long conns = (long)o.threads * o.members;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)conns + 32 > rl.rlim_cur) {
+        fprintf(stderr, "sammen-floor: %ld connections need more open files than this "
+                        "process may have (%llu); use fewer threads or members\n",
+                conns, (unsigned long long)rl.rlim_cur);
+        return 2;
+    }
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        die("floor", "signal");
+
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof(a);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 4096) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &al) != 0)
+        die("floor", "listening on 127.0.0.1");
+    struct srv_fig *sf = mmap(NULL, sizeof(*sf), PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sf == MAP_FAILED)
+        die("floor", "mmap");
+    memset(sf, 0, sizeof(*sf));
+    uint64_t t0 = now_ns();
+    uint64_t w0 = t0 + (uint64_t)(o.warmup * NS), w1 = w0 + (uint64_t)(o.duration * NS);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("floor", "fork");
+    if (pid == 0) {
+        run_server(&o, ls, w0, w1, sf);
+        _exit(0);
+    }
+    (void)close(ls);
+    struct cfig f;
+    memset(&f, 0, sizeof(f));
+    f.hist = xcalloc(HBUCKETS + 1, sizeof(uint32_t));
+    run_client(&o, &a, t0, w0, w1, &f);
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid)
+        die("floor", "waitpid");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "sammen-floor: the server process failed (status %d)\n", st);
+        return 1;
+    }
+    report(&o, &f, sf);
+    int ok = f.lost == 0 && f.dup == 0 && f.reorder == 0 && sf->measured == 2;
+    free(f.hist);
+    (void)munmap(sf, sizeof(*sf));
+    return ok ? 0 : 1;
+}

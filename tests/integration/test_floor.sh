@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test_floor.sh: smoke run of sammen-floor, the loopback floor of the care
+# workload (behaviour only, no timing assertions): every delivery arrives
+# once and in order, the table and the --json document have their shape,
+# acks follow --ack-every, the send pool delivers the same, and misuse is a
+# clear error with exit status 2.
+set -u
+. "$(dirname "$0")/lib.sh"
+FLOOR="$BIN/sammen-floor"
+[ -x "$FLOOR" ] || fail "no $FLOOR"
+D=$(mktemp -d "${TMPDIR:-/tmp}/sammen-it-XXXXXX")
+trap 'rm -rf "$D"' EXIT
+
+# --- the table: 20 threads of 3, 200 msgs/s, every delivery accounted for
+timeout 60 "$FLOOR" --threads 20 --members 3 --rate 200 --duration 1 --warmup 0.5 \
+    >"$D/table" 2>"$D/err" || fail "floor run failed: $(cat "$D/err" "$D/table")"
+grep -q '^sammen-floor: 20 threads x 3 members, 200 msgs/s offered' "$D/table" ||
+    fail "no heading: $(cat "$D/table")"
+grep -Eq '^  deliveries +([0-9]+) of \1 \(lost 0, duplicated 0, out of order 0\)$' "$D/table" ||
+    fail "deliveries line: $(cat "$D/table")"
+for k in 'latency, send to receipt' 'server CPU' 'server loop' 'client CPU' 'machine (/proc/stat)'; do
+    grep -q "^  $k" "$D/table" || fail "no '$k' in the table"
+done
+
+# --- --json, three send threads, an ack for every receipt
+timeout 60 "$FLOOR" --threads 30 --members 4 --rate 300 --duration 1 --warmup 0.5 \
+    --send-threads 3 --ack-every 0 --frame 64 --json >"$D/a.json" 2>"$D/err" ||
+    fail "floor --json failed: $(cat "$D/err")"
+"$PY" - "$D/a.json" <<'PYEOF' || fail "bad JSON document: $(cat "$D/a.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["tool"] == "sammen-floor" and d["ok"] is True, d
+p, f = d["params"], d["figures"]
+assert p == {"threads": 30, "members": 4, "rate": 300, "duration_s": 1, "warmup_s": 0.5,
+             "frame_bytes": 64, "ack_every_ms": 0, "send_threads": 3}, p
+assert f["sent"] > 0 and f["expected"] == 3 * f["sent"], f
+assert f["received"] == f["expected"], f
+assert f["lost"] == 0 and f["duplicated"] == 0 and f["out_of_order"] == 0, f
+assert f["latency_ms"]["count"] > 0 and 0 < f["latency_ms"]["p50"] <= f["latency_ms"]["p99"], f
+assert f["deliveries_per_s"] > 0 and f["msgs_per_s"] > 0, f
+assert f["server_sends_per_s"] > 0 and f["server_syncs_per_s"] > 0, f
+assert f["server_frames_per_send"] >= 1, f
+assert f["acks_per_s"] > 0, f
+for k in ("user", "system", "softirq", "idle", "iowait"):
+    assert k in f["machine_pct"], k
+PYEOF
+
+# --- no acks: none are sent, nothing is lost
+timeout 60 "$FLOOR" --threads 10 --members 2 --rate 100 --duration 0.5 --warmup 0.3 \
+    --ack-every -1 --json >"$D/b.json" 2>"$D/err" || fail "floor without acks failed"
+[ "$(json "$D/b.json" 'd["figures"]["acks_per_s"]')" = 0.0 ] || fail "acks without --ack-every"
+[ "$(json "$D/b.json" 'd["figures"]["lost"]')" = 0 ] || fail "lost without acks"
+
+# --- misuse: a clear error, status 2, nothing run
+expect_usage() { # WHAT PATTERN ARGS...
+    local what=$1 pat=$2 rc
+    shift 2
+    timeout 10 "$FLOOR" "$@" >"$D/out" 2>"$D/err"
+    rc=$?
+    [ "$rc" = 2 ] || fail "$what: status $rc, want 2"
+    grep -q -- "$pat" "$D/err" || fail "$what: no '$pat' in: $(cat "$D/err")"
+    [ ! -s "$D/out" ] || fail "$what: printed a result"
+}
+expect_usage "one member" "--members 1: out of range" --members 1
+expect_usage "bad rate" "--rate fast: out of range or not a number" --rate fast
+expect_usage "frame too small" "--frame 8: out of range" --frame 8
+expect_usage "too many connections" "need more open files" --threads 100000 --members 64
+expect_usage "stray argument" "unexpected argument 'now'" now
+expect_usage "unknown option" "usage: sammen-floor" --fast
+echo "ok"
