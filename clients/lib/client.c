@@ -431,6 +431,8 @@ static int rx_append(struct client_conn *c, const uint8_t *in, size_t len)
 
     if (len > c->ctx->max_frame - c->rx_len)
         return ERR_TOO_BIG;
+    if (len == 0)
+        return 0; /* an empty message or fragment: c->rx may still be NULL */
     need = c->rx_len + len;
     if (need > c->rx_cap) {
         size_t cap = c->rx_cap ? c->rx_cap : 4096;
