@@ -3,11 +3,13 @@
  * PERFORMANCE.md "The loopback floor").
  *
  * What the care workload's traffic costs this machine when the server does
- * nothing but move it: the least any server and any load generator can
- * spend here on T threads of M members at R messages a second.
+ * nothing but move it, as soon as it can (work-conserving: no deliberate
+ * coalescing delay): T threads of M members at R messages a second.
  *
  *   server process  takes fixed-size message records from its T*M
- *                   connections; makes each batch durable (pwrite + fdatasync
+ *                   connections (each introduced by a hello record with its
+ *                   index, so the mapping never rests on accept order);
+ *                   makes each batch durable (pwrite + fdatasync
  *                   on a helper thread, group commit: the next batch gathers
  *                   while one is synced); then appends one fixed-size delivery
  *                   frame per other member of the thread to each member's
@@ -17,13 +19,17 @@
  *   client process  holds the T*M connections; sends R messages a second from
  *                   random members (one send() each, as sammen-bench does);
  *                   reads the deliveries; checks every sender's sequence per
- *                   receiving connection (lost, duplicated, out of order);
- *                   measures the latency from send to receipt; acknowledges
+ *                   receiving connection (lost, duplicated, out of order) and
+ *                   that each delivery belongs there (its thread, not its own
+ *                   sender: misrouted); measures the latency from send to
+ *                   receipt, reading the clock at each recv(); acknowledges
  *                   what arrived (a 16-byte record per connection at most
  *                   every --ack-every ms).
  *
  * No WebSocket, no msgpack, no SQLite, no MLS, no consent checks: the real
- * server and bench do all of this and more, so their costs are above these.
+ * server and bench do all of this and more. A server that delays deliveries
+ * on purpose to make batches larger could spend less CPU per delivery than
+ * this one, at the cost of latency.
  * Both processes run on this machine, on loopback, as the bench and the
  * server do. The window: --warmup seconds after the start (connections made,
  * the rate reached), then --duration seconds measured; the client then waits
@@ -47,6 +53,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -56,7 +63,9 @@
 
 #define REC_MSG 1
 #define REC_ACK 2
-#define ACK_BYTES 16
+#define REC_HELLO 3 /* first record on a connection: seq = its index */
+#define ACK_BYTES 16 /* an ack or a hello: type, pad, thread, member, seq */
+#define CONNS_MAX 25000 /* one source address: ~28,000 ephemeral ports */
 #define INBUF 16384
 #define FRAME_MAX 4096
 #define MEMBERS_MAX 64
@@ -74,15 +83,15 @@ struct rec {
 };
 
 struct opts {
-    int threads, members, send_threads, ack_ms, json;
+    int threads, members, send_threads, ack_ms, json, sockbuf;
     size_t frame;
     double rate, duration, warmup;
 };
 
 /* Figures the server process leaves for the client process (shared map). */
 struct srv_fig {
-    double cpu_s;
-    uint64_t turns, sends, frames, syncs;
+    double cpu_s, window_s;
+    uint64_t turns, sends, frames, syncs, sync_ns, acks; /* acks: whole run */
     int measured;
 };
 
@@ -106,6 +115,12 @@ static double cpu_s(void)
 static void die(const char *who, const char *what)
 {
     fprintf(stderr, "sammen-floor: %s: %s: %s\n", who, what, strerror(errno));
+    exit(1);
+}
+
+static void die_short(const char *who, const char *what)
+{
+    fprintf(stderr, "sammen-floor: %s: %s: short write\n", who, what);
     exit(1);
 }
 
@@ -135,10 +150,12 @@ static void grow(uint8_t **p, size_t *cap, size_t need)
     *cap = c;
 }
 
-static int nonblocking_nodelay(int fd)
+static int nonblocking_nodelay(int fd, int bufopt, int bytes)
 {
     int one = 1, fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -1;
+    if (bytes > 0 && setsockopt(fd, SOL_SOCKET, bufopt, &bytes, sizeof(bytes)) != 0)
         return -1;
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
@@ -149,7 +166,7 @@ struct sconn {
     int fd;
     size_t inlen, outlen, outcap;
     uint8_t *out;
-    int dirty, closed;
+    int dirty, eof;
     uint32_t cursor;
     uint8_t in[INBUF];
 };
@@ -166,10 +183,10 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct batch *job;
-    int stop, efd, file;
+    int stop, efd, file, done; /* done: a synced batch waits (__atomic) */
     off_t off;
-    const char *err;
-} sy = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, -1, -1, 0, NULL};
+    uint64_t ns; /* pwrite + fdatasync, summed (__atomic) */
+} sy = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, -1, -1, 0, 0, 0};
 
 static void *syncer(void *arg)
 {
@@ -186,16 +203,23 @@ static void *syncer(void *arg)
             abort();
         if (stop)
             return NULL;
-        if (pwrite(sy.file, b->bytes, b->blen, sy.off) != (ssize_t)b->blen)
+        uint64_t t0 = now_ns();
+        ssize_t k = pwrite(sy.file, b->bytes, b->blen, sy.off);
+        if (k < 0)
             die("server", "pwrite of the log");
+        if ((size_t)k != b->blen)
+            die_short("server", "pwrite of the log");
         sy.off += (off_t)b->blen;
         if (fdatasync(sy.file) != 0)
             die("server", "fdatasync of the log");
+        __atomic_add_fetch(&sy.ns, now_ns() - t0, __ATOMIC_RELAXED);
         if (pthread_mutex_lock(&sy.mu) != 0)
             abort();
         sy.job = NULL;
         if (pthread_mutex_unlock(&sy.mu) != 0)
             abort();
+        /* the loop looks at `done` every turn; the eventfd only wakes it */
+        __atomic_store_n(&sy.done, 1, __ATOMIC_RELEASE);
         uint64_t one = 1;
         if (write(sy.efd, &one, sizeof(one)) != (ssize_t)sizeof(one))
             die("server", "eventfd write");
@@ -208,14 +232,14 @@ static void *syncer(void *arg)
 static struct {
     struct sconn *conns;
     int *dirty;
-    int ndirty, workers, gen, done, stop;
+    int ndirty, workers, done, stop;
+    unsigned gen;
     int next; /* taken with __atomic */
+    uint64_t sent; /* send() calls that took bytes (__atomic) */
     pthread_mutex_t mu;
     pthread_cond_t go, fin;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
           .fin = PTHREAD_COND_INITIALIZER};
-
-static int peer_gone; /* a send saw the client close: the run is over */
 
 static void flush_some(void)
 {
@@ -226,14 +250,15 @@ static void flush_some(void)
         struct sconn *c = &pool.conns[pool.dirty[i]];
         ssize_t k = send(c->fd, c->out, c->outlen, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (k < 0) {
-            if (errno == EAGAIN)
-                continue;
+            if (errno == EAGAIN || errno == EINTR)
+                continue; /* tried again next turn */
             if (errno == EPIPE || errno == ECONNRESET) {
-                __atomic_store_n(&peer_gone, 1, __ATOMIC_RELAXED);
+                c->outlen = 0; /* the client has gone: the run is ending */
                 continue;
             }
             die("server", "send");
         }
+        __atomic_add_fetch(&pool.sent, 1, __ATOMIC_RELAXED);
         memmove(c->out, c->out + k, c->outlen - (size_t)k);
         c->outlen -= (size_t)k;
     }
@@ -242,7 +267,7 @@ static void flush_some(void)
 static void *pool_worker(void *arg)
 {
     (void)arg;
-    int seen = 0;
+    unsigned seen = 0;
     for (;;) {
         if (pthread_mutex_lock(&pool.mu) != 0)
             abort();
@@ -266,10 +291,13 @@ static void *pool_worker(void *arg)
     }
 }
 
+#define POOL_MIN 64 /* fewer dirty connections: the loop thread sends alone */
+
 static void pool_flush(void)
 {
+    int helpers = pool.workers > 0 && pool.ndirty >= POOL_MIN;
     __atomic_store_n(&pool.next, 0, __ATOMIC_RELAXED);
-    if (pool.workers > 0) {
+    if (helpers) {
         if (pthread_mutex_lock(&pool.mu) != 0)
             abort();
         pool.done = 0;
@@ -280,7 +308,7 @@ static void pool_flush(void)
             abort();
     }
     flush_some();
-    if (pool.workers > 0) {
+    if (helpers) {
         if (pthread_mutex_lock(&pool.mu) != 0)
             abort();
         while (pool.done < pool.workers)
@@ -311,41 +339,64 @@ static void batch_add(struct batch *b, const struct rec *r, const uint8_t *bytes
 
 /* Read what a connection has; records to the gathering batch or the cursor.
  * Returns -1 when the client closed it (the end of the run). */
+static uint64_t acks_in; /* acks parsed by the server, whole run */
+
+/* Takes the complete records at the front of buf[0..len): returns the bytes
+ * taken. A record's size follows from its first byte (the type). */
+static size_t server_records(const struct opts *o, struct sconn *c, struct batch *b,
+                             const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        uint8_t type = buf[off];
+        size_t need = type == REC_MSG ? o->frame : ACK_BYTES;
+        if (type != REC_MSG && type != REC_ACK) {
+            fprintf(stderr, "sammen-floor: server: a malformed record\n");
+            exit(1);
+        }
+        if (len - off < need)
+            break;
+        struct rec r;
+        memset(&r, 0, sizeof(r));
+        memcpy(&r, buf + off, need < sizeof(r) ? need : sizeof(r));
+        if (type == REC_MSG) {
+            if (r.thread >= (uint32_t)o->threads || r.member >= (uint32_t)o->members) {
+                fprintf(stderr, "sammen-floor: server: a message of no thread\n");
+                exit(1);
+            }
+            batch_add(b, &r, buf + off, need);
+        } else {
+            c->cursor = r.seq;
+            acks_in++;
+        }
+        off += need;
+    }
+    return off;
+}
+
+/* Reads what a connection has; records to the gathering batch or the cursor.
+ * One recv() unless it filled the buffer (epoll is level-triggered: what is
+ * left is reported again). Returns -1 when the client closed it (the end). */
 static int server_read(const struct opts *o, struct sconn *c, struct batch *b)
 {
     for (;;) {
-        ssize_t k = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+        size_t room = sizeof(c->in) - c->inlen;
+        ssize_t k = recv(c->fd, c->in + c->inlen, room, 0);
         if (k == 0)
             return -1;
         if (k < 0) {
-            if (errno == EAGAIN)
+            if (errno == EAGAIN || errno == EINTR)
                 return 0;
             if (errno == ECONNRESET)
                 return -1;
             die("server", "recv");
         }
         c->inlen += (size_t)k;
-        size_t off = 0;
-        while (c->inlen - off >= sizeof(struct rec)) {
-            struct rec r;
-            memcpy(&r, c->in + off, sizeof(r));
-            size_t need = r.type == REC_MSG ? o->frame : ACK_BYTES;
-            if ((r.type != REC_MSG && r.type != REC_ACK) ||
-                (r.type == REC_MSG &&
-                 (r.thread >= (uint32_t)o->threads || r.member >= (uint32_t)o->members))) {
-                fprintf(stderr, "sammen-floor: server: a malformed record\n");
-                exit(1);
-            }
-            if (c->inlen - off < need)
-                break;
-            if (r.type == REC_MSG)
-                batch_add(b, &r, c->in + off, need);
-            else
-                c->cursor = r.seq;
-            off += need;
-        }
+        size_t off = server_records(o, c, b, c->in, c->inlen);
         memmove(c->in, c->in + off, c->inlen - off);
         c->inlen -= off;
+        if ((size_t)k < room)
+            return 0;
     }
 }
 
@@ -359,15 +410,30 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
     int ep = epoll_create1(0);
     if (ep < 0)
         die("server", "epoll_create1");
-    /* The client connects in order: connection i is thread i / M, member i % M. */
-    for (int i = 0; i < nconn; i++) {
+    /* Connection i is thread i / M, member i % M: its hello says which. */
+    for (int n = 0; n < nconn; n++) {
         int fd = accept(ls, NULL, NULL);
         if (fd < 0)
             die("server", "accept");
-        if (nonblocking_nodelay(fd) != 0)
+        struct rec h;
+        memset(&h, 0, sizeof(h));
+        size_t got = 0;
+        while (got < ACK_BYTES) { /* blocking: the client sends it at connect */
+            ssize_t k = recv(fd, (uint8_t *)&h + got, ACK_BYTES - got, 0);
+            if (k <= 0 && !(k < 0 && errno == EINTR)) {
+                fprintf(stderr, "sammen-floor: server: a connection without its hello\n");
+                exit(1);
+            }
+            got += k > 0 ? (size_t)k : 0;
+        }
+        if (h.type != REC_HELLO || h.seq >= (uint32_t)nconn || conns[h.seq].fd) {
+            fprintf(stderr, "sammen-floor: server: a bad hello\n");
+            exit(1);
+        }
+        if (nonblocking_nodelay(fd, SO_SNDBUF, o->sockbuf) != 0)
             die("server", "socket options");
-        conns[i].fd = fd;
-        struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        conns[h.seq].fd = fd;
+        struct epoll_event e = {.events = EPOLLIN, .data.u32 = h.seq};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0)
             die("server", "epoll_ctl");
     }
@@ -408,9 +474,9 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
 
     struct batch bs[2];
     memset(bs, 0, sizeof(bs));
-    int gather = 0, syncing = 0, done = 0;
-    uint64_t turns = 0, sends = 0, frames = 0, syncs = 0;
-    uint64_t t_turns = 0, t_sends = 0, t_frames = 0, t_syncs = 0;
+    int gather = 0, syncing = 0, done = 0, neof = 0;
+    uint64_t turns = 0, frames = 0, syncs = 0;
+    uint64_t t_turns = 0, t_sends = 0, t_frames = 0, t_syncs = 0, t_sync_ns = 0, t_at = 0;
     double c0 = 0;
     struct epoll_event ev[1024];
     while (!done) {
@@ -418,31 +484,45 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
         if (n < 0 && errno != EINTR)
             die("server", "epoll_wait");
         uint64_t t = now_ns();
+        uint64_t sent = __atomic_load_n(&pool.sent, __ATOMIC_RELAXED);
+        uint64_t sync_ns = __atomic_load_n(&sy.ns, __ATOMIC_RELAXED);
         if (fig->measured == 0 && t >= w0) {
             c0 = cpu_s();
-            t_turns = turns, t_sends = sends, t_frames = frames, t_syncs = syncs;
+            t_turns = turns, t_sends = sent, t_frames = frames, t_syncs = syncs;
+            t_sync_ns = sync_ns, t_at = t;
             fig->measured = 1;
         } else if (fig->measured == 1 && t >= w1) {
             fig->cpu_s = cpu_s() - c0;
+            fig->window_s = (double)(t - t_at) / NS;
             fig->turns = turns - t_turns;
-            fig->sends = sends - t_sends;
+            fig->sends = sent - t_sends;
             fig->frames = frames - t_frames;
             fig->syncs = syncs - t_syncs;
+            fig->sync_ns = sync_ns - t_sync_ns;
             fig->measured = 2;
         }
         turns++;
-        int released = 0;
         for (int j = 0; j < n; j++) {
             uint32_t id = ev[j].data.u32;
             if (id == UINT32_MAX) {
-                uint64_t v;
-                if (read(sy.efd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+                uint64_t v; /* the wake-up only: `done` says what happened */
+                if (read(sy.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     die("server", "eventfd read");
-                released = 1;
-            } else if (server_read(o, &conns[id], &bs[gather]) < 0) {
-                done = 1;
+            } else if (!conns[id].eof && server_read(o, &conns[id], &bs[gather]) < 0) {
+                /* the client is done with it: read to the end, then stop
+                 * watching it; the run ends when every connection has */
+                conns[id].eof = 1;
+                if (epoll_ctl(ep, EPOLL_CTL_DEL, conns[id].fd, NULL) != 0)
+                    die("server", "epoll_ctl");
+                if (++neof == nconn)
+                    done = 1;
             }
         }
+        /* checked every turn, not only when epoll reports the eventfd: with
+         * more than 1,024 ready sockets its event may wait for later turns */
+        int released = syncing && __atomic_load_n(&sy.done, __ATOMIC_ACQUIRE);
+        if (released)
+            __atomic_store_n(&sy.done, 0, __ATOMIC_RELAXED);
         if (released) { /* the synced batch is durable: deliver it */
             struct batch *b = &bs[!gather];
             for (size_t i = 0; i < b->n; i++) {
@@ -480,7 +560,6 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
             syncing = 1;
         }
         if (pool.ndirty && !done) {
-            sends += (uint64_t)pool.ndirty;
             pool_flush();
             int keep = 0;
             for (int i = 0; i < pool.ndirty; i++) {
@@ -491,8 +570,6 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
                     c->dirty = 0;
             }
             pool.ndirty = keep;
-            if (peer_gone)
-                done = 1;
         }
     }
     /* the end: stop the helpers, free */
@@ -509,6 +586,7 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
             abort();
     if (pthread_join(syt, NULL) != 0)
         abort();
+    fig->acks = acks_in;
     for (int i = 0; i < nconn; i++) {
         free(conns[i].out);
         (void)close(conns[i].fd);
@@ -530,7 +608,7 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
 
 struct cconn {
     int fd, ack_queued;
-    uint32_t seq, got;
+    uint32_t thread, member, seq, got;
     uint64_t last_ack;
     size_t inlen;
     uint32_t *last; /* per sender member: the last sequence received */
@@ -538,9 +616,9 @@ struct cconn {
 };
 
 struct cfig {
-    uint64_t sent, sent_w, received, received_w, expected, lost, dup, reorder, acks, acks_w;
-    uint64_t lat_n;
-    double cpu_w;
+    uint64_t sent, sent_w, received, received_w, expected, lost, dup, reorder, misrouted;
+    uint64_t acks, acks_w, lat_n, lat_over;
+    double cpu_w, load1; /* load1: the 1-minute load average at the window's start */
     unsigned long long st[2][8];
     uint32_t *hist;
 };
@@ -560,11 +638,13 @@ static void procstat(unsigned long long v[8])
 
 static void client_send(int fd, const void *p, size_t n)
 {
-    /* Blocking sends would stall the loop; the server drains quickly, so a
-     * short send here means the machine is far past saturation. */
+    /* A record goes out whole: on a full socket buffer (the server far
+     * behind) the client waits here, as a blocking client would. */
     size_t off = 0;
     while (off < n) {
         ssize_t k = send(fd, (const uint8_t *)p + off, n - off, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
         if (k < 0 && errno == EAGAIN) {
             struct timespec ts = {0, 100000};
             (void)nanosleep(&ts, NULL);
@@ -588,20 +668,25 @@ static void client_ack(struct cconn *c, uint64_t t, struct cfig *f, int in_windo
     f->acks_w += (uint64_t)in_window;
 }
 
-static void client_read(const struct opts *o, struct cconn *c, uint64_t t, uint64_t w0,
-                        uint64_t w1, struct cfig *f)
+/* Reads a connection's deliveries: accounting, sequence and routing checks,
+ * latency from the send to this recv(). One recv() unless it filled the
+ * buffer (level-triggered epoll reports the rest again). */
+static void client_read(const struct opts *o, struct cconn *c, uint64_t w0, uint64_t w1,
+                        struct cfig *f)
 {
     for (;;) {
-        ssize_t k = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+        size_t room = sizeof(c->in) - c->inlen;
+        ssize_t k = recv(c->fd, c->in + c->inlen, room, 0);
         if (k == 0) {
             fprintf(stderr, "sammen-floor: client: the server closed a connection\n");
             exit(1);
         }
         if (k < 0) {
-            if (errno == EAGAIN)
+            if (errno == EAGAIN || errno == EINTR)
                 return;
             die("client", "recv");
         }
+        uint64_t t = now_ns();
         c->inlen += (size_t)k;
         size_t off = 0;
         while (c->inlen - off >= o->frame) {
@@ -615,6 +700,10 @@ static void client_read(const struct opts *o, struct cconn *c, uint64_t t, uint6
             f->received++;
             f->received_w += (uint64_t)(t >= w0 && t < w1);
             c->got++;
+            if (d.thread != c->thread || d.member == c->member) {
+                f->misrouted++; /* another thread's, or its own message */
+                continue;
+            }
             uint32_t *last = &c->last[d.member];
             if (d.seq <= *last)
                 f->dup++;
@@ -623,27 +712,33 @@ static void client_read(const struct opts *o, struct cconn *c, uint64_t t, uint6
             if (d.seq > *last)
                 *last = d.seq;
             if (d.t_ns >= w0 && d.t_ns < w1) {
-                uint64_t b = (t - d.t_ns) / HBUCKET_NS;
+                uint64_t b = t > d.t_ns ? (t - d.t_ns) / HBUCKET_NS : 0;
+                if (b >= HBUCKETS)
+                    f->lat_over++;
                 f->hist[b >= HBUCKETS ? HBUCKETS : b]++;
                 f->lat_n++;
             }
         }
         memmove(c->in, c->in + off, c->inlen - off);
         c->inlen -= off;
+        if ((size_t)k < room)
+            return;
     }
 }
 
+/* The p-quantile's bucket's upper edge in ms; -1 when it is in the overflow
+ * bucket (10 s or more: printed as such, never as a figure). */
 static double pct_ms(const struct cfig *f, double p)
 {
     if (!f->lat_n)
         return 0;
     uint64_t want = (uint64_t)((double)f->lat_n * p), acc = 0;
-    for (uint32_t i = 0; i <= HBUCKETS; i++) {
+    for (uint32_t i = 0; i < HBUCKETS; i++) {
         acc += f->hist[i];
         if (acc > want)
-            return (double)(i + 1) * (double)HBUCKET_NS / 1e6; /* the bucket's upper edge */
+            return (double)(i + 1) * (double)HBUCKET_NS / 1e6;
     }
-    return (double)HBUCKETS * (double)HBUCKET_NS / 1e6;
+    return -1;
 }
 
 static void run_client(const struct opts *o, const struct sockaddr_in *a, uint64_t t0,
@@ -664,9 +759,16 @@ static void run_client(const struct opts *o, const struct sockaddr_in *a, uint64
             die("client", "socket");
         if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) != 0)
             die("client", "connect");
-        if (nonblocking_nodelay(fd) != 0)
+        struct rec h;
+        memset(&h, 0, sizeof(h));
+        h.type = REC_HELLO;
+        h.seq = (uint32_t)i;
+        client_send(fd, &h, ACK_BYTES);
+        if (nonblocking_nodelay(fd, SO_RCVBUF, o->sockbuf) != 0)
             die("client", "socket options");
         cs[i].fd = fd;
+        cs[i].thread = (uint32_t)(i / o->members);
+        cs[i].member = (uint32_t)(i % o->members);
         cs[i].last = &lasts[(size_t)i * (size_t)o->members];
         struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0)
@@ -701,6 +803,8 @@ static void run_client(const struct opts *o, const struct sockaddr_in *a, uint64
         if (phase == 0 && t >= w0) {
             c0 = cpu_s();
             procstat(f->st[0]);
+            double la[1];
+            f->load1 = getloadavg(la, 1) == 1 ? la[0] : -1;
             phase = 1;
         } else if (phase == 1 && t >= w1) {
             f->cpu_w = cpu_s() - c0;
@@ -715,7 +819,7 @@ static void run_client(const struct opts *o, const struct sockaddr_in *a, uint64
             uint32_t id = ev[j].data.u32;
             if (id != UINT32_MAX) {
                 struct cconn *c = &cs[id];
-                client_read(o, c, t, w0, w1, f);
+                client_read(o, c, w0, w1, f);
                 if (o->ack_ms < 0 || c->ack_queued)
                     continue;
                 if (t - c->last_ack >= ack_ns) {
@@ -772,6 +876,14 @@ static void run_client(const struct opts *o, const struct sockaddr_in *a, uint64
 
 /* ================================================================ report */
 
+/* Every delivery arrived once, in order, where it belongs; both processes
+ * measured the window. */
+static int floor_ok(const struct cfig *f, const struct srv_fig *s)
+{
+    return f->lost == 0 && f->dup == 0 && f->reorder == 0 && f->misrouted == 0 &&
+           f->received == f->expected && s->measured == 2;
+}
+
 static void report(const struct opts *o, const struct cfig *f, const struct srv_fig *s)
 {
     double w = o->duration, tot = 0, pc[8];
@@ -779,34 +891,48 @@ static void report(const struct opts *o, const struct cfig *f, const struct srv_
         tot += (double)(f->st[1][i] - f->st[0][i]);
     for (int i = 0; i < 8; i++)
         pc[i] = tot > 0 ? 100.0 * (double)(f->st[1][i] - f->st[0][i]) / tot : 0;
+    double sw = s->window_s > 0 ? s->window_s : w; /* the server's own window */
     double dps = (double)f->received_w / w;
-    double srv_us = f->received_w ? s->cpu_s * 1e6 / (double)f->received_w : 0;
+    double srv_us = dps > 0 ? s->cpu_s / sw * 1e6 / dps : 0;
     double cli_us = f->received_w ? f->cpu_w * 1e6 / (double)f->received_w : 0;
     double fps = s->sends ? (double)s->frames / (double)s->sends : 0;
-    double p50 = pct_ms(f, 0.5), p99 = pct_ms(f, 0.99), p999 = pct_ms(f, 0.999);
-    int ok = f->lost == 0 && f->dup == 0 && f->reorder == 0 && s->measured == 2;
+    double sync_ms = s->syncs ? (double)s->sync_ns / 1e6 / (double)s->syncs : 0;
+    double pq[3] = {pct_ms(f, 0.5), pct_ms(f, 0.99), pct_ms(f, 0.999)};
+    char ps[3][32];
+    for (int i = 0; i < 3; i++) {
+        if (pq[i] < 0)
+            snprintf(ps[i], sizeof(ps[i]), "%s", o->json ? "null" : ">= 10000");
+        else
+            snprintf(ps[i], sizeof(ps[i]), "%.2f", pq[i]);
+    }
+    int ok = floor_ok(f, s);
     if (o->json) {
         printf("{\"tool\":\"sammen-floor\",\"ok\":%s,"
                "\"params\":{\"threads\":%d,\"members\":%d,\"rate\":%.0f,\"duration_s\":%.3g,"
                "\"warmup_s\":%.3g,\"frame_bytes\":%zu,\"ack_every_ms\":%d,\"send_threads\":%d},"
                "\"figures\":{\"sent\":%llu,\"expected\":%llu,\"received\":%llu,\"lost\":%llu,"
-               "\"duplicated\":%llu,\"out_of_order\":%llu,"
+               "\"duplicated\":%llu,\"out_of_order\":%llu,\"misrouted\":%llu,"
                "\"msgs_per_s\":%.1f,\"deliveries_per_s\":%.1f,"
-               "\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"p99_9\":%.2f,\"count\":%llu},"
+               "\"latency_ms\":{\"p50\":%s,\"p99\":%s,\"p99_9\":%s,\"count\":%llu,"
+               "\"over_10s\":%llu},"
                "\"server_cores\":%.3f,\"server_us_per_delivery\":%.3f,"
                "\"server_turns_per_s\":%.1f,\"server_sends_per_s\":%.1f,"
                "\"server_frames_per_send\":%.2f,\"server_syncs_per_s\":%.1f,"
+               "\"server_sync_ms_mean\":%.3f,"
                "\"client_cores\":%.3f,\"client_us_per_delivery\":%.3f,\"acks_per_s\":%.1f,"
+               "\"acks_sent\":%llu,\"acks_received\":%llu,\"load_avg_1m\":%.2f,"
                "\"machine_pct\":{\"user\":%.1f,\"system\":%.1f,\"softirq\":%.1f,"
                "\"idle\":%.1f,\"iowait\":%.1f}}}\n",
                ok ? "true" : "false", o->threads, o->members, o->rate, o->duration, o->warmup,
                o->frame, o->ack_ms, o->send_threads, (unsigned long long)f->sent,
                (unsigned long long)f->expected, (unsigned long long)f->received,
                (unsigned long long)f->lost, (unsigned long long)f->dup,
-               (unsigned long long)f->reorder, (double)f->sent_w / w, dps, p50, p99, p999,
-               (unsigned long long)f->lat_n, s->cpu_s / w, srv_us, (double)s->turns / w,
-               (double)s->sends / w, fps, (double)s->syncs / w, f->cpu_w / w, cli_us,
-               (double)f->acks_w / w, pc[0] + pc[1], pc[2], pc[6], pc[3], pc[4]);
+               (unsigned long long)f->reorder, (unsigned long long)f->misrouted,
+               (double)f->sent_w / w, dps, ps[0], ps[1], ps[2], (unsigned long long)f->lat_n,
+               (unsigned long long)f->lat_over, s->cpu_s / sw, srv_us, (double)s->turns / sw,
+               (double)s->sends / sw, fps, (double)s->syncs / sw, sync_ms, f->cpu_w / w, cli_us,
+               (double)f->acks_w / w, (unsigned long long)f->acks, (unsigned long long)s->acks,
+               f->load1, pc[0] + pc[1], pc[2], pc[6], pc[3], pc[4]);
     } else {
         printf("sammen-floor: %d threads x %d members, %.0f msgs/s offered, %.3g s measured "
                "after %.3g s, frames of %zu bytes, ack every %d ms, %d send thread(s)\n",
@@ -814,21 +940,27 @@ static void report(const struct opts *o, const struct cfig *f, const struct srv_
                o->send_threads);
         printf("  %-30s %.0f\n", "messages/s sent", (double)f->sent_w / w);
         printf("  %-30s %.0f\n", "deliveries/s received", dps);
-        printf("  %-30s %llu of %llu (lost %llu, duplicated %llu, out of order %llu)\n",
+        printf("  %-30s %llu of %llu (lost %llu, duplicated %llu, out of order %llu, "
+               "misrouted %llu)\n",
                "deliveries", (unsigned long long)f->received, (unsigned long long)f->expected,
                (unsigned long long)f->lost, (unsigned long long)f->dup,
-               (unsigned long long)f->reorder);
-        printf("  %-30s p50 %.2f  p99 %.2f  p99.9 %.2f ms\n", "latency, send to receipt", p50,
-               p99, p999);
-        printf("  %-30s %.2f cores, %.2f us per delivery\n", "server CPU", s->cpu_s / w,
+               (unsigned long long)f->reorder, (unsigned long long)f->misrouted);
+        printf("  %-30s p50 %s  p99 %s  p99.9 %s ms (%llu of 10 s or more)\n",
+               "latency, send to receipt", ps[0], ps[1], ps[2],
+               (unsigned long long)f->lat_over);
+        printf("  %-30s %.2f cores, %.2f us per delivery\n", "server CPU", s->cpu_s / sw,
                srv_us);
-        printf("  %-30s %.0f turns/s, %.0f sends/s, %.2f frames/send, %.0f syncs/s\n",
-               "server loop", (double)s->turns / w, (double)s->sends / w, fps,
-               (double)s->syncs / w);
-        printf("  %-30s %.2f cores, %.2f us per delivery, %.0f acks/s\n", "client CPU",
-               f->cpu_w / w, cli_us, (double)f->acks_w / w);
-        printf("  %-30s user %.1f%%  system %.1f%%  softirq %.1f%%  idle %.1f%%  iowait %.1f%%\n",
-               "machine (/proc/stat)", pc[0] + pc[1], pc[2], pc[6], pc[3], pc[4]);
+        printf("  %-30s %.0f turns/s, %.0f sends/s, %.2f frames/send, %.0f syncs/s of "
+               "%.3f ms\n",
+               "server loop", (double)s->turns / sw, (double)s->sends / sw, fps,
+               (double)s->syncs / sw, sync_ms);
+        printf("  %-30s %.2f cores, %.2f us per delivery, %.0f acks/s (%llu sent, %llu "
+               "received)\n",
+               "client CPU", f->cpu_w / w, cli_us, (double)f->acks_w / w,
+               (unsigned long long)f->acks, (unsigned long long)s->acks);
+        printf("  %-30s user %.1f%%  system %.1f%%  softirq %.1f%%  idle %.1f%%  iowait "
+               "%.1f%%  load %.2f\n",
+               "machine (/proc/stat)", pc[0] + pc[1], pc[2], pc[6], pc[3], pc[4], f->load1);
     }
 }
 
@@ -846,8 +978,11 @@ static void usage(FILE *out)
             "  --frame BYTES      bytes of a message and of a delivery, %zu..%d (default 300)\n"
             "  --ack-every MS     a member's acks at most every MS ms; -1: none (default 20)\n"
             "  --send-threads N   server threads sending, 1..16 (default 1)\n"
-            "  --json             one JSON document instead of the table\n",
-            MEMBERS_MAX, sizeof(struct rec), FRAME_MAX);
+            "  --sockbuf BYTES    the server's SO_SNDBUF and the client's SO_RCVBUF\n"
+            "                     (default: the kernel's); small values force partial sends\n"
+            "  --json             one JSON document instead of the table\n"
+            "At most %d connections (T x M): one source address.\n",
+            MEMBERS_MAX, sizeof(struct rec), FRAME_MAX, CONNS_MAX);
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -861,6 +996,17 @@ static int parse_num(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.threads = 1000, .members = 10, .send_threads = 1, .ack_ms = 20,
@@ -871,21 +1017,23 @@ int main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},    {"frame", required_argument, NULL, 'f'},
         {"ack-every", required_argument, NULL, 'a'}, {"send-threads", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
+        {"sockbuf", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         double v = 0;
-        int bad = 0;
+        int bad = 0, fr = 0;
         switch (ch) {
-        case 't': bad = parse_num(optarg, 1, 100000, &v); o.threads = (int)v; break;
-        case 'm': bad = parse_num(optarg, 2, MEMBERS_MAX, &v); o.members = (int)v; break;
+        case 't': bad = parse_int(optarg, 1, CONNS_MAX, &o.threads); break;
+        case 'm': bad = parse_int(optarg, 2, MEMBERS_MAX, &o.members); break;
         case 'r': bad = parse_num(optarg, 1, 1e6, &v); o.rate = v; break;
         case 'd': bad = parse_num(optarg, 0.1, 3600, &v); o.duration = v; break;
         case 'w': bad = parse_num(optarg, 0.1, 600, &v); o.warmup = v; break;
-        case 'f': bad = parse_num(optarg, (double)sizeof(struct rec), FRAME_MAX, &v);
-                  o.frame = (size_t)v; break;
-        case 'a': bad = parse_num(optarg, -1, 60000, &v); o.ack_ms = (int)v; break;
-        case 's': bad = parse_num(optarg, 1, 16, &v); o.send_threads = (int)v; break;
+        case 'f': bad = parse_int(optarg, (int)sizeof(struct rec), FRAME_MAX, &fr);
+                  o.frame = (size_t)fr; break;
+        case 'a': bad = parse_int(optarg, -1, 60000, &o.ack_ms); break;
+        case 's': bad = parse_int(optarg, 1, 16, &o.send_threads); break;
+        case 'b': bad = parse_int(optarg, 0, 1 << 24, &o.sockbuf); break;
         case 'j': o.json = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -908,6 +1056,12 @@ int main(int argc, char **argv)
     }
     struct rlimit rl;
     long conns = (long)o.threads * o.members;
+    if (conns > CONNS_MAX) {
+        fprintf(stderr, "sammen-floor: %ld connections: at most %d from one source address; "
+                        "use fewer threads or members\n",
+                conns, CONNS_MAX);
+        return 2;
+    }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         (rlim_t)conns + 32 > rl.rlim_cur) {
         fprintf(stderr, "sammen-floor: %ld connections need more open files than this "
@@ -938,7 +1092,9 @@ int main(int argc, char **argv)
     pid_t pid = fork();
     if (pid < 0)
         die("floor", "fork");
-    if (pid == 0) {
+    if (pid == 0) { /* the server: it dies with the client, even mid-set-up */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+            _exit(1);
         run_server(&o, ls, w0, w1, sf);
         _exit(0);
     }
@@ -955,7 +1111,7 @@ int main(int argc, char **argv)
         return 1;
     }
     report(&o, &f, sf);
-    int ok = f.lost == 0 && f.dup == 0 && f.reorder == 0 && sf->measured == 2;
+    int ok = floor_ok(&f, sf);
     free(f.hist);
     (void)munmap(sf, sizeof(*sf));
     return ok ? 0 : 1;
