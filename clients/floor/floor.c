@@ -15,7 +15,9 @@
  *                   frame per other member of the thread to each member's
  *                   connection, and sends each connection's pending frames
  *                   with one send() per loop turn (optionally split over
- *                   --send-threads). Acks set a cursor in memory.
+ *                   --send-threads; with --flush-every, at most every so
+ *                   many ms, a deliberate delay that makes batches larger).
+ *                   Acks set a cursor in memory.
  *   client process  holds the T*M connections; sends R messages a second from
  *                   random members (one send() each, as sammen-bench does);
  *                   reads the deliveries; checks every sender's sequence per
@@ -83,7 +85,7 @@ struct rec {
 };
 
 struct opts {
-    int threads, members, send_threads, ack_ms, json, sockbuf;
+    int threads, members, send_threads, ack_ms, json, sockbuf, flush_ms;
     size_t frame;
     double rate, duration, warmup;
 };
@@ -475,12 +477,22 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
     struct batch bs[2];
     memset(bs, 0, sizeof(bs));
     int gather = 0, syncing = 0, done = 0, neof = 0;
+    /* --flush-every: a deliberate delay, so that batches grow (0: send in
+     * every turn, as soon as deliveries are there) */
+    uint64_t flush_ns = (uint64_t)o->flush_ms * 1000000u, last_flush = 0;
     uint64_t turns = 0, frames = 0, syncs = 0;
     uint64_t t_turns = 0, t_sends = 0, t_frames = 0, t_syncs = 0, t_sync_ns = 0, t_at = 0;
     double c0 = 0;
     struct epoll_event ev[1024];
     while (!done) {
-        int n = epoll_wait(ep, ev, 1024, pool.ndirty ? 1 : 50);
+        int wait_ms = 50;
+        if (pool.ndirty) { /* frames wait: until the next flush may go out */
+            uint64_t at = last_flush + flush_ns, tn = now_ns();
+            wait_ms = at > tn ? (int)((at - tn) / 1000000u) + 1 : 1;
+            if (wait_ms > 50)
+                wait_ms = 50;
+        }
+        int n = epoll_wait(ep, ev, 1024, wait_ms);
         if (n < 0 && errno != EINTR)
             die("server", "epoll_wait");
         uint64_t t = now_ns();
@@ -559,7 +571,8 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
             gather = !gather;
             syncing = 1;
         }
-        if (pool.ndirty && !done) {
+        if (pool.ndirty && !done && t - last_flush >= flush_ns) {
+            last_flush = t;
             pool_flush();
             int keep = 0;
             for (int i = 0; i < pool.ndirty; i++) {
@@ -909,7 +922,8 @@ static void report(const struct opts *o, const struct cfig *f, const struct srv_
     if (o->json) {
         printf("{\"tool\":\"sammen-floor\",\"ok\":%s,"
                "\"params\":{\"threads\":%d,\"members\":%d,\"rate\":%.0f,\"duration_s\":%.3g,"
-               "\"warmup_s\":%.3g,\"frame_bytes\":%zu,\"ack_every_ms\":%d,\"send_threads\":%d},"
+               "\"warmup_s\":%.3g,\"frame_bytes\":%zu,\"ack_every_ms\":%d,\"send_threads\":%d,"
+               "\"flush_every_ms\":%d},"
                "\"figures\":{\"sent\":%llu,\"expected\":%llu,\"received\":%llu,\"lost\":%llu,"
                "\"duplicated\":%llu,\"out_of_order\":%llu,\"misrouted\":%llu,"
                "\"msgs_per_s\":%.1f,\"deliveries_per_s\":%.1f,"
@@ -924,7 +938,7 @@ static void report(const struct opts *o, const struct cfig *f, const struct srv_
                "\"machine_pct\":{\"user\":%.1f,\"system\":%.1f,\"softirq\":%.1f,"
                "\"idle\":%.1f,\"iowait\":%.1f}}}\n",
                ok ? "true" : "false", o->threads, o->members, o->rate, o->duration, o->warmup,
-               o->frame, o->ack_ms, o->send_threads, (unsigned long long)f->sent,
+               o->frame, o->ack_ms, o->send_threads, o->flush_ms, (unsigned long long)f->sent,
                (unsigned long long)f->expected, (unsigned long long)f->received,
                (unsigned long long)f->lost, (unsigned long long)f->dup,
                (unsigned long long)f->reorder, (unsigned long long)f->misrouted,
@@ -938,6 +952,8 @@ static void report(const struct opts *o, const struct cfig *f, const struct srv_
                "after %.3g s, frames of %zu bytes, ack every %d ms, %d send thread(s)\n",
                o->threads, o->members, o->rate, o->duration, o->warmup, o->frame, o->ack_ms,
                o->send_threads);
+        if (o->flush_ms)
+            printf("  %-30s %d ms\n", "server flushes at most every", o->flush_ms);
         printf("  %-30s %.0f\n", "messages/s sent", (double)f->sent_w / w);
         printf("  %-30s %.0f\n", "deliveries/s received", dps);
         printf("  %-30s %llu of %llu (lost %llu, duplicated %llu, out of order %llu, "
@@ -978,6 +994,8 @@ static void usage(FILE *out)
             "  --frame BYTES      bytes of a message and of a delivery, %zu..%d (default 300)\n"
             "  --ack-every MS     a member's acks at most every MS ms; -1: none (default 20)\n"
             "  --send-threads N   server threads sending, 1..16 (default 1)\n"
+            "  --flush-every MS   the server sends a connection's frames at most every MS ms\n"
+            "                     (default 0: in every loop turn, as soon as they are there)\n"
             "  --sockbuf BYTES    the server's SO_SNDBUF and the client's SO_RCVBUF\n"
             "                     (default: the kernel's); small values force partial sends\n"
             "  --json             one JSON document instead of the table\n"
@@ -1017,7 +1035,7 @@ int main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},    {"frame", required_argument, NULL, 'f'},
         {"ack-every", required_argument, NULL, 'a'}, {"send-threads", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
-        {"sockbuf", required_argument, NULL, 'b'},
+        {"sockbuf", required_argument, NULL, 'b'}, {"flush-every", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1034,6 +1052,7 @@ int main(int argc, char **argv)
         case 'a': bad = parse_int(optarg, -1, 60000, &o.ack_ms); break;
         case 's': bad = parse_int(optarg, 1, 16, &o.send_threads); break;
         case 'b': bad = parse_int(optarg, 0, 1 << 24, &o.sockbuf); break;
+        case 'F': bad = parse_int(optarg, 0, 10000, &o.flush_ms); break;
         case 'j': o.json = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

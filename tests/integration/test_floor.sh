@@ -24,10 +24,10 @@ for k in 'latency, send to receipt' 'server CPU' 'server loop' 'client CPU' 'mac
     grep -q "^  $k" "$D/table" || fail "no '$k' in the table"
 done
 
-# --- --json: an ack for every receipt; then the send pool busy (100 threads
+# --- --json: an ack for every receipt and flushes at most every 30 ms; then the send pool busy (100 threads
 # of 10, three send threads) with 4,000-byte frames into 4,608-byte socket
 # buffers, where most sends take part of a connection's frames
-check_json() { # FILE THREADS MEMBERS RATE FRAME ACK SEND_THREADS SOCKBUF
+check_json() { # FILE THREADS MEMBERS RATE FRAME ACK SEND_THREADS FLUSH_EVERY
     "$PY" - "$@" <<'PYEOF' || fail "bad JSON document: $(cat "$1")"
 import json, sys
 a = sys.argv
@@ -36,7 +36,7 @@ assert d["tool"] == "sammen-floor" and d["ok"] is True, d
 p, f = d["params"], d["figures"]
 want = {"threads": int(a[2]), "members": int(a[3]), "rate": int(a[4]), "duration_s": 1,
         "warmup_s": 1, "frame_bytes": int(a[5]), "ack_every_ms": int(a[6]),
-        "send_threads": int(a[7])}
+        "send_threads": int(a[7]), "flush_every_ms": int(a[8])}
 assert p == want, (p, want)
 assert f["sent"] > 0 and f["expected"] == (int(a[3]) - 1) * f["sent"], f
 assert f["received"] == f["expected"], f
@@ -55,13 +55,13 @@ for k in ("user", "system", "softirq", "idle", "iowait"):
 PYEOF
 }
 timeout 60 "$FLOOR" --threads 30 --members 4 --rate 300 --duration 1 --warmup 1 \
-    --ack-every 0 --frame 64 --json >"$D/a.json" 2>"$D/err" ||
+    --ack-every 0 --frame 64 --flush-every 30 --json >"$D/a.json" 2>"$D/err" ||
     fail "floor --json failed: $(cat "$D/err")"
-check_json "$D/a.json" 30 4 300 64 0 1
+check_json "$D/a.json" 30 4 300 64 0 1 30
 timeout 90 "$FLOOR" --threads 100 --members 10 --rate 2000 --duration 1 --warmup 1 \
     --send-threads 3 --frame 4000 --sockbuf 4608 --json >"$D/p.json" 2>"$D/err" ||
     fail "floor with the send pool and small buffers failed: $(cat "$D/err")"
-check_json "$D/p.json" 100 10 2000 4000 20 3
+check_json "$D/p.json" 100 10 2000 4000 20 3 0
 
 # --- no acks: none are sent, nothing is lost
 timeout 60 "$FLOOR" --threads 10 --members 2 --rate 100 --duration 0.5 --warmup 0.3 \
