@@ -2,7 +2,9 @@
 # Installs what is missing, builds, and runs every test:
 #   1. the normal build and the whole CTest suite (unit, MLS vectors, integration, corpus replay)
 #   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. the integration tests with the server under valgrind memcheck
+#   3. the suite under ThreadSanitizer (without the bench, interop and
+#      random-entitlement tests), then the integration tests with the server
+#      under valgrind memcheck
 #      (scripts/valgrind-server.sh: libwebsockets and libuv, which ASan does
 #      not instrument)
 #   4. every libFuzzer target for SAMMEN_FUZZ_SECONDS (default 20) each
@@ -29,6 +31,13 @@ cmake --build build-asan -j"$JOBS"
 echo "== test (ASan+UBSan)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$JOBS")
+
+echo "== build (TSan)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSAMMEN_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$JOBS"
+echo "== test (TSan)"
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
+   ctest --output-on-failure -j"$JOBS" -E 'bench|entitle_random|interop')
 
 bash scripts/valgrind-server.sh build
 
