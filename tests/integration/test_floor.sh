@@ -85,7 +85,9 @@ expect_usage "frame too small" "--frame 8: out of range" --frame 8
 expect_usage "too many connections" "at most 25000 from one source address" \
     --threads 5000 --members 6
 expect_usage "fractional threads" "--threads 1.5: out of range" --threads 1.5
-(ulimit -n 256 && expect_usage "open-file limit" "need more open files" --threads 100)
+# (a subshell, for its own limit: its failure must fail the test)
+(ulimit -n 256 && expect_usage "open-file limit" "need more open files" --threads 100) ||
+    fail "open-file limit"
 expect_usage "stray argument" "unexpected argument 'now'" now
 expect_usage "unknown option" "usage: sammen-floor" --fast
 echo "ok"
