@@ -136,6 +136,7 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
+/* Grows *p to hold need bytes (doubling); out of memory ends the run. */
 static void grow(uint8_t **p, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -173,9 +174,9 @@ struct sconn {
     uint8_t in[INBUF];
 };
 
+/* Message records as received, --frame bytes each: what the syncer writes
+ * and, once synced, what goes to the other members. */
 struct batch {
-    struct rec *m;
-    size_t n, cap;
     uint8_t *bytes;
     size_t blen, bcap;
 };
@@ -321,26 +322,13 @@ static void pool_flush(void)
     }
 }
 
-static void batch_add(struct batch *b, const struct rec *r, const uint8_t *bytes, size_t len)
+static void batch_add(struct batch *b, const uint8_t *bytes, size_t len)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        struct rec *m = realloc(b->m, cap * sizeof(*m));
-        if (!m) {
-            fprintf(stderr, "sammen-floor: out of memory\n");
-            exit(1);
-        }
-        b->m = m;
-        b->cap = cap;
-    }
-    b->m[b->n++] = *r;
     grow(&b->bytes, &b->bcap, b->blen + len);
     memcpy(b->bytes + b->blen, bytes, len);
     b->blen += len;
 }
 
-/* Read what a connection has; records to the gathering batch or the cursor.
- * Returns -1 when the client closed it (the end of the run). */
 static uint64_t acks_in; /* acks parsed by the server, whole run */
 
 /* Takes the complete records at the front of buf[0..len): returns the bytes
@@ -366,7 +354,7 @@ static size_t server_records(const struct opts *o, struct sconn *c, struct batch
                 fprintf(stderr, "sammen-floor: server: a message of no thread\n");
                 exit(1);
             }
-            batch_add(b, &r, buf + off, need);
+            batch_add(b, buf + off, need);
         } else {
             c->cursor = r.seq;
             acks_in++;
@@ -407,8 +395,6 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
     int nconn = o->threads * o->members;
     struct sconn *conns = xcalloc((size_t)nconn, sizeof(*conns));
     int *dirty = xcalloc((size_t)nconn, sizeof(int));
-    uint8_t *frame = xcalloc(1, o->frame);
-    memset(frame, 'd', o->frame);
     int ep = epoll_create1(0);
     if (ep < 0)
         die("server", "epoll_create1");
@@ -442,21 +428,19 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
     if (close(ls) != 0)
         die("server", "close");
 
-    char path[] = "/tmp/sammen-floor-XXXXXX";
     const char *tmp = getenv("TMPDIR");
-    char tpath[4096];
-    if (tmp && *tmp && snprintf(tpath, sizeof(tpath), "%s/sammen-floor-XXXXXX", tmp) <
-                           (int)sizeof(tpath)) {
-        sy.file = mkstemp(tpath);
-        if (sy.file >= 0 && unlink(tpath) != 0)
-            die("server", "unlink of the log");
-    } else {
-        sy.file = mkstemp(path);
-        if (sy.file >= 0 && unlink(path) != 0)
-            die("server", "unlink of the log");
+    char path[4096];
+    int plen = snprintf(path, sizeof(path), "%s/sammen-floor-XXXXXX",
+                        tmp && *tmp ? tmp : "/tmp");
+    if (plen < 0 || (size_t)plen >= sizeof(path)) {
+        fprintf(stderr, "sammen-floor: server: TMPDIR is too long\n");
+        exit(1);
     }
+    sy.file = mkstemp(path);
     if (sy.file < 0)
         die("server", "the log file");
+    if (unlink(path) != 0)
+        die("server", "unlink of the log");
     sy.efd = eventfd(0, EFD_NONBLOCK);
     if (sy.efd < 0)
         die("server", "eventfd");
@@ -532,21 +516,22 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
         }
         /* checked every turn, not only when epoll reports the eventfd: with
          * more than 1,024 ready sockets its event may wait for later turns */
-        int released = syncing && __atomic_load_n(&sy.done, __ATOMIC_ACQUIRE);
-        if (released)
+        if (syncing && __atomic_load_n(&sy.done, __ATOMIC_ACQUIRE)) {
+            /* the synced batch is durable: each message, as received, to
+             * the other members of its thread */
             __atomic_store_n(&sy.done, 0, __ATOMIC_RELAXED);
-        if (released) { /* the synced batch is durable: deliver it */
             struct batch *b = &bs[!gather];
-            for (size_t i = 0; i < b->n; i++) {
-                const struct rec *r = &b->m[i];
+            for (size_t off = 0; off < b->blen; off += o->frame) {
+                const uint8_t *m = b->bytes + off;
+                struct rec r;
+                memcpy(&r, m, sizeof(r));
                 for (int mb = 0; mb < o->members; mb++) {
-                    if ((uint32_t)mb == r->member)
+                    if ((uint32_t)mb == r.member)
                         continue;
-                    int ci = (int)r->thread * o->members + mb;
+                    int ci = (int)r.thread * o->members + mb;
                     struct sconn *c = &conns[ci];
                     grow(&c->out, &c->outcap, c->outlen + o->frame);
-                    memcpy(frame, r, sizeof(*r));
-                    memcpy(c->out + c->outlen, frame, o->frame);
+                    memcpy(c->out + c->outlen, m, o->frame);
                     c->outlen += o->frame;
                     frames++;
                     if (!c->dirty) {
@@ -555,12 +540,11 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
                     }
                 }
             }
-            b->n = 0;
             b->blen = 0;
             syncing = 0;
             syncs++;
         }
-        if (!syncing && bs[gather].n) { /* group commit: hand over what gathered */
+        if (!syncing && bs[gather].blen) { /* group commit: hand over what gathered */
             if (pthread_mutex_lock(&sy.mu) != 0)
                 abort();
             sy.job = &bs[gather];
@@ -604,15 +588,12 @@ static void run_server(const struct opts *o, int ls, uint64_t w0, uint64_t w1, s
         free(conns[i].out);
         (void)close(conns[i].fd);
     }
-    for (int i = 0; i < 2; i++) {
-        free(bs[i].m);
+    for (int i = 0; i < 2; i++)
         free(bs[i].bytes);
-    }
     (void)close(sy.efd);
     (void)close(sy.file);
     (void)close(ep);
     free(pt);
-    free(frame);
     free(dirty);
     free(conns);
 }
